@@ -1,0 +1,1 @@
+//! Protocol edges: decode the wire, call the core, encode the answer.

@@ -1,0 +1,1 @@
+//! Composition roots shared by the binaries and the tests.

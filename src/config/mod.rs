@@ -1,0 +1,1 @@
+//! Configuration: raw (serde, all optional) → validated.

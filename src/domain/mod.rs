@@ -1,0 +1,6 @@
+//! Pure shared vocabulary: no I/O crates, no wire types.
+
+pub mod claims;
+pub mod clock;
+pub mod revocation;
+pub mod secret;

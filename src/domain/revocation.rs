@@ -1,0 +1,195 @@
+//! Revocation vocabulary shared by the issuer (which writes revocations) and
+//! the verifier (which mirrors them in memory).
+//!
+//! Storage schema (implemented in `infra`, documented here so both sides agree):
+//! - sorted set [`JTI_KEY`]: member = `jti`, score = token `exp` (unix secs);
+//!   members whose score is in the past are pruned.
+//! - sorted set [`SUBJECT_KEY`]: member = `sub`, score = "revoked before"
+//!   watermark: tokens of that subject with `iat <= score` are revoked.
+//! - sorted set [`CLIENT_KEY`]: the same, keyed by `client_id`.
+//! - pub/sub channel [`CHANNEL`]: one JSON [`Revocation`] per change.
+//!
+//! All keys share the `{mcpgate}` hash tag so they live in one Redis Cluster slot.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+pub const JTI_KEY: &str = "{mcpgate}:revoked:jti";
+pub const SUBJECT_KEY: &str = "{mcpgate}:revoked:sub";
+pub const CLIENT_KEY: &str = "{mcpgate}:revoked:client";
+pub const CHANNEL: &str = "mcpgate:revocations";
+
+/// One revocation, as stored and as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// One access token, remembered until its `exp`.
+    Jti { id: String, exp: u64 },
+    /// Every token of a subject issued at or before `before`.
+    Subject { id: String, before: u64 },
+    /// Every token of a client issued at or before `before`.
+    Client { id: String, before: u64 },
+}
+
+/// The facts about a token that revocation is decided on.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRef<'a> {
+    pub jti: &'a str,
+    pub sub: &'a str,
+    pub client_id: Option<&'a str>,
+    pub iat: u64,
+}
+
+/// An in-memory revocation set: the verifier's mirror, and the issuer's
+/// embedded (single-process) store.
+#[derive(Debug, Default, Clone)]
+pub struct RevocationSet {
+    jtis: HashMap<String, u64>,
+    subjects: HashMap<String, u64>,
+    clients: HashMap<String, u64>,
+}
+
+// === impl Revocation ===
+
+impl Revocation {
+    /// The unix time after which this entry no longer matters, given the
+    /// longest access-token lifetime in force.
+    pub fn expires_at(&self, max_token_lifetime_secs: u64) -> u64 {
+        match self {
+            Revocation::Jti { exp, .. } => *exp,
+            Revocation::Subject { before, .. } | Revocation::Client { before, .. } => {
+                before.saturating_add(max_token_lifetime_secs)
+            }
+        }
+    }
+}
+
+// === impl RevocationSet ===
+
+impl RevocationSet {
+    pub fn apply(&mut self, r: &Revocation) {
+        let (map, id, v) = match r {
+            Revocation::Jti { id, exp } => (&mut self.jtis, id, *exp),
+            Revocation::Subject { id, before } => (&mut self.subjects, id, *before),
+            Revocation::Client { id, before } => (&mut self.clients, id, *before),
+        };
+        let e = map.entry(id.clone()).or_insert(v);
+        *e = (*e).max(v);
+    }
+
+    pub fn is_revoked(&self, t: TokenRef<'_>) -> bool {
+        if self.jtis.contains_key(t.jti) {
+            return true;
+        }
+        if self.subjects.get(t.sub).is_some_and(|b| t.iat <= *b) {
+            return true;
+        }
+        t.client_id
+            .and_then(|c| self.clients.get(c))
+            .is_some_and(|b| t.iat <= *b)
+    }
+
+    /// Drops entries that can no longer match a live token.
+    pub fn prune(&mut self, now: u64, max_token_lifetime_secs: u64) {
+        self.jtis.retain(|_, exp| *exp >= now);
+        let horizon = now.saturating_sub(max_token_lifetime_secs);
+        self.subjects.retain(|_, b| *b >= horizon);
+        self.clients.retain(|_, b| *b >= horizon);
+    }
+
+    pub fn len(&self) -> usize {
+        self.jtis.len() + self.subjects.len() + self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn entries(&self) -> Vec<Revocation> {
+        let mut v: Vec<Revocation> = Vec::with_capacity(self.len());
+        v.extend(self.jtis.iter().map(|(id, exp)| Revocation::Jti {
+            id: id.clone(),
+            exp: *exp,
+        }));
+        v.extend(self.subjects.iter().map(|(id, b)| Revocation::Subject {
+            id: id.clone(),
+            before: *b,
+        }));
+        v.extend(self.clients.iter().map(|(id, b)| Revocation::Client {
+            id: id.clone(),
+            before: *b,
+        }));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(jti: &'static str, sub: &'static str, iat: u64) -> TokenRef<'static> {
+        TokenRef {
+            jti,
+            sub,
+            client_id: Some("c1"),
+            iat,
+        }
+    }
+
+    #[test]
+    fn jti_subject_and_client() {
+        let mut s = RevocationSet::default();
+        s.apply(&Revocation::Jti {
+            id: "j1".into(),
+            exp: 200,
+        });
+        assert!(s.is_revoked(t("j1", "u", 100)));
+        assert!(!s.is_revoked(t("j2", "u", 100)));
+        s.apply(&Revocation::Subject {
+            id: "u".into(),
+            before: 150,
+        });
+        assert!(s.is_revoked(t("j2", "u", 150)));
+        assert!(!s.is_revoked(t("j2", "u", 151)));
+        s.apply(&Revocation::Client {
+            id: "c1".into(),
+            before: 160,
+        });
+        assert!(s.is_revoked(t("j3", "v", 155)));
+        s.prune(201, 3600);
+        assert!(!s.is_revoked(t("j1", "w", 400)));
+    }
+
+    #[test]
+    fn wire_format() {
+        let r = Revocation::Jti {
+            id: "a".into(),
+            exp: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"kind":"jti","id":"a","exp":5}"#
+        );
+    }
+}
+
+/// The verifier's read side: an in-memory view, consulted on every Check
+/// with no I/O.
+pub trait RevocationView: Send + Sync + 'static {
+    fn is_revoked(&self, t: TokenRef<'_>) -> bool;
+
+    /// How long the view has been out of touch with its source of truth, or
+    /// `None` when it is authoritative (an in-process set) or in sync.
+    fn stale_for(&self, now: std::time::SystemTime) -> Option<std::time::Duration>;
+}
+
+/// The issuer's write side: records a revocation where every verifier sees it.
+#[async_trait::async_trait]
+pub trait RevocationSink: Send + Sync + 'static {
+    async fn publish(&self, r: Revocation) -> Result<(), RevocationError>;
+}
+
+/// Failure to record a revocation; the issuer must report it, not swallow it.
+#[derive(Debug, thiserror::Error)]
+#[error("revocation store unavailable: {0}")]
+pub struct RevocationError(pub String);

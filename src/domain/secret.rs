@@ -1,0 +1,82 @@
+//! Secrets are types: redacted `Debug`, no `Display`, explicit `.secret()`
+//! access and constant-time comparison.
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+/// Constant-time equality of two byte strings (length may leak, content not).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+macro_rules! secret_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(s: impl Into<String>) -> Self {
+                Self(s.into())
+            }
+            /// The secret value. Callers must not log it.
+            pub fn secret(&self) -> &str {
+                &self.0
+            }
+            /// Constant-time comparison with an untrusted candidate.
+            pub fn matches(&self, unverified: &str) -> bool {
+                ct_eq(self.0.as_bytes(), unverified.as_bytes())
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// A bearer access token as received on the wire.
+    BearerToken
+);
+secret_type!(
+    /// An OAuth client secret (RFC 6749 §2.3.1).
+    ClientSecret
+);
+secret_type!(
+    /// A refresh token (RFC 6749 §1.5).
+    RefreshToken
+);
+secret_type!(
+    /// A one-time authorization code (RFC 6749 §4.1.2).
+    AuthCode
+);
+secret_type!(
+    /// A PKCE code verifier (RFC 7636 §4.1).
+    PkceVerifier
+);
+secret_type!(
+    /// An RFC 7592 registration access token.
+    RegistrationToken
+);
+secret_type!(
+    /// An operator's admin API token.
+    AdminToken
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = ClientSecret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "ClientSecret([redacted])");
+        assert!(s.matches("hunter2"));
+        assert!(!s.matches("hunter3"));
+        assert!(!s.matches("hunter"));
+    }
+}

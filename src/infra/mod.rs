@@ -1,0 +1,1 @@
+//! I/O implementations of the core traits.

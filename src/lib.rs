@@ -1,0 +1,23 @@
+//! mcpgate: OAuth 2.1 for MCP servers.
+//!
+//! Two services from one crate:
+//! - the **verifier** (`feature = "verifier"`), an Envoy ext_authz gRPC and
+//!   ForwardAuth HTTP decision service that validates JWT access tokens;
+//! - the **issuer** (`feature = "issuer"`), an MCP-compliant OAuth 2.1
+//!   authorization server.
+//!
+//! Dependencies point one way: `bin` → `app` → `adapters` / `infra` /
+//! `config` → `verify` / `issue` → `domain`. The core modules (`domain`,
+//! `verify`, `issue`) never name a wire or storage crate.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod infra;
+#[cfg(feature = "issuer")]
+pub mod issue;
+#[cfg(feature = "verifier")]
+pub mod verify;

@@ -1,0 +1,1 @@
+//! The verifier core: protocol-neutral requests in, decisions out.

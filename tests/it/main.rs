@@ -1,0 +1,9 @@
+//! The single integration-test binary: real apps on 127.0.0.1:0.
+//! Redis-backed cases start their own `redis-server` (found on PATH) and are
+//! skipped with a message when it is absent.
+
+#[cfg(feature = "issuer")]
+mod issuer;
+mod layering;
+#[cfg(feature = "verifier")]
+mod verifier;
