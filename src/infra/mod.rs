@@ -1,1 +1,5 @@
 //! I/O implementations of the core traits.
+#[cfg(feature = "issuer")]
+pub mod embedded_store;
+#[cfg(feature = "issuer")]
+pub mod redis_store;

@@ -1,1 +1,4 @@
 //! Issuer integration tests.
+mod store_embedded;
+mod store_redis;
+mod store_suite;

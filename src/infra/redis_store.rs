@@ -1,0 +1,292 @@
+//! [`Store`] on Redis: standalone (a reconnecting `ConnectionManager`) or
+//! Redis Cluster (`cluster_async`), chosen by how many URLs are configured or
+//! by an explicit flag.
+//!
+//! Key layout: every namespace is one hash tag, so all its keys share a slot
+//! and listing works in a cluster. A value lives at `{mcpgate:<ns>}:<key>`;
+//! listable namespaces (clients, keys) also keep the set
+//! `{mcpgate:<ns>}/index` of their keys, updated by the same Lua script as the
+//! value so the two never disagree. Every write with a TTL uses `PX`.
+
+use crate::infra::embedded_store::namespace_name;
+use crate::issue::store::{Namespace, Store, StoreError};
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{RedisResult, Script};
+use std::time::Duration;
+
+/// Writes the value and, for listable namespaces, adds it to the index.
+/// KEYS[1] value key, KEYS[2] index ("" if none). ARGV: value, ttl ms (0 =
+/// none), key, nx flag ("1" = only if absent). Returns 1 if written.
+const PUT_LUA: &str = r#"
+local ok
+if ARGV[2] ~= '0' then
+  if ARGV[4] == '1' then ok = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')
+  else ok = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+else
+  if ARGV[4] == '1' then ok = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+  else ok = redis.call('SET', KEYS[1], ARGV[1]) end
+end
+if not ok then return 0 end
+if #KEYS > 1 then redis.call('SADD', KEYS[2], ARGV[3]) end
+return 1
+"#;
+
+/// Removes (and returns with GETDEL) the value and its index entry.
+/// KEYS[1] value key, KEYS[2] index (optional). ARGV[1] key, ARGV[2] "get"/"del".
+const REMOVE_LUA: &str = r#"
+local v
+if ARGV[2] == 'get' then v = redis.call('GETDEL', KEYS[1])
+else v = redis.call('DEL', KEYS[1]) end
+if #KEYS > 1 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return v
+"#;
+
+/// Lists a namespace through its index, dropping entries whose value expired.
+/// KEYS[1] index; ARGV[1] value-key prefix. Returns a flat key, value array.
+const LIST_LUA: &str = r#"
+local out = {}
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('GET', ARGV[1] .. k)
+  if v then
+    out[#out + 1] = k
+    out[#out + 1] = v
+  else
+    redis.call('SREM', KEYS[1], k)
+  end
+end
+return out
+"#;
+
+/// A windowed counter: INCR, and set the window on the first increment (or
+/// whenever the key somehow lacks a TTL). KEYS[1] counter; ARGV[1] window ms.
+const INCR_LUA: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
+/// Connection settings for [`RedisStore`].
+#[derive(Debug, Clone, Default)]
+pub struct RedisSettings {
+    /// `redis://` / `rediss://` URLs. One URL means standalone unless
+    /// `cluster` is set; several mean cluster seed nodes.
+    pub urls: Vec<String>,
+    /// Force cluster mode even with a single seed URL. Defaults to false.
+    pub cluster: bool,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// The issuer's store on Redis or Redis Cluster.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    put: Script,
+    remove: Script,
+    list: Script,
+    incr: Script,
+}
+
+fn redis_err(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn listable(ns: Namespace) -> bool {
+    matches!(ns, Namespace::Clients | Namespace::Keys)
+}
+
+/// `{mcpgate:<ns>}`: the hash tag shared by a namespace's keys.
+fn tag(ns: Namespace) -> String {
+    format!("{{mcpgate:{}}}", namespace_name(ns))
+}
+
+fn value_key(ns: Namespace, key: &str) -> String {
+    format!("{}:{key}", tag(ns))
+}
+
+fn index_key(ns: Namespace) -> String {
+    format!("{}/index", tag(ns))
+}
+
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    ttl.map(|t| (t.as_millis() as u64).max(1)).unwrap_or(0)
+}
+
+// === impl RedisStore ===
+
+impl RedisStore {
+    /// Connects: one URL = standalone, several = cluster seed nodes.
+    pub async fn connect(urls: &[String]) -> Result<Self, StoreError> {
+        Self::connect_with(&RedisSettings {
+            urls: urls.to_vec(),
+            cluster: false,
+        })
+        .await
+    }
+
+    pub async fn connect_with(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let conn = match settings.urls.as_slice() {
+            [] => return Err(StoreError::Unavailable("no redis URL configured".into())),
+            [one] if !settings.cluster => {
+                let client = redis::Client::open(one.as_str()).map_err(redis_err)?;
+                Conn::Single(ConnectionManager::new(client).await.map_err(redis_err)?)
+            }
+            many => {
+                let client = redis::cluster::ClusterClient::new(many.iter().map(String::as_str))
+                    .map_err(redis_err)?;
+                Conn::Cluster(client.get_async_connection().await.map_err(redis_err)?)
+            }
+        };
+        Ok(Self {
+            conn,
+            put: Script::new(PUT_LUA),
+            remove: Script::new(REMOVE_LUA),
+            list: Script::new(LIST_LUA),
+            incr: Script::new(INCR_LUA),
+        })
+    }
+
+    /// Whether this store talks to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match self.conn.clone() {
+            Conn::Single(mut c) => cmd.query_async(&mut c).await,
+            Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+        }
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        match self.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
+        }
+    }
+
+    async fn write(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        nx: bool,
+    ) -> Result<bool, StoreError> {
+        let mut inv = self.put.key(value_key(ns, key));
+        if listable(ns) {
+            inv.key(index_key(ns));
+        }
+        inv.arg(value)
+            .arg(ttl_ms(ttl))
+            .arg(key)
+            .arg(if nx { "1" } else { "0" });
+        let written: i64 = self.invoke(&inv).await.map_err(redis_err)?;
+        Ok(written == 1)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(value_key(ns, key));
+        self.query(&cmd).await.map_err(redis_err)
+    }
+
+    async fn put(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.write(ns, key, value, ttl, false).await.map(|_| ())
+    }
+
+    async fn put_if_absent(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.write(ns, key, value, ttl, true).await
+    }
+
+    async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !listable(ns) {
+            let mut cmd = redis::cmd("GETDEL");
+            cmd.arg(value_key(ns, key));
+            return self.query(&cmd).await.map_err(redis_err);
+        }
+        let mut inv = self.remove.key(value_key(ns, key));
+        inv.key(index_key(ns)).arg(key).arg("get");
+        self.invoke(&inv).await.map_err(redis_err)
+    }
+
+    async fn delete(&self, ns: Namespace, key: &str) -> Result<bool, StoreError> {
+        let mut inv = self.remove.key(value_key(ns, key));
+        if listable(ns) {
+            inv.key(index_key(ns));
+        }
+        inv.arg(key).arg("del");
+        let n: i64 = self.invoke(&inv).await.map_err(redis_err)?;
+        Ok(n > 0)
+    }
+
+    async fn list(&self, ns: Namespace) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if !listable(ns) {
+            return Err(StoreError::Unavailable(format!(
+                "namespace {} is not listable",
+                namespace_name(ns)
+            )));
+        }
+        let mut inv = self.list.key(index_key(ns));
+        inv.arg(format!("{}:", tag(ns)));
+        let flat: Vec<Vec<u8>> = self.invoke(&inv).await.map_err(redis_err)?;
+        let mut out = Vec::with_capacity(flat.len() / 2);
+        let mut it = flat.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            let k = String::from_utf8(k)
+                .map_err(|_| StoreError::Corrupt("redis index key is not UTF-8".into()))?;
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    async fn incr(&self, ns: Namespace, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let mut inv = self.incr.key(value_key(ns, key));
+        inv.arg(ttl_ms(Some(window)));
+        self.invoke(&inv).await.map_err(redis_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_a_hash_tag_per_namespace() {
+        assert_eq!(
+            value_key(Namespace::Clients, "abc"),
+            "{mcpgate:clients}:abc"
+        );
+        assert_eq!(index_key(Namespace::Clients), "{mcpgate:clients}/index");
+        assert_eq!(
+            value_key(Namespace::RotatedRefresh, "h"),
+            "{mcpgate:rotated_refresh}:h"
+        );
+        assert_eq!(ttl_ms(Some(Duration::from_micros(10))), 1);
+        assert_eq!(ttl_ms(None), 0);
+    }
+}

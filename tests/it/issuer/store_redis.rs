@@ -1,0 +1,72 @@
+//! `RedisStore` against the shared store suite on a real standalone
+//! `redis-server` and on a real 3-master Redis Cluster.
+
+use super::store_suite::{redis_available, run_suite, start_cluster, start_redis};
+use mcpgate::infra::redis_store::{RedisSettings, RedisStore};
+use mcpgate::issue::store::{Namespace, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn redis_store_standalone_passes_suite() {
+    if !redis_available("redis_store_standalone_passes_suite") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_redis(dir.path(), false).await;
+    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let store = RedisStore::connect(&[url]).await.unwrap();
+    assert!(!store.is_cluster());
+    run_suite(Arc::new(store.clone())).await;
+
+    // Every transient key carries a TTL.
+    store
+        .put(Namespace::Codes, "t", b"x", Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    store
+        .incr(Namespace::RateLimits, "t", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for key in ["{mcpgate:codes}:t", "{mcpgate:rate_limits}:t"] {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(pttl > 0 && pttl <= 30_000, "{key} has pttl {pttl}");
+    }
+}
+
+#[tokio::test]
+async fn redis_store_cluster_passes_suite() {
+    if !redis_available("redis_store_cluster_passes_suite") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(dir.path()).await;
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}/", n.port))
+        .collect();
+    let store = RedisStore::connect(&urls).await.unwrap();
+    assert!(store.is_cluster());
+    run_suite(Arc::new(store)).await;
+
+    // One seed URL plus the explicit flag also selects cluster mode.
+    let one = RedisStore::connect_with(&RedisSettings {
+        urls: vec![urls[1].clone()],
+        cluster: true,
+    })
+    .await
+    .unwrap();
+    assert!(one.is_cluster());
+    one.put(Namespace::Clients, "x", b"y", None).await.unwrap();
+    assert_eq!(
+        one.get(Namespace::Clients, "x").await.unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
+    drop(nodes);
+}
