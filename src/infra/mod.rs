@@ -3,3 +3,5 @@
 pub mod embedded_store;
 #[cfg(feature = "issuer")]
 pub mod redis_store;
+#[cfg(feature = "issuer")]
+pub mod cimd_fetch;
