@@ -5,3 +5,7 @@ pub mod embedded_store;
 pub mod redis_store;
 #[cfg(feature = "issuer")]
 pub mod cimd_fetch;
+#[cfg(feature = "issuer")]
+pub mod github;
+#[cfg(feature = "issuer")]
+pub mod oidc;

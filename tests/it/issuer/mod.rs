@@ -3,3 +3,4 @@ mod store_embedded;
 mod store_redis;
 mod store_suite;
 mod cimd_fetch_guard;
+mod upstream_github;
