@@ -153,7 +153,7 @@ impl EmbeddedStore {
 
     /// Purges every expired entry; returns how many were removed.
     pub async fn sweep(&self) -> Result<u64, StoreError> {
-        self.blocking(|db, now| sweep_db(db, now)).await
+        self.blocking(sweep_db).await
     }
 
     fn spawn_sweeper(&self, every: Duration) {

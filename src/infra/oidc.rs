@@ -132,11 +132,12 @@ pub struct OidcIdp {
     meta: ProviderMetadata,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// The provider's keys and when a `kid` miss last triggered a refetch.
     jwks: RwLock<(JwkSet, Option<Instant>)>,
 }
 
 /// Minimum time between JWKS refetches triggered by an unknown `kid`.
-const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The RFC 7636 S256 challenge of a PKCE verifier.
 pub fn pkce_s256_challenge(verifier: &PkceVerifier) -> String {
@@ -213,7 +214,7 @@ impl OidcIdp {
         }
         let set: JwkSet = resp.json().await.map_err(unavailable)?;
         let mut guard = self.jwks.write().map_err(|_| unavailable("jwks lock"))?;
-        *guard = (set, Some(Instant::now()));
+        guard.0 = set;
         Ok(())
     }
 
@@ -222,11 +223,16 @@ impl OidcIdp {
         if let Some(k) = self.lookup(kid)? {
             return Ok(k);
         }
-        let recently = {
-            let guard = self.jwks.read().map_err(|_| unavailable("jwks lock"))?;
-            guard.1.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL)
+        // Refetches triggered by a miss are rate-limited; the initial load is not.
+        let allowed = {
+            let mut guard = self.jwks.write().map_err(|_| unavailable("jwks lock"))?;
+            let recent = guard.1.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL);
+            if !recent {
+                guard.1 = Some(Instant::now());
+            }
+            !recent
         };
-        if !recently {
+        if allowed {
             self.refresh_jwks().await?;
             if let Some(k) = self.lookup(kid)? {
                 return Ok(k);
