@@ -24,6 +24,14 @@ async fn serve() -> SocketAddr {
         )
         .route("/big.json", get(|| async { "x".repeat(10 * 1024) }))
         .route(
+            "/chunked.json",
+            get(|| async {
+                // No Content-Length: the cap must hold while streaming.
+                let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 1024]));
+                axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        )
+        .route(
             "/redirect",
             get(|| async { (http::StatusCode::FOUND, [("location", "/client.json")]) }),
         )

@@ -1,7 +1,7 @@
 //! `RedisStore` against the shared store suite on a real standalone
 //! `redis-server` and on a real 3-master Redis Cluster.
 
-use super::store_suite::{redis_available, run_suite, start_cluster, start_redis};
+use super::store_suite::{redis_available, run_suite, start_cluster, start_redis, start_redis_on};
 use mcpgate::infra::redis_store::{RedisSettings, RedisStore};
 use mcpgate::issue::store::{Namespace, Store};
 use std::sync::Arc;
@@ -69,4 +69,50 @@ async fn redis_store_cluster_passes_suite() {
         Some(&b"y"[..])
     );
     drop(nodes);
+}
+
+#[tokio::test]
+async fn redis_store_reconnects_after_server_restart() {
+    if !redis_available("redis_store_reconnects_after_server_restart") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_redis(dir.path(), false).await;
+    let port = server.port;
+    let store = RedisStore::connect(&[format!("redis://127.0.0.1:{port}/")])
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Sessions, "s", b"1", None)
+        .await
+        .unwrap();
+    drop(server);
+    // While the server is down, operations fail (fail closed), not hang.
+    let down = tokio::time::timeout(Duration::from_secs(10), store.get(Namespace::Sessions, "s"))
+        .await
+        .expect("store call must not hang while redis is down");
+    assert!(down.is_err(), "{down:?}");
+
+    let _server = start_redis_on(dir.path(), port, false).await;
+    let mut ok = false;
+    for _ in 0..100 {
+        if store
+            .put(Namespace::Sessions, "s", b"2", None)
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "store did not reconnect");
+    assert_eq!(
+        store
+            .get(Namespace::Sessions, "s")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"2"[..])
+    );
 }

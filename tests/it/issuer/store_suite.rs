@@ -248,7 +248,11 @@ fn ping(port: u16) -> bool {
 
 /// Starts one `redis-server` on a free port, persisting nothing.
 pub async fn start_redis(dir: &Path, cluster: bool) -> RedisProcess {
-    let port = free_port();
+    start_redis_on(dir, free_port(), cluster).await
+}
+
+/// Starts one `redis-server` on `port`.
+pub async fn start_redis_on(dir: &Path, port: u16, cluster: bool) -> RedisProcess {
     let mut cmd = Command::new("redis-server");
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
