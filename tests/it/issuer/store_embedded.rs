@@ -95,3 +95,26 @@ async fn embedded_store_sweeper_purges_expired() {
     assert_eq!(store.sweep().await.unwrap(), 0);
     assert!(store.get(Namespace::Sessions, "b").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn embedded_store_periodic_sweeper_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(
+        dir.path().join("p.redb"),
+        Arc::new(mcpgate::domain::clock::SystemClock),
+        Duration::from_millis(50),
+    )
+    .unwrap();
+    store
+        .put(
+            Namespace::Pending,
+            "a",
+            b"x",
+            Some(Duration::from_millis(20)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The background sweeper already removed it.
+    assert_eq!(store.sweep().await.unwrap(), 0);
+}
