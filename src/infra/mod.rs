@@ -9,3 +9,5 @@ pub mod cimd_fetch;
 pub mod github;
 #[cfg(feature = "issuer")]
 pub mod oidc;
+#[cfg(feature = "issuer")]
+pub mod store_backend;
