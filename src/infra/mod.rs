@@ -1,13 +1,15 @@
 //! I/O implementations of the core traits.
 #[cfg(feature = "issuer")]
-pub mod embedded_store;
-#[cfg(feature = "issuer")]
-pub mod redis_store;
-#[cfg(feature = "issuer")]
 pub mod cimd_fetch;
+#[cfg(feature = "issuer")]
+pub mod embedded_store;
 #[cfg(feature = "issuer")]
 pub mod github;
 #[cfg(feature = "issuer")]
 pub mod oidc;
+#[cfg(feature = "issuer")]
+pub mod redis_store;
+#[cfg(any(feature = "verifier", feature = "issuer"))]
+pub mod revocation;
 #[cfg(feature = "issuer")]
 pub mod store_backend;
