@@ -47,7 +47,10 @@ mod tests {
             path: dir.path().join("nested/issuer.redb"),
         };
         let store = open_store(&backend).await.unwrap();
-        store.put(Namespace::Clients, "c", b"v", None).await.unwrap();
+        store
+            .put(Namespace::Clients, "c", b"v", None)
+            .await
+            .unwrap();
         assert_eq!(store.list(Namespace::Clients).await.unwrap().len(), 1);
         let err = open_store(&StoreBackend::Redis(RedisSettings::default()))
             .await
