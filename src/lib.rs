@@ -19,5 +19,7 @@ pub mod domain;
 pub mod infra;
 #[cfg(feature = "issuer")]
 pub mod issue;
+pub mod metrics;
+pub mod telemetry;
 #[cfg(feature = "verifier")]
 pub mod verify;

@@ -1,1 +1,5 @@
 //! Configuration: raw (serde, all optional) → validated.
+#[cfg(feature = "verifier")]
+pub mod verifier;
+#[cfg(feature = "verifier")]
+pub mod verifier_keys;

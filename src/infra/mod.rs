@@ -5,6 +5,8 @@ pub mod cimd_fetch;
 pub mod embedded_store;
 #[cfg(feature = "issuer")]
 pub mod github;
+#[cfg(feature = "verifier")]
+pub mod jwks;
 #[cfg(feature = "issuer")]
 pub mod oidc;
 #[cfg(feature = "issuer")]
@@ -13,3 +15,5 @@ pub mod redis_store;
 pub mod revocation;
 #[cfg(feature = "issuer")]
 pub mod store_backend;
+#[cfg(feature = "verifier")]
+pub mod token_cache;

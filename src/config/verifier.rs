@@ -1,0 +1,512 @@
+//! Verifier configuration: TOML file and/or `MCPGW_VERIFIER_*` environment
+//! (env wins) → [`RawConfig`] → [`RawConfig::validate`] → [`VerifierConfig`].
+//! Key documentation lives in [`super::verifier_keys::KEYS`].
+
+use super::verifier_keys::*;
+use crate::domain::claims::Scopes;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where configuration strings come from (the process env, or a map in
+/// tests).
+pub trait Strings {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env;
+
+/// A bad configuration value; names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config `{key}`: {msg}")]
+pub struct ConfigError {
+    pub key: String,
+    pub msg: String,
+}
+
+/// The file/env form: everything optional (docs in `verifier_keys::KEYS`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// HTTP listen address. Defaults to 127.0.0.1:8081.
+    pub http_addr: Option<String>,
+    /// gRPC listen address. Defaults to 127.0.0.1:9191.
+    pub grpc_addr: Option<String>,
+    /// Trusted issuers. Defaults to none (required).
+    pub issuers: Option<Vec<String>>,
+    /// Explicit JWKS URL (single issuer only). Defaults to discovery.
+    pub jwks_uri: Option<String>,
+    /// Shorthand catch-all resource. Defaults to none.
+    pub resource: Option<String>,
+    /// Shorthand resource name. Defaults to none.
+    pub resource_name: Option<String>,
+    /// Advertised authorization servers. Defaults to the issuers.
+    pub authorization_servers: Option<Vec<String>>,
+    /// Shorthand required scopes. Defaults to none.
+    pub required_scopes: Option<Vec<String>>,
+    /// Shorthand scopes_supported. Defaults to the required scopes.
+    pub scopes_supported: Option<Vec<String>>,
+    /// Redis URL(s). Defaults to none.
+    pub redis_urls: Option<Vec<String>>,
+    /// Staleness bound in seconds. Defaults to 30.
+    pub revocation_staleness_secs: Option<f64>,
+    /// Longest token lifetime in seconds. Defaults to 86400.
+    pub max_token_lifetime_secs: Option<u64>,
+    /// `exp`/`nbf` leeway in seconds. Defaults to 60.
+    pub leeway_secs: Option<u64>,
+    /// Require `typ: at+jwt`. Defaults to false.
+    pub require_at_jwt_typ: Option<bool>,
+    /// Accept parent audiences. Defaults to false.
+    pub allow_parent_audience: Option<bool>,
+    /// Trusted proxy CIDRs. Defaults to loopback.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Forward Authorization upstream. Defaults to false.
+    pub forward_authorization: Option<bool>,
+    /// Header for `sub`. Defaults to X-User-Id.
+    pub header_user_id: Option<String>,
+    /// Header for the user name. Defaults to X-User-Name.
+    pub header_user_name: Option<String>,
+    /// Header for `email`. Defaults to X-User-Email.
+    pub header_user_email: Option<String>,
+    /// Header for scopes. Defaults to X-User-Scopes.
+    pub header_user_scopes: Option<String>,
+    /// Header for `client_id`. Defaults to X-Client-Id.
+    pub header_client_id: Option<String>,
+    /// JWKS refresh period (s). Defaults to 300.
+    pub jwks_refresh_secs: Option<f64>,
+    /// Least time between miss-triggered JWKS fetches (s). Defaults to 10.
+    pub jwks_min_refetch_secs: Option<f64>,
+    /// JWKS fetch time limit (s). Defaults to 5.
+    pub jwks_timeout_secs: Option<f64>,
+    /// Verified-token cache size. Defaults to 10000.
+    pub token_cache_capacity: Option<u64>,
+    /// Per-route policy. Defaults to one catch-all route for `resource`.
+    pub routes: Option<Vec<RawRoute>>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Exact host to match. Defaults to any host.
+    pub host: Option<String>,
+    /// Path prefix (segment boundary). Defaults to the resource's path.
+    pub path_prefix: Option<String>,
+    /// Canonical resource URI. Required.
+    pub resource: Option<String>,
+    /// Metadata `resource_name`. Defaults to none.
+    pub resource_name: Option<String>,
+    /// Scopes every request needs. Defaults to none.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// Metadata `scopes_supported`. Defaults to the required and tool scopes.
+    pub scopes_supported: Option<Vec<String>>,
+    /// No authentication. Defaults to false.
+    #[serde(default)]
+    pub public: bool,
+    /// Keep allowing when revocation data is stale. Defaults to false.
+    #[serde(default)]
+    pub fail_open_on_stale_revocation: bool,
+    /// Extra scopes per MCP method/name. Defaults to none.
+    #[serde(default)]
+    pub tool_scopes: Vec<RawToolRule>,
+}
+
+/// One `tool_scopes` entry.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToolRule {
+    /// `Mcp-Method` value, e.g. tools/call. Required.
+    pub method: String,
+    /// `Mcp-Name` value. Defaults to every name.
+    pub name: Option<String>,
+    /// Scopes needed. Required.
+    pub scopes: Vec<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// (issuer, explicit jwks_uri).
+    pub issuers: Vec<(String, Option<String>)>,
+    pub authorization_servers: Vec<String>,
+    pub routes: Vec<RouteConfig>,
+    pub redis_urls: Vec<String>,
+    pub revocation_staleness: Duration,
+    pub max_token_lifetime: Duration,
+    pub leeway_secs: u64,
+    pub require_at_jwt_typ: bool,
+    pub allow_parent_audience: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub forward_authorization: bool,
+    /// Upstream header names, in `verify::decision::IDENTITY_SLOTS` order.
+    pub identity_headers: [String; 5],
+    pub jwks_refresh: Duration,
+    pub jwks_min_refetch: Duration,
+    pub jwks_timeout: Duration,
+    pub token_cache_capacity: u64,
+}
+
+/// A validated route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub host: Option<String>,
+    pub path_prefix: String,
+    /// Canonical resource URI exactly as configured (the expected `aud`).
+    pub resource: String,
+    pub resource_url: url::Url,
+    pub resource_name: Option<String>,
+    pub required_scopes: Scopes,
+    pub scopes_supported: Vec<String>,
+    pub public: bool,
+    pub fail_open_on_stale_revocation: bool,
+    /// (method, name, scopes).
+    pub tool_scopes: Vec<(String, Option<String>, Scopes)>,
+}
+
+impl Strings for Env {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Strings for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        msg: msg.to_string(),
+    }
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse<T: std::str::FromStr>(env: &str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.trim().parse().map_err(|e| bad(env, e))
+}
+
+fn secs(key: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    Duration::try_from_secs_f64(v).map_err(|_| bad(key, "must be a non-negative number of seconds"))
+}
+
+// === impl VerifierConfig ===
+
+impl VerifierConfig {
+    /// Reads the file named by `MCPGW_VERIFIER_CONFIG` (if any), applies the
+    /// environment, validates.
+    pub fn load(env: &dyn Strings) -> Result<Self, ConfigError> {
+        let mut raw = match env.get(ENV_CONFIG) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad(ENV_CONFIG, format!("{path}: {e}")))?;
+                RawConfig::from_toml(&text)?
+            }
+            None => RawConfig::default(),
+        };
+        raw.apply_env(env)?;
+        raw.validate()
+    }
+}
+
+// === impl RawConfig ===
+
+impl RawConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| bad("toml", e.message()))
+    }
+
+    /// Overrides file values with the environment.
+    pub fn apply_env(&mut self, env: &dyn Strings) -> Result<(), ConfigError> {
+        let s = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());
+        macro_rules! set {
+            ($field:ident, $env:expr, str) => {
+                if let Some(v) = s($env) {
+                    self.$field = Some(v.trim().to_owned());
+                }
+            };
+            ($field:ident, $env:expr, list) => {
+                if let Some(v) = s($env) {
+                    self.$field = Some(list(&v));
+                }
+            };
+            ($field:ident, $env:expr, parse) => {
+                if let Some(v) = s($env) {
+                    self.$field = Some(parse($env, &v)?);
+                }
+            };
+        }
+        set!(http_addr, ENV_HTTP_ADDR, str);
+        set!(grpc_addr, ENV_GRPC_ADDR, str);
+        set!(issuers, ENV_ISSUERS, list);
+        set!(jwks_uri, ENV_JWKS_URI, str);
+        set!(resource, ENV_RESOURCE, str);
+        set!(resource_name, ENV_RESOURCE_NAME, str);
+        set!(authorization_servers, ENV_AUTHORIZATION_SERVERS, list);
+        set!(required_scopes, ENV_REQUIRED_SCOPES, list);
+        set!(scopes_supported, ENV_SCOPES_SUPPORTED, list);
+        set!(redis_urls, ENV_REDIS_URL, list);
+        set!(
+            revocation_staleness_secs,
+            ENV_REVOCATION_STALENESS_SECS,
+            parse
+        );
+        set!(max_token_lifetime_secs, ENV_MAX_TOKEN_LIFETIME_SECS, parse);
+        set!(leeway_secs, ENV_LEEWAY_SECS, parse);
+        set!(require_at_jwt_typ, ENV_REQUIRE_AT_JWT_TYP, parse);
+        set!(allow_parent_audience, ENV_ALLOW_PARENT_AUDIENCE, parse);
+        set!(trusted_proxies, ENV_TRUSTED_PROXIES, list);
+        set!(forward_authorization, ENV_FORWARD_AUTHORIZATION, parse);
+        set!(header_user_id, ENV_HEADER_USER_ID, str);
+        set!(header_user_name, ENV_HEADER_USER_NAME, str);
+        set!(header_user_email, ENV_HEADER_USER_EMAIL, str);
+        set!(header_user_scopes, ENV_HEADER_USER_SCOPES, str);
+        set!(header_client_id, ENV_HEADER_CLIENT_ID, str);
+        set!(jwks_refresh_secs, ENV_JWKS_REFRESH_SECS, parse);
+        set!(jwks_min_refetch_secs, ENV_JWKS_MIN_REFETCH_SECS, parse);
+        set!(jwks_timeout_secs, ENV_JWKS_TIMEOUT_SECS, parse);
+        set!(token_cache_capacity, ENV_TOKEN_CACHE_CAPACITY, parse);
+        Ok(())
+    }
+
+    pub fn validate(self) -> Result<VerifierConfig, ConfigError> {
+        let addr = |key: &str, v: Option<String>, d: &str| -> Result<SocketAddr, ConfigError> {
+            v.as_deref().unwrap_or(d).parse().map_err(|e| bad(key, e))
+        };
+        let http_addr = addr("http_addr", self.http_addr, "127.0.0.1:8081")?;
+        let grpc_addr = addr("grpc_addr", self.grpc_addr, "127.0.0.1:9191")?;
+        let issuers = self.issuers.unwrap_or_default();
+        if issuers.is_empty() {
+            return Err(bad("issuers", "at least one issuer is required"));
+        }
+        for i in &issuers {
+            https_or_loopback("issuers", i)?;
+        }
+        if self.jwks_uri.is_some() && issuers.len() != 1 {
+            return Err(bad("jwks_uri", "only allowed with exactly one issuer"));
+        }
+        if let Some(u) = &self.jwks_uri {
+            https_or_loopback("jwks_uri", u)?;
+        }
+        let jwks_uri = self.jwks_uri;
+        let issuers: Vec<_> = issuers.into_iter().map(|i| (i, jwks_uri.clone())).collect();
+        let authorization_servers = self
+            .authorization_servers
+            .unwrap_or_else(|| issuers.iter().map(|(i, _)| i.clone()).collect());
+        let mut raw_routes = self.routes.unwrap_or_default();
+        if let Some(resource) = self.resource {
+            raw_routes.push(RawRoute {
+                host: None,
+                path_prefix: Some("/".into()),
+                resource: Some(resource),
+                resource_name: self.resource_name,
+                required_scopes: self.required_scopes.unwrap_or_default(),
+                scopes_supported: self.scopes_supported,
+                ..RawRoute::default()
+            });
+        }
+        if raw_routes.is_empty() {
+            return Err(bad(
+                "resource",
+                "set `resource` or at least one [[routes]] entry",
+            ));
+        }
+        let routes = raw_routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| validate_route(i, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = match self.trusted_proxies {
+            None => vec![
+                parse::<IpNet>("trusted_proxies", "127.0.0.0/8")?,
+                parse("trusted_proxies", "::1/128")?,
+            ],
+            Some(v) => v
+                .iter()
+                .map(|c| {
+                    c.parse::<IpNet>()
+                        .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map_err(|e| bad("trusted_proxies", format!("{c}: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let header = |key: &str, v: Option<String>, d: &str| -> Result<String, ConfigError> {
+            let v = v.unwrap_or_else(|| d.to_owned());
+            http::HeaderName::from_bytes(v.as_bytes()).map_err(|e| bad(key, e))?;
+            Ok(v.to_ascii_lowercase())
+        };
+        Ok(VerifierConfig {
+            http_addr,
+            grpc_addr,
+            issuers,
+            authorization_servers,
+            routes,
+            redis_urls: self.redis_urls.unwrap_or_default(),
+            revocation_staleness: secs(
+                "revocation_staleness_secs",
+                self.revocation_staleness_secs,
+                30.0,
+            )?,
+            max_token_lifetime: Duration::from_secs(self.max_token_lifetime_secs.unwrap_or(86_400)),
+            leeway_secs: self.leeway_secs.unwrap_or(60),
+            require_at_jwt_typ: self.require_at_jwt_typ.unwrap_or(false),
+            allow_parent_audience: self.allow_parent_audience.unwrap_or(false),
+            trusted_proxies,
+            forward_authorization: self.forward_authorization.unwrap_or(false),
+            identity_headers: [
+                header("header_user_id", self.header_user_id, "X-User-Id")?,
+                header("header_user_name", self.header_user_name, "X-User-Name")?,
+                header("header_user_email", self.header_user_email, "X-User-Email")?,
+                header(
+                    "header_user_scopes",
+                    self.header_user_scopes,
+                    "X-User-Scopes",
+                )?,
+                header("header_client_id", self.header_client_id, "X-Client-Id")?,
+            ],
+            jwks_refresh: secs("jwks_refresh_secs", self.jwks_refresh_secs, 300.0)?,
+            jwks_min_refetch: secs("jwks_min_refetch_secs", self.jwks_min_refetch_secs, 10.0)?,
+            jwks_timeout: secs("jwks_timeout_secs", self.jwks_timeout_secs, 5.0)?,
+            token_cache_capacity: self.token_cache_capacity.unwrap_or(10_000),
+        })
+    }
+}
+
+fn https_or_loopback(key: &str, v: &str) -> Result<url::Url, ConfigError> {
+    let u = url::Url::parse(v).map_err(|e| bad(key, format!("{v}: {e}")))?;
+    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+        return Err(bad(
+            key,
+            format!("{v}: must be https (http only for loopback)"),
+        ));
+    }
+    Ok(u)
+}
+
+fn validate_route(i: usize, r: RawRoute) -> Result<RouteConfig, ConfigError> {
+    let key = |f: &str| format!("routes[{i}].{f}");
+    let resource = r
+        .resource
+        .ok_or_else(|| bad(&key("resource"), "required"))?;
+    let resource_url = url::Url::parse(&resource).map_err(|e| bad(&key("resource"), e))?;
+    if resource_url.fragment().is_some() || !matches!(resource_url.scheme(), "https" | "http") {
+        return Err(bad(
+            &key("resource"),
+            "must be an http(s) URI without fragment (RFC 8707)",
+        ));
+    }
+    let path_prefix = r
+        .path_prefix
+        .unwrap_or_else(|| resource_url.path().to_owned());
+    if !path_prefix.starts_with('/') {
+        return Err(bad(&key("path_prefix"), "must start with /"));
+    }
+    let required_scopes = Scopes::from_iter(r.required_scopes.iter().cloned());
+    let mut tool_scopes = Vec::new();
+    let mut supported: Vec<String> = required_scopes.iter().map(str::to_owned).collect();
+    for (j, t) in r.tool_scopes.into_iter().enumerate() {
+        if t.method.is_empty() || t.scopes.is_empty() {
+            return Err(bad(
+                &key(&format!("tool_scopes[{j}]")),
+                "needs a method and scopes",
+            ));
+        }
+        supported.extend(t.scopes.iter().cloned());
+        tool_scopes.push((t.method, t.name, Scopes::from_iter(t.scopes)));
+    }
+    let mut scopes_supported = r.scopes_supported.unwrap_or(supported);
+    scopes_supported.retain(|s| s != "offline_access");
+    scopes_supported.sort();
+    scopes_supported.dedup();
+    Ok(RouteConfig {
+        host: r.host,
+        path_prefix,
+        resource,
+        resource_url,
+        resource_name: r.resource_name,
+        required_scopes,
+        scopes_supported,
+        public: r.public,
+        fail_open_on_stale_revocation: r.fail_open_on_stale_revocation,
+        tool_scopes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shorthand_from_env() {
+        let c = VerifierConfig::load(&env(&[
+            (ENV_ISSUERS, "https://auth.example.com"),
+            (ENV_RESOURCE, "https://mcp.example.com/mcp"),
+            (ENV_REQUIRED_SCOPES, "mcp:read,offline_access"),
+        ]))
+        .unwrap();
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].path_prefix, "/");
+        assert_eq!(c.routes[0].scopes_supported, vec!["mcp:read"]);
+        assert_eq!(c.leeway_secs, 60);
+        assert_eq!(c.identity_headers[0], "x-user-id");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = VerifierConfig::load(&env(&[(ENV_RESOURCE, "https://a/b")])).unwrap_err();
+        assert_eq!(e.key, "issuers");
+        let e = VerifierConfig::load(&env(&[
+            (ENV_ISSUERS, "https://a"),
+            (ENV_RESOURCE, "https://a/b"),
+            (ENV_LEEWAY_SECS, "x"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.key, ENV_LEEWAY_SECS);
+        let e = RawConfig::from_toml("bogus = 1").unwrap_err();
+        assert!(e.msg.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn routes_from_toml() {
+        let raw = RawConfig::from_toml(
+            r#"
+issuers = ["https://auth.example.com"]
+[[routes]]
+host = "mcp.example.com"
+resource = "https://mcp.example.com/mcp"
+required_scopes = ["mcp"]
+tool_scopes = [{ method = "tools/call", name = "delete_file", scopes = ["files:write"] }]
+"#,
+        )
+        .unwrap();
+        let c = raw.validate().unwrap();
+        assert_eq!(c.routes[0].path_prefix, "/mcp");
+        assert_eq!(c.routes[0].scopes_supported, vec!["files:write", "mcp"]);
+    }
+}

@@ -1,0 +1,111 @@
+//! The verifier's configuration keys: TOML name, environment variable,
+//! documentation and default. The README's config reference is generated
+//! from [`KEYS`]; a unit test fails when an env variable is undocumented.
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDoc {
+    /// Name in the TOML file.
+    pub toml: &'static str,
+    /// Environment variable overriding it (`None`: file only).
+    pub env: Option<&'static str>,
+    pub doc: &'static str,
+    pub default: &'static str,
+}
+
+pub const ENV_CONFIG: &str = "MCPGW_VERIFIER_CONFIG";
+pub const ENV_HTTP_ADDR: &str = "MCPGW_VERIFIER_HTTP_ADDR";
+pub const ENV_GRPC_ADDR: &str = "MCPGW_VERIFIER_GRPC_ADDR";
+pub const ENV_ISSUERS: &str = "MCPGW_VERIFIER_ISSUERS";
+pub const ENV_JWKS_URI: &str = "MCPGW_VERIFIER_JWKS_URI";
+pub const ENV_RESOURCE: &str = "MCPGW_VERIFIER_RESOURCE";
+pub const ENV_RESOURCE_NAME: &str = "MCPGW_VERIFIER_RESOURCE_NAME";
+pub const ENV_AUTHORIZATION_SERVERS: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVERS";
+pub const ENV_REQUIRED_SCOPES: &str = "MCPGW_VERIFIER_REQUIRED_SCOPES";
+pub const ENV_SCOPES_SUPPORTED: &str = "MCPGW_VERIFIER_SCOPES_SUPPORTED";
+pub const ENV_REDIS_URL: &str = "MCPGW_VERIFIER_REDIS_URL";
+pub const ENV_REVOCATION_STALENESS_SECS: &str = "MCPGW_VERIFIER_REVOCATION_STALENESS_SECS";
+pub const ENV_MAX_TOKEN_LIFETIME_SECS: &str = "MCPGW_VERIFIER_MAX_TOKEN_LIFETIME_SECS";
+pub const ENV_LEEWAY_SECS: &str = "MCPGW_VERIFIER_LEEWAY_SECS";
+pub const ENV_REQUIRE_AT_JWT_TYP: &str = "MCPGW_VERIFIER_REQUIRE_AT_JWT_TYP";
+pub const ENV_ALLOW_PARENT_AUDIENCE: &str = "MCPGW_VERIFIER_ALLOW_PARENT_AUDIENCE";
+pub const ENV_TRUSTED_PROXIES: &str = "MCPGW_VERIFIER_TRUSTED_PROXIES";
+pub const ENV_FORWARD_AUTHORIZATION: &str = "MCPGW_VERIFIER_FORWARD_AUTHORIZATION";
+pub const ENV_HEADER_USER_ID: &str = "MCPGW_VERIFIER_HEADER_USER_ID";
+pub const ENV_HEADER_USER_NAME: &str = "MCPGW_VERIFIER_HEADER_USER_NAME";
+pub const ENV_HEADER_USER_EMAIL: &str = "MCPGW_VERIFIER_HEADER_USER_EMAIL";
+pub const ENV_HEADER_USER_SCOPES: &str = "MCPGW_VERIFIER_HEADER_USER_SCOPES";
+pub const ENV_HEADER_CLIENT_ID: &str = "MCPGW_VERIFIER_HEADER_CLIENT_ID";
+pub const ENV_JWKS_REFRESH_SECS: &str = "MCPGW_VERIFIER_JWKS_REFRESH_SECS";
+pub const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS";
+pub const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
+pub const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
+
+const fn k(
+    toml: &'static str,
+    env: &'static str,
+    doc: &'static str,
+    default: &'static str,
+) -> KeyDoc {
+    KeyDoc {
+        toml,
+        env: Some(env),
+        doc,
+        default,
+    }
+}
+
+/// Every key, in README order.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc { toml: "-", env: Some(ENV_CONFIG), doc: "Path of a TOML config file; environment variables override its values. Defaults to none (environment only).", default: "" },
+    k("http_addr", ENV_HTTP_ADDR, "HTTP listen address (ForwardAuth `/auth`, protected-resource metadata, health, metrics). Defaults to 127.0.0.1:8081.", "127.0.0.1:8081"),
+    k("grpc_addr", ENV_GRPC_ADDR, "gRPC listen address (Envoy ext_authz v3 and grpc.health.v1). Defaults to 127.0.0.1:9191.", "127.0.0.1:9191"),
+    k("issuers", ENV_ISSUERS, "Trusted token issuers (`iss`), comma-separated in the environment. Required. Defaults to none.", ""),
+    k("jwks_uri", ENV_JWKS_URI, "JWKS URL, skipping discovery; only with a single issuer. Defaults to discovery (RFC 8414, then OpenID) from the issuer URL.", ""),
+    k("resource", ENV_RESOURCE, "Single-resource shorthand: canonical resource URI (RFC 8707) of a catch-all route, e.g. https://mcp.example.com/mcp. Defaults to none (use [[routes]]).", ""),
+    k("resource_name", ENV_RESOURCE_NAME, "Human-readable `resource_name` of the shorthand resource's metadata. Defaults to none.", ""),
+    k("authorization_servers", ENV_AUTHORIZATION_SERVERS, "`authorization_servers` advertised in protected-resource metadata. Defaults to the issuers.", ""),
+    k("required_scopes", ENV_REQUIRED_SCOPES, "Scopes every request to the shorthand resource needs (space or comma separated). Defaults to none.", ""),
+    k("scopes_supported", ENV_SCOPES_SUPPORTED, "`scopes_supported` of the shorthand resource's metadata (`offline_access` is never listed). Defaults to the required scopes.", ""),
+    k("redis_urls", ENV_REDIS_URL, "Redis URL(s) the revocation mirror subscribes to; several (comma list) mean Redis Cluster seeds. Defaults to none (no revocation source: in-process only).", ""),
+    k("revocation_staleness_secs", ENV_REVOCATION_STALENESS_SECS, "How long the revocation mirror may be out of touch with Redis before routes fail closed and /readyz turns 503. Defaults to 30.", "30"),
+    k("max_token_lifetime_secs", ENV_MAX_TOKEN_LIFETIME_SECS, "Longest access-token lifetime; bounds how long subject/client revocations are kept. Defaults to 86400.", "86400"),
+    k("leeway_secs", ENV_LEEWAY_SECS, "Clock-skew leeway for `exp` and `nbf`. Defaults to 60.", "60"),
+    k("require_at_jwt_typ", ENV_REQUIRE_AT_JWT_TYP, "Reject tokens whose `typ` header is not `at+jwt` (RFC 9068). Defaults to false (`JWT` or absent also accepted).", "false"),
+    k("allow_parent_audience", ENV_ALLOW_PARENT_AUDIENCE, "Also accept a token whose `aud` is a parent of the route's resource at a path boundary. Defaults to false (exact match).", "false"),
+    k("trusted_proxies", ENV_TRUSTED_PROXIES, "CIDRs whose X-Forwarded-* / X-Original-* headers are trusted on /auth. Defaults to 127.0.0.0/8,::1/128.", "127.0.0.0/8,::1/128"),
+    k("forward_authorization", ENV_FORWARD_AUTHORIZATION, "Pass the client's Authorization header upstream (MCP forbids token passthrough). Defaults to false (removed).", "false"),
+    k("header_user_id", ENV_HEADER_USER_ID, "Upstream header carrying `sub`. Defaults to X-User-Id.", "X-User-Id"),
+    k("header_user_name", ENV_HEADER_USER_NAME, "Upstream header carrying `username` (else `name`). Defaults to X-User-Name.", "X-User-Name"),
+    k("header_user_email", ENV_HEADER_USER_EMAIL, "Upstream header carrying `email`. Defaults to X-User-Email.", "X-User-Email"),
+    k("header_user_scopes", ENV_HEADER_USER_SCOPES, "Upstream header carrying the granted scopes. Defaults to X-User-Scopes.", "X-User-Scopes"),
+    k("header_client_id", ENV_HEADER_CLIENT_ID, "Upstream header carrying `client_id`. Defaults to X-Client-Id.", "X-Client-Id"),
+    k("jwks_refresh_secs", ENV_JWKS_REFRESH_SECS, "Period of the background JWKS refresh. Defaults to 300.", "300"),
+    k("jwks_min_refetch_secs", ENV_JWKS_MIN_REFETCH_SECS, "Least time between two JWKS fetches per issuer triggered by an unknown kid. Defaults to 10.", "10"),
+    k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
+    k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache. Defaults to 10000.", "10000"),
+    KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_env_const_is_documented() {
+        let src = include_str!("verifier_keys.rs");
+        let mut n = 0;
+        for (i, _) in src.match_indices("\"MCPGW_VERIFIER_") {
+            let rest = &src[i + 1..];
+            let name = &rest[..rest.find('"').unwrap()];
+            n += 1;
+            let key = KEYS.iter().find(|k| k.env == Some(name));
+            let key = key.unwrap_or_else(|| panic!("{name} is not in KEYS"));
+            assert!(
+                key.doc.contains("Defaults to"),
+                "{name} doc lacks a default"
+            );
+        }
+        assert!(n >= 20);
+    }
+}

@@ -1,0 +1,149 @@
+//! [`Authorizer`]: route → token → audience → revocation → scopes.
+
+use super::bearer::parse_bearer;
+use super::decision::{Decision, Deny, DenyReason, VerifiedToken};
+use super::jwt::{check_time, verify_signature, JwtSettings, KeySource};
+use super::policy::{Route, Routes};
+use super::request::{host_without_port, path_only, AuthzRequest};
+use crate::domain::clock::{unix_secs, Clock};
+use crate::domain::revocation::{RevocationView, TokenRef};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// SHA-256 of a token: the verified-token cache key (never the token).
+pub type TokenHash = [u8; 32];
+
+/// A cache of verified tokens (moka in `infra`).
+pub trait TokenCache: Send + Sync + 'static {
+    fn get(&self, h: &TokenHash) -> Option<Arc<VerifiedToken>>;
+    fn insert(&self, h: TokenHash, v: Arc<VerifiedToken>);
+}
+
+/// Settings for the decision beyond the routes.
+#[derive(Debug, Clone)]
+pub struct AuthorizerSettings {
+    pub jwt: JwtSettings,
+    /// Accept a token whose `aud` is a parent resource at a path boundary.
+    pub allow_parent_audience: bool,
+    /// How long revocation data may be out of touch before routes fail
+    /// closed.
+    pub revocation_staleness: Duration,
+}
+
+/// The verifier's decision function.
+pub struct Authorizer {
+    pub settings: AuthorizerSettings,
+    pub routes: Routes,
+    pub keys: Arc<dyn KeySource>,
+    pub cache: Arc<dyn TokenCache>,
+    pub revocations: Arc<dyn RevocationView>,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Decision {
+    Decision::Deny(Deny {
+        status,
+        challenge: challenge.map(str::to_owned),
+        reason,
+    })
+}
+
+// === impl Authorizer ===
+
+impl Authorizer {
+    /// Decides one request. No I/O unless a signing key must be fetched.
+    pub async fn check(&self, req: &AuthzRequest<'_>) -> Decision {
+        let host = host_without_port(req.host);
+        let path = path_only(req.path);
+        let Some(route) = self.routes.find(host, path) else {
+            return deny(403, None, DenyReason::NoRoute);
+        };
+        if route.public {
+            return Decision::Allow(None);
+        }
+        let Some(header) = req.unverified_authorization else {
+            return deny(
+                401,
+                Some(&route.challenge_missing),
+                DenyReason::MissingToken,
+            );
+        };
+        let token = match parse_bearer(header) {
+            Ok(t) => t,
+            Err(_) => {
+                return deny(
+                    401,
+                    Some(&route.challenge_invalid),
+                    DenyReason::MalformedHeader,
+                )
+            }
+        };
+        let now_t = self.clock.now();
+        if !route.fail_open_on_stale_revocation {
+            if let Some(age) = self.revocations.stale_for(now_t) {
+                if age >= self.settings.revocation_staleness {
+                    return deny(503, None, DenyReason::RevocationStale);
+                }
+            }
+        }
+        let now = unix_secs(now_t);
+        match self.token(token, now).await {
+            Ok(vt) => self.authorize(route, req, vt),
+            Err(r) => deny(401, Some(&route.challenge_invalid), r),
+        }
+    }
+
+    /// The verified token, from the cache or by full verification.
+    async fn token(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, DenyReason> {
+        let h = hash(token);
+        let leeway = self.settings.jwt.leeway_secs;
+        if let Some(vt) = self.cache.get(&h) {
+            check_time(&vt.claims, now, leeway)?;
+            return Ok(vt);
+        }
+        let claims = verify_signature(&self.settings.jwt, self.keys.as_ref(), token).await?;
+        check_time(&claims, now, leeway)?;
+        let vt = Arc::new(VerifiedToken::new(claims));
+        self.cache.insert(h, vt.clone());
+        Ok(vt)
+    }
+
+    fn authorize(&self, route: &Route, req: &AuthzRequest<'_>, vt: Arc<VerifiedToken>) -> Decision {
+        let c = &vt.claims;
+        if !route.audience_ok(&c.aud, self.settings.allow_parent_audience) {
+            return deny(
+                401,
+                Some(&route.challenge_invalid),
+                DenyReason::WrongAudience,
+            );
+        }
+        let t = TokenRef {
+            jti: &c.jti,
+            sub: &c.sub,
+            client_id: c.client_id.as_deref(),
+            iat: c.iat,
+        };
+        if self.revocations.is_revoked(t) {
+            return deny(401, Some(&route.challenge_invalid), DenyReason::Revoked);
+        }
+        let needed = route.scopes_for(req.mcp_method, req.mcp_name);
+        if !vt.scopes.is_superset(&needed) {
+            let ch = route.challenge_insufficient(&needed);
+            return deny(403, Some(&ch), DenyReason::InsufficientScope);
+        }
+        Decision::Allow(Some(vt))
+    }
+
+    /// How long revocation data has been out of touch, if it is.
+    pub fn revocation_stale_for(&self) -> Option<Duration> {
+        self.revocations.stale_for(self.clock.now())
+    }
+}
+
+/// SHA-256 of the token bytes.
+pub fn hash(token: &str) -> TokenHash {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}

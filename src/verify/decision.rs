@@ -1,0 +1,136 @@
+//! [`Decision`]: the core's answer, encoded by each adapter.
+
+use crate::domain::claims::AccessClaims;
+use std::sync::Arc;
+
+/// The answer to one [`super::request::AuthzRequest`].
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Let the request through; `identity` is `None` on public routes.
+    Allow(Option<Arc<VerifiedToken>>),
+    Deny(Deny),
+}
+
+/// A denial: HTTP status, `WWW-Authenticate` challenge and the cause (for
+/// logs and metrics only; clients see the generic RFC 6750 code).
+#[derive(Debug, Clone)]
+pub struct Deny {
+    pub status: u16,
+    pub challenge: Option<String>,
+    pub reason: DenyReason,
+}
+
+/// A token that passed signature, issuer and type checks, with the upstream
+/// header values precomputed (slot order of [`IDENTITY_SLOTS`]).
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub claims: AccessClaims,
+    pub scopes: crate::domain::claims::Scopes,
+    /// Header values per identity slot; `None` when the claim is absent or
+    /// not a valid header value.
+    pub header_values: [Option<String>; 5],
+}
+
+/// The identity facts sent upstream, in slot order: user id (`sub`), user
+/// name (`username`, else `name`), email, scopes, client id.
+pub const IDENTITY_SLOTS: [&str; 5] = [
+    "user_id",
+    "user_name",
+    "user_email",
+    "user_scopes",
+    "client_id",
+];
+
+/// Why a request was denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DenyReason {
+    #[error("no bearer token")]
+    MissingToken,
+    #[error("malformed authorization header")]
+    MalformedHeader,
+    #[error("malformed token")]
+    MalformedToken,
+    #[error("algorithm not allowed")]
+    BadAlgorithm,
+    #[error("token type not allowed")]
+    BadType,
+    #[error("untrusted issuer")]
+    UnknownIssuer,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token audience does not match the resource")]
+    WrongAudience,
+    #[error("token revoked")]
+    Revoked,
+    #[error("insufficient scope")]
+    InsufficientScope,
+    #[error("revocation data stale")]
+    RevocationStale,
+    #[error("no route for request")]
+    NoRoute,
+}
+
+// === impl DenyReason ===
+
+impl DenyReason {
+    /// A stable metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DenyReason::MissingToken => "missing_token",
+            DenyReason::MalformedHeader => "malformed_header",
+            DenyReason::MalformedToken => "malformed_token",
+            DenyReason::BadAlgorithm => "bad_algorithm",
+            DenyReason::BadType => "bad_type",
+            DenyReason::UnknownIssuer => "unknown_issuer",
+            DenyReason::UnknownKey => "unknown_key",
+            DenyReason::KeysUnavailable => "keys_unavailable",
+            DenyReason::BadSignature => "bad_signature",
+            DenyReason::Expired => "expired",
+            DenyReason::NotYetValid => "not_yet_valid",
+            DenyReason::WrongAudience => "wrong_audience",
+            DenyReason::Revoked => "revoked",
+            DenyReason::InsufficientScope => "insufficient_scope",
+            DenyReason::RevocationStale => "revocation_stale",
+            DenyReason::NoRoute => "no_route",
+        }
+    }
+}
+
+// === impl VerifiedToken ===
+
+impl VerifiedToken {
+    pub fn new(claims: AccessClaims) -> Self {
+        let scopes = claims.scopes();
+        let clean = |s: Option<&str>| s.filter(|v| header_safe(v)).map(str::to_owned);
+        let header_values = [
+            clean(Some(claims.sub.as_str())),
+            clean(claims.username.as_deref().or(claims.name.as_deref())),
+            clean(claims.email.as_deref()),
+            clean(Some(scopes.to_string().as_str()).filter(|s| !s.is_empty())),
+            clean(claims.client_id.as_deref()),
+        ];
+        Self {
+            claims,
+            scopes,
+            header_values,
+        }
+    }
+}
+
+/// Whether a claim may be sent as a header value: visible ASCII and spaces,
+/// bounded length, no leading/trailing whitespace.
+fn header_safe(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 4096
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+}
