@@ -1,1 +1,11 @@
 //! Protocol edges: decode the wire, call the core, encode the answer.
+#[cfg(feature = "verifier")]
+pub mod envoy;
+#[cfg(feature = "verifier")]
+pub mod forward_auth;
+#[cfg(feature = "verifier")]
+pub mod health;
+#[cfg(feature = "verifier")]
+pub mod prm;
+#[cfg(feature = "verifier")]
+pub mod verifier_state;

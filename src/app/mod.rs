@@ -1,1 +1,3 @@
 //! Composition roots shared by the binaries and the tests.
+#[cfg(feature = "verifier")]
+pub mod verifier;

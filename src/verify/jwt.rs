@@ -64,7 +64,7 @@ pub async fn verify_signature(
         _ => return Err(DenyReason::BadType),
     }
     let iss = unverified_issuer(unverified_token)?;
-    if !s.issuers.iter().any(|i| *i == iss) {
+    if !s.issuers.contains(&iss) {
         return Err(DenyReason::UnknownIssuer);
     }
     let key = keys

@@ -1,0 +1,108 @@
+//! Envoy `envoy.service.auth.v3.Authorization/Check` (ext_authz gRPC).
+
+use super::verifier_state::VerifierState;
+use crate::verify::decision::Decision;
+use crate::verify::request::AuthzRequest;
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
+};
+use envoy_types::ext_authz::v3::{
+    CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The ext_authz service.
+#[derive(Clone)]
+pub struct EnvoyAuthz(pub Arc<VerifierState>);
+
+#[tonic::async_trait]
+impl Authorization for EnvoyAuthz {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        let http = req
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref());
+        let Some(http) = http else {
+            return Err(Status::invalid_argument("missing attributes.request.http"));
+        };
+        let h = &http.headers;
+        let get = |k: &str| h.get(k).map(String::as_str);
+        let host = if http.host.is_empty() {
+            get(":authority").unwrap_or("")
+        } else {
+            &http.host
+        };
+        let areq = AuthzRequest {
+            method: &http.method,
+            host,
+            path: &http.path,
+            unverified_authorization: get("authorization"),
+            mcp_method: get("mcp-method"),
+            mcp_name: get("mcp-name"),
+        };
+        let d = self.0.authorizer.check(&areq).await;
+        self.0.record("grpc", &d);
+        Ok(Response::new(to_check_response(&self.0, d)))
+    }
+}
+
+/// Encodes a decision for Envoy.
+pub fn to_check_response(st: &VerifierState, d: Decision) -> CheckResponse {
+    match d {
+        Decision::Allow(identity) => {
+            let mut ok = OkHttpResponseBuilder::new();
+            let values = identity.as_ref().map(|v| &v.header_values);
+            for (i, name) in st.headers.identity.iter().enumerate() {
+                match values.and_then(|v| v[i].as_deref()) {
+                    Some(v) => {
+                        ok.add_header(
+                            name.as_str(),
+                            v,
+                            Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                            false,
+                        );
+                    }
+                    None => {
+                        ok.remove_header(name.as_str());
+                    }
+                }
+            }
+            if st.headers.remove_authorization {
+                ok.remove_header("authorization");
+            }
+            let mut resp = CheckResponse::with_status(Status::ok(""));
+            resp.set_http_response(ok);
+            resp
+        }
+        Decision::Deny(deny) => {
+            let (code, grpc) = match deny.status {
+                401 => (
+                    HttpStatusCode::Unauthorized,
+                    Status::unauthenticated("unauthorized"),
+                ),
+                403 => (
+                    HttpStatusCode::Forbidden,
+                    Status::permission_denied("forbidden"),
+                ),
+                _ => (
+                    HttpStatusCode::ServiceUnavailable,
+                    Status::unavailable("unavailable"),
+                ),
+            };
+            let mut denied = DeniedHttpResponseBuilder::new();
+            denied.set_http_status(code);
+            if let Some(ch) = deny.challenge {
+                denied.add_header("www-authenticate", ch, None, false);
+            }
+            let mut resp = CheckResponse::with_status(grpc);
+            resp.set_http_response(denied);
+            resp
+        }
+    }
+}

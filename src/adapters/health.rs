@@ -1,0 +1,54 @@
+//! `/healthz` (process alive), `/readyz` (able to decide: revocation data
+//! fresh) and Prometheus `/metrics`.
+
+use super::verifier_state::VerifierState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// `GET /healthz`.
+pub async fn health_live_get() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 503 with a reason while revocation data is stale.
+pub async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response {
+    let (age, stale) = st.revocation_status();
+    let jwks = (st.jwks_loaded)();
+    let body = if stale {
+        serde_json::json!({"status": "not_ready", "reason": format!("revocation data stale for {age:.1}s"), "jwks_loaded": jwks})
+    } else {
+        serde_json::json!({"status": "ready", "jwks_loaded": jwks})
+    };
+    let code = if stale {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`.
+pub async fn health_metrics_get(State(st): State<Arc<VerifierState>>) -> Response {
+    let (age, stale) = st.revocation_status();
+    st.metrics.revocation_staleness.set(age);
+    st.metrics.revocation_stale.set(i64::from(stale));
+    if let Some(n) = (st.revocation_len)() {
+        st.metrics.revocation_set_size.set(n as i64);
+    }
+    let body = crate::metrics::render(&st.metrics.registry);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
