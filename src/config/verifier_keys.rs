@@ -98,6 +98,9 @@ mod tests {
         for (i, _) in src.match_indices("\"MCPGW_VERIFIER_") {
             let rest = &src[i + 1..];
             let name = &rest[..rest.find('"').unwrap()];
+            if name == "MCPGW_VERIFIER_" {
+                continue; // this test's own needle
+            }
             n += 1;
             let key = KEYS.iter().find(|k| k.env == Some(name));
             let key = key.unwrap_or_else(|| panic!("{name} is not in KEYS"));

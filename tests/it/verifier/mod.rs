@@ -1,1 +1,7 @@
 //! Verifier integration tests.
+
+mod grpc;
+mod http;
+mod jwks;
+mod revocation;
+mod support;

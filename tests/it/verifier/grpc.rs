@@ -1,0 +1,152 @@
+//! ext_authz Check over a real tonic client.
+
+use super::support::*;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+
+#[tokio::test]
+async fn allow_injects_identity_and_strips_authorization() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(&iss.url, &[])).await;
+    let tok = key.sign(&claims(&iss.url, "mcp files:read"));
+    let auth = format!("Bearer {tok}");
+    let r = grpc_check(
+        v.grpc_addr,
+        "/mcp",
+        &[("authorization", &auth), ("x-user-id", "evil")],
+    )
+    .await;
+    let (status, set, removed) = summarize(&r);
+    assert_eq!(status, 200, "{r:?}");
+    assert_eq!(set["x-user-id"], "user-1");
+    assert_eq!(set["x-user-name"], "alice");
+    assert_eq!(set["x-user-email"], "alice@example.com");
+    assert_eq!(set["x-user-scopes"], "files:read mcp");
+    assert_eq!(set["x-client-id"], "client-1");
+    assert!(removed.contains(&"authorization".to_string()));
+    // The cached path answers the same.
+    let r2 = grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await;
+    assert_eq!(summarize(&r2).0, 200);
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn eddsa_tokens_verify() {
+    let key = TestKey::ed25519("ed");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(&iss.url, &[])).await;
+    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await).0,
+        200
+    );
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_token_gets_401_with_metadata_and_scope() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(&iss.url, &[])).await;
+    let (status, h, _) = summarize(&grpc_check(v.grpc_addr, "/mcp", &[]).await);
+    assert_eq!(status, 401);
+    assert_eq!(
+        h["www-authenticate"],
+        "Bearer resource_metadata=\"http://mcp.test/.well-known/oauth-protected-resource/mcp\", scope=\"mcp\""
+    );
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_invalid_token() {
+    let key = TestKey::es256("k1");
+    let other = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(&iss.url, &[])).await;
+    let mut expired = claims(&iss.url, "mcp");
+    expired["exp"] = json!(now() - 120);
+    let mut wrong_aud = claims(&iss.url, "mcp");
+    wrong_aud["aud"] = json!("http://mcp.test/other");
+    let wrong_iss = claims("http://127.0.0.1:1", "mcp");
+    let mut hs = Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some("k1".into());
+    let hs256 = jsonwebtoken::encode(
+        &hs,
+        &claims(&iss.url, "mcp"),
+        &EncodingKey::from_secret(b"secret"),
+    )
+    .unwrap();
+    let good = key.sign(&claims(&iss.url, "mcp"));
+    let body = good.split('.').nth(1).unwrap();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{body}.");
+    let cases = [
+        ("bad signature", other.sign(&claims(&iss.url, "mcp"))),
+        ("expired", key.sign(&expired)),
+        ("wrong aud", key.sign(&wrong_aud)),
+        ("wrong iss", key.sign(&wrong_iss)),
+        ("alg none", none),
+        ("hs256", hs256),
+        ("garbage", "a.b.c".into()),
+        ("huge", "a".repeat(20_000)),
+    ];
+    for (name, tok) in cases {
+        let auth = format!("Bearer {tok}");
+        let (status, h, _) =
+            summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await);
+        assert_eq!(status, 401, "{name}");
+        assert!(
+            h["www-authenticate"].starts_with("Bearer error=\"invalid_token\""),
+            "{name}: {h:?}"
+        );
+    }
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn insufficient_scope_and_tool_scopes() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config_toml(&format!(
+        r#"
+issuers = ["{}"]
+jwks_min_refetch_secs = 0
+[[routes]]
+resource = "http://mcp.test/mcp"
+required_scopes = ["mcp"]
+tool_scopes = [{{ method = "tools/call", name = "delete_file", scopes = ["files:write"] }}]
+"#,
+        iss.url
+    )))
+    .await;
+    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "files:read")));
+    let (status, h, _) =
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await);
+    assert_eq!(status, 403);
+    assert_eq!(
+        h["www-authenticate"],
+        "Bearer error=\"insufficient_scope\", scope=\"mcp\", resource_metadata=\"http://mcp.test/.well-known/oauth-protected-resource/mcp\""
+    );
+    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    let read = [
+        ("authorization", auth.as_str()),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "read_file"),
+    ];
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &read).await).0,
+        200
+    );
+    let del = [
+        ("authorization", auth.as_str()),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "delete_file"),
+    ];
+    let (status, h, _) = summarize(&grpc_check(v.grpc_addr, "/mcp", &del).await);
+    assert_eq!(status, 403);
+    assert!(
+        h["www-authenticate"].contains("scope=\"files:write mcp\""),
+        "{h:?}"
+    );
+    v.shutdown().await;
+}

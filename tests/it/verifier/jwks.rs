@@ -1,0 +1,78 @@
+//! JWKS rotation and recovery from a failed first fetch.
+
+use super::support::*;
+
+#[tokio::test]
+async fn rotated_key_is_picked_up_without_restart() {
+    let k1 = TestKey::es256("k1");
+    let k2 = TestKey::es256("k2");
+    let iss = Issuer::start(&[&k1]).await;
+    let v = start(config(&iss.url, &[])).await;
+    let t1 = format!("Bearer {}", k1.sign(&claims(&iss.url, "mcp")));
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await).0,
+        200
+    );
+    iss.set_keys(&[&k2]);
+    let t2 = format!("Bearer {}", k2.sign(&claims(&iss.url, "mcp")));
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t2)]).await).0,
+        200
+    );
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn first_fetch_failure_does_not_poison_the_cache() {
+    let k1 = TestKey::es256("k1");
+    let iss = Issuer::start(&[&k1]).await;
+    iss.set_fail(true);
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS", "0.2")],
+    ))
+    .await;
+    let t1 = format!("Bearer {}", k1.sign(&claims(&iss.url, "mcp")));
+    let (status, h, _) =
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await);
+    assert_eq!(status, 401);
+    assert!(h["www-authenticate"].contains("invalid_token"));
+    iss.set_fail(false);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await).0,
+        200
+    );
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_kids_are_rate_limited() {
+    let k1 = TestKey::es256("k1");
+    let stranger = TestKey::es256("zz");
+    let iss = Issuer::start(&[&k1]).await;
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS", "60")],
+    ))
+    .await;
+    let t1 = format!("Bearer {}", k1.sign(&claims(&iss.url, "mcp")));
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await).0,
+        200
+    );
+    let hits = iss.jwks_hits();
+    for _ in 0..5 {
+        let t = format!("Bearer {}", stranger.sign(&claims(&iss.url, "mcp")));
+        assert_eq!(
+            summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t)]).await).0,
+            401
+        );
+    }
+    assert!(
+        iss.jwks_hits() <= hits + 1,
+        "{} fetches",
+        iss.jwks_hits() - hits
+    );
+    v.shutdown().await;
+}
