@@ -67,14 +67,13 @@ pub fn init(service_name: &str) -> TelemetryGuard {
 
 #[cfg(feature = "otlp")]
 fn otlp_provider(service_name: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and friends) itself.
     std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok()?;
-    use opentelemetry_otlp::WithExportConfig as _;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()
         .map_err(|e| eprintln!("OTLP exporter disabled: {e}"))
         .ok()?;
-    let _ = opentelemetry_otlp::WithExportConfig::with_endpoint;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service_name.to_owned())
         .build();

@@ -200,7 +200,6 @@ pub async fn grpc_check(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) 
             }),
             ..Default::default()
         }),
-        ..Default::default()
     };
     c.check(req).await.unwrap().into_inner()
 }
