@@ -32,7 +32,25 @@ impl Authorization for EnvoyAuthz {
             return Err(Status::invalid_argument("missing attributes.request.http"));
         };
         let h = &http.headers;
-        let get = |k: &str| h.get(k).map(String::as_str);
+        // With `encode_raw_headers`, Envoy sends `header_map` instead.
+        let raw = http
+            .header_map
+            .as_ref()
+            .map(|m| m.headers.as_slice())
+            .unwrap_or(&[]);
+        let get = |k: &str| {
+            h.get(k).map(String::as_str).or_else(|| {
+                raw.iter()
+                    .find(|hv| hv.key.eq_ignore_ascii_case(k))
+                    .and_then(|hv| {
+                        if hv.raw_value.is_empty() {
+                            Some(hv.value.as_str())
+                        } else {
+                            std::str::from_utf8(&hv.raw_value).ok()
+                        }
+                    })
+            })
+        };
         let host = if http.host.is_empty() {
             get(":authority").unwrap_or("")
         } else {

@@ -351,3 +351,23 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerifyKey>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_keeps_only_asymmetric_signature_keys() {
+        let body = br#"{"keys":[
+            {"kty":"oct","k":"c2VjcmV0","kid":"hs","alg":"HS256"},
+            {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"ed"},
+            {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"enc","use":"enc"},
+            {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"lie","alg":"RS256"},
+            {"bogus":true}
+        ]}"#;
+        let keys = parse_jwks(body).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys["ed"].alg, Algorithm::EdDSA);
+        assert!(parse_jwks(b"not json").is_err());
+    }
+}

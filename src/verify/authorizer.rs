@@ -1,6 +1,6 @@
 //! [`Authorizer`]: route → token → audience → revocation → scopes.
 
-use super::bearer::parse_bearer;
+use super::bearer::{parse_bearer, BearerError};
 use super::decision::{Decision, Deny, DenyReason, VerifiedToken};
 use super::jwt::{check_time, verify_signature, JwtSettings, KeySource};
 use super::policy::{Route, Routes};
