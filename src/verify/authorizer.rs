@@ -70,6 +70,14 @@ impl Authorizer {
         };
         let token = match parse_bearer(header) {
             Ok(t) => t,
+            // Another scheme (Basic, DPoP, ...) carries no bearer token.
+            Err(BearerError::NotBearer) => {
+                return deny(
+                    401,
+                    Some(&route.challenge_missing),
+                    DenyReason::MissingToken,
+                )
+            }
             Err(_) => {
                 return deny(
                     401,
