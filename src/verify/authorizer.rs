@@ -155,3 +155,122 @@ pub fn hash(token: &str) -> TokenHash {
     out.copy_from_slice(d.as_ref());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::claims::Scopes;
+    use crate::domain::clock::FixedClock;
+    use crate::domain::revocation::{Revocation, RevocationSet};
+    use crate::verify::jwt::{KeyError, VerifyKey};
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, RwLock};
+
+    struct OneKey(Arc<VerifyKey>);
+    #[async_trait::async_trait]
+    impl KeySource for OneKey {
+        async fn key(&self, _: &str, _: Option<&str>) -> Result<Arc<VerifyKey>, KeyError> {
+            Ok(self.0.clone())
+        }
+    }
+    #[derive(Default)]
+    struct MapCache(Mutex<HashMap<TokenHash, Arc<VerifiedToken>>>);
+    impl TokenCache for MapCache {
+        fn get(&self, h: &TokenHash) -> Option<Arc<VerifiedToken>> {
+            self.0.lock().unwrap().get(h).cloned()
+        }
+        fn insert(&self, h: TokenHash, v: Arc<VerifiedToken>) {
+            self.0.lock().unwrap().insert(h, v);
+        }
+    }
+    #[derive(Default)]
+    struct Set(RwLock<RevocationSet>);
+    impl RevocationView for Set {
+        fn is_revoked(&self, t: TokenRef<'_>) -> bool {
+            self.0.read().unwrap().is_revoked(t)
+        }
+        fn stale_for(&self, _: std::time::SystemTime) -> Option<Duration> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn time_is_injected_and_cache_hits_recheck_exp_and_revocation() {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let key = VerifyKey {
+            alg: jsonwebtoken::Algorithm::EdDSA,
+            key: jsonwebtoken::DecodingKey::from_ed_der(kp.public_key().as_ref()),
+        };
+        let clock = Arc::new(FixedClock::at_unix(1_000));
+        let revs = Arc::new(Set::default());
+        let route = Route::new(
+            None,
+            "/".into(),
+            "https://r/mcp".into(),
+            Scopes::parse("mcp"),
+            vec![],
+            false,
+            false,
+            "https://r/.well-known/oauth-protected-resource/mcp".into(),
+        );
+        let a = Authorizer {
+            settings: AuthorizerSettings {
+                jwt: JwtSettings {
+                    issuers: vec!["https://iss".into()],
+                    leeway_secs: 60,
+                    require_at_jwt_typ: false,
+                },
+                allow_parent_audience: false,
+                revocation_staleness: Duration::from_secs(30),
+            },
+            routes: Routes::new(vec![route]),
+            keys: Arc::new(OneKey(Arc::new(key))),
+            cache: Arc::new(MapCache::default()),
+            revocations: revs.clone(),
+            clock: clock.clone(),
+        };
+        let claims = serde_json::json!({"iss": "https://iss", "sub": "u", "aud": "https://r/mcp", "exp": 1_100, "iat": 1_000, "nbf": 1_050, "jti": "j", "scope": "mcp"});
+        let enc = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        let tok = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+            &claims,
+            &enc,
+        )
+        .unwrap();
+        let auth = format!("Bearer {tok}");
+        let req = AuthzRequest {
+            method: "POST",
+            host: "r",
+            path: "/mcp",
+            unverified_authorization: Some(&auth),
+            ..Default::default()
+        };
+        let reason = |d: Decision| match d {
+            Decision::Allow(_) => None,
+            Decision::Deny(d) => Some(d.reason),
+        };
+        // nbf 1050 is within the 60 s leeway of 1000.
+        assert_eq!(reason(a.check(&req).await), None);
+        clock.advance(Duration::from_secs(159)); // exp 1100 + 60 leeway > 1159
+        assert_eq!(reason(a.check(&req).await), None);
+        revs.0.write().unwrap().apply(&Revocation::Jti {
+            id: "j".into(),
+            exp: 2_000,
+        });
+        assert_eq!(reason(a.check(&req).await), Some(DenyReason::Revoked));
+        *revs.0.write().unwrap() = RevocationSet::default();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(reason(a.check(&req).await), Some(DenyReason::Expired));
+        let basic = AuthzRequest {
+            unverified_authorization: Some("Basic Zm9v"),
+            ..req
+        };
+        assert_eq!(
+            reason(a.check(&basic).await),
+            Some(DenyReason::MissingToken)
+        );
+    }
+}
