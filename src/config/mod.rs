@@ -3,3 +3,5 @@
 pub mod verifier;
 #[cfg(feature = "verifier")]
 pub mod verifier_keys;
+#[cfg(feature = "verifier")]
+pub mod verifier_routes;

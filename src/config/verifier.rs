@@ -3,7 +3,8 @@
 //! Key documentation lives in [`super::verifier_keys::KEYS`].
 
 use super::verifier_keys::*;
-use crate::domain::claims::Scopes;
+use super::verifier_routes::validate_route;
+pub use super::verifier_routes::{RawRoute, RawToolRule, RouteConfig};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -88,46 +89,6 @@ pub struct RawConfig {
     pub routes: Option<Vec<RawRoute>>,
 }
 
-/// One `[[routes]]` entry.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    /// Exact host to match. Defaults to any host.
-    pub host: Option<String>,
-    /// Path prefix (segment boundary). Defaults to the resource's path.
-    pub path_prefix: Option<String>,
-    /// Canonical resource URI. Required.
-    pub resource: Option<String>,
-    /// Metadata `resource_name`. Defaults to none.
-    pub resource_name: Option<String>,
-    /// Scopes every request needs. Defaults to none.
-    #[serde(default)]
-    pub required_scopes: Vec<String>,
-    /// Metadata `scopes_supported`. Defaults to the required and tool scopes.
-    pub scopes_supported: Option<Vec<String>>,
-    /// No authentication. Defaults to false.
-    #[serde(default)]
-    pub public: bool,
-    /// Keep allowing when revocation data is stale. Defaults to false.
-    #[serde(default)]
-    pub fail_open_on_stale_revocation: bool,
-    /// Extra scopes per MCP method/name. Defaults to none.
-    #[serde(default)]
-    pub tool_scopes: Vec<RawToolRule>,
-}
-
-/// One `tool_scopes` entry.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawToolRule {
-    /// `Mcp-Method` value, e.g. tools/call. Required.
-    pub method: String,
-    /// `Mcp-Name` value. Defaults to every name.
-    pub name: Option<String>,
-    /// Scopes needed. Required.
-    pub scopes: Vec<String>,
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -153,23 +114,6 @@ pub struct VerifierConfig {
     pub token_cache_capacity: u64,
 }
 
-/// A validated route.
-#[derive(Debug, Clone)]
-pub struct RouteConfig {
-    pub host: Option<String>,
-    pub path_prefix: String,
-    /// Canonical resource URI exactly as configured (the expected `aud`).
-    pub resource: String,
-    pub resource_url: url::Url,
-    pub resource_name: Option<String>,
-    pub required_scopes: Scopes,
-    pub scopes_supported: Vec<String>,
-    pub public: bool,
-    pub fail_open_on_stale_revocation: bool,
-    /// (method, name, scopes).
-    pub tool_scopes: Vec<(String, Option<String>, Scopes)>,
-}
-
 impl Strings for Env {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
@@ -182,7 +126,7 @@ impl Strings for HashMap<String, String> {
     }
 }
 
-fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
+pub(super) fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
     ConfigError {
         key: key.to_owned(),
         msg: msg.to_string(),
@@ -401,55 +345,6 @@ fn https_or_loopback(key: &str, v: &str) -> Result<url::Url, ConfigError> {
         ));
     }
     Ok(u)
-}
-
-fn validate_route(i: usize, r: RawRoute) -> Result<RouteConfig, ConfigError> {
-    let key = |f: &str| format!("routes[{i}].{f}");
-    let resource = r
-        .resource
-        .ok_or_else(|| bad(&key("resource"), "required"))?;
-    let resource_url = url::Url::parse(&resource).map_err(|e| bad(&key("resource"), e))?;
-    if resource_url.fragment().is_some() || !matches!(resource_url.scheme(), "https" | "http") {
-        return Err(bad(
-            &key("resource"),
-            "must be an http(s) URI without fragment (RFC 8707)",
-        ));
-    }
-    let path_prefix = r
-        .path_prefix
-        .unwrap_or_else(|| resource_url.path().to_owned());
-    if !path_prefix.starts_with('/') {
-        return Err(bad(&key("path_prefix"), "must start with /"));
-    }
-    let required_scopes = Scopes::from_iter(r.required_scopes.iter().cloned());
-    let mut tool_scopes = Vec::new();
-    let mut supported: Vec<String> = required_scopes.iter().map(str::to_owned).collect();
-    for (j, t) in r.tool_scopes.into_iter().enumerate() {
-        if t.method.is_empty() || t.scopes.is_empty() {
-            return Err(bad(
-                &key(&format!("tool_scopes[{j}]")),
-                "needs a method and scopes",
-            ));
-        }
-        supported.extend(t.scopes.iter().cloned());
-        tool_scopes.push((t.method, t.name, Scopes::from_iter(t.scopes)));
-    }
-    let mut scopes_supported = r.scopes_supported.unwrap_or(supported);
-    scopes_supported.retain(|s| s != "offline_access");
-    scopes_supported.sort();
-    scopes_supported.dedup();
-    Ok(RouteConfig {
-        host: r.host,
-        path_prefix,
-        resource,
-        resource_url,
-        resource_name: r.resource_name,
-        required_scopes,
-        scopes_supported,
-        public: r.public,
-        fail_open_on_stale_revocation: r.fail_open_on_stale_revocation,
-        tool_scopes,
-    })
 }
 
 #[cfg(test)]
