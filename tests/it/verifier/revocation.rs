@@ -88,13 +88,22 @@ async fn redis_outage_fails_closed_then_recovers() {
     let port = redis.port;
     let key = TestKey::es256("k1");
     let iss = Issuer::start(&[&key]).await;
-    let v = start(config(
-        &iss.url,
-        &[
-            ("MCPGW_VERIFIER_REDIS_URL", &redis.url()),
-            ("MCPGW_VERIFIER_REVOCATION_STALENESS_SECS", "1.5"),
-        ],
-    ))
+    let v = start(config_toml(&format!(
+        r#"
+issuers = ["{}"]
+redis_urls = ["{}"]
+revocation_staleness_secs = 1.5
+[[routes]]
+resource = "http://mcp.test/mcp"
+required_scopes = ["mcp"]
+[[routes]]
+resource = "http://mcp.test/lenient"
+required_scopes = ["mcp"]
+fail_open_on_stale_revocation = true
+"#,
+        iss.url,
+        redis.url()
+    )))
     .await;
     let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
     let ready = format!("http://{}/readyz", v.http_addr);
@@ -116,6 +125,11 @@ async fn redis_outage_fails_closed_then_recovers() {
     let r = http.get(&ready).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("revocation data stale"));
+    let mut lenient = claims(&iss.url, "mcp");
+    lenient["aud"] = serde_json::json!("http://mcp.test/lenient");
+    let lenient = format!("Bearer {}", key.sign(&lenient));
+    let r = grpc_check(v.grpc_addr, "/lenient", &[("authorization", &lenient)]).await;
+    assert_eq!(summarize(&r).0, 200, "fail-open route must keep allowing");
     let m = http
         .get(format!("http://{}/metrics", v.http_addr))
         .send()
@@ -133,5 +147,51 @@ async fn redis_outage_fails_closed_then_recovers() {
     .await;
     assert!(back.is_some(), "never recovered");
     assert_eq!(http.get(&ready).send().await.unwrap().status(), 200);
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn revocation_through_redis_cluster() {
+    let Some(nodes) = start_cluster().await else {
+        return;
+    };
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_REDIS_URL", &urls.join(","))],
+    ))
+    .await;
+    let c = claims(&iss.url, "mcp");
+    let auth = format!("Bearer {}", key.sign(&c));
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(&v, &auth).await
+            == 200)
+        .await
+        .is_some()
+    );
+    let sink =
+        RedisRevocationSink::connect(&urls, Arc::new(SystemClock), Duration::from_secs(3600))
+            .await
+            .unwrap();
+    let t0 = Instant::now();
+    sink.publish(Revocation::Subject {
+        id: "user-1".into(),
+        before: c["iat"].as_u64().unwrap(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), async || status(&v, &auth).await
+            == 401)
+        .await
+        .is_some()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
     v.shutdown().await;
 }

@@ -252,18 +252,26 @@ impl RedisServer {
     }
 
     pub fn start_on(port: u16) -> Option<Self> {
+        Self::spawn(port, false)
+    }
+
+    fn spawn(port: u16, cluster: bool) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]);
+        }
+        let child = cmd
             .current_dir(dir.path())
             .stdout(std::process::Stdio::null())
             .spawn();
@@ -295,4 +303,52 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A port whose cluster-bus twin (+10000) is also free.
+fn cluster_port() -> u16 {
+    loop {
+        let p = 20000 + rand::random::<u16>() % 25000;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(p) && free(p + 10000) {
+            return p;
+        }
+    }
+}
+
+/// Three cluster-enabled masters joined with `redis-cli --cluster create`;
+/// `None` when redis-server is absent.
+pub async fn start_cluster() -> Option<Vec<RedisServer>> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(RedisServer::spawn(cluster_port(), true)?);
+    }
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = std::process::Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for _ in 0..100 {
+        let ok = nodes.iter().all(|n| {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &n.port.to_string(), "CLUSTER", "INFO"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        });
+        if ok {
+            return Some(nodes);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("redis cluster never became ready");
 }
