@@ -87,6 +87,27 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
 ];
 
+/// The config reference as a Markdown table (for the README).
+pub fn markdown_reference() -> String {
+    let mut out =
+        String::from("| Environment | TOML key | Default | Description |\n|---|---|---|---|\n");
+    for k in KEYS {
+        let default = if k.default.is_empty() {
+            "—"
+        } else {
+            k.default
+        };
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            k.env.unwrap_or("—"),
+            k.toml,
+            default,
+            k.doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +131,7 @@ mod tests {
             );
         }
         assert!(n >= 20);
+        let md = markdown_reference();
+        assert!(KEYS.iter().all(|k| md.contains(k.toml)));
     }
 }
