@@ -32,15 +32,16 @@ async fn allow_injects_identity_and_strips_authorization() {
 }
 
 #[tokio::test]
-async fn eddsa_tokens_verify() {
-    let key = TestKey::ed25519("ed");
-    let iss = Issuer::start(&[&key]).await;
+async fn eddsa_and_rs256_tokens_verify() {
+    let ed = TestKey::ed25519("ed");
+    let rs = TestKey::rs256("rs");
+    let iss = Issuer::start(&[&ed, &rs]).await;
     let v = start(config(&iss.url, &[])).await;
-    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
-    assert_eq!(
-        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await).0,
-        200
-    );
+    for key in [&ed, &rs] {
+        let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+        let r = grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await;
+        assert_eq!(summarize(&r).0, 200, "{:?}", key.alg);
+    }
     v.shutdown().await;
 }
 

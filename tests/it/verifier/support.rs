@@ -27,6 +27,36 @@ pub struct TestKey {
     pub jwk: Value,
 }
 
+/// One DER TLV at the start of `d`: (tag, contents, rest).
+fn der_tlv(d: &[u8]) -> (u8, &[u8], &[u8]) {
+    let (tag, first) = (d[0], d[1] as usize);
+    let (len, hdr) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let n = first & 0x7f;
+        (
+            d[2..2 + n]
+                .iter()
+                .fold(0usize, |a, b| (a << 8) | *b as usize),
+            2 + n,
+        )
+    };
+    (tag, &d[hdr..hdr + len], &d[hdr + len..])
+}
+
+/// The RFC 8017 `RSAPrivateKey` inside a PKCS #8 `PrivateKeyInfo` (the
+/// OCTET STRING after version and algorithm).
+fn pkcs1_of_pkcs8(pkcs8: &[u8]) -> &[u8] {
+    let (_, mut body, _) = der_tlv(pkcs8);
+    loop {
+        let (tag, contents, rest) = der_tlv(body);
+        if tag == 0x04 {
+            return contents;
+        }
+        body = rest;
+    }
+}
+
 fn b64(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -46,6 +76,22 @@ impl TestKey {
             alg: Algorithm::ES256,
             enc: EncodingKey::from_ec_der(pkcs8.as_ref()),
             jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y), "kid": kid, "use": "sig", "alg": "ES256"}),
+        }
+    }
+
+    pub fn rs256(kid: &str) -> Self {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        use aws_lc_rs::signature::KeyPair as _;
+        let kp = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let der: Pkcs8V1Der = kp.as_der().unwrap();
+        let pk = kp.public_key();
+        Self {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            enc: EncodingKey::from_rsa_der(pkcs1_of_pkcs8(der.as_ref())),
+            jwk: json!({"kty": "RSA", "n": b64(pk.modulus().big_endian_without_leading_zero()),
+                "e": b64(pk.exponent().big_endian_without_leading_zero()), "kid": kid, "alg": "RS256"}),
         }
     }
 
