@@ -8,7 +8,7 @@ use super::verifier_state::VerifierState;
 use crate::verify::decision::Decision;
 use crate::verify::request::AuthzRequest;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -91,14 +91,10 @@ fn encode(st: &VerifierState, d: Decision) -> Response {
         Decision::Allow(identity) => {
             let mut out = HeaderMap::new();
             if let Some(vt) = identity {
-                for (name, v) in st.headers.identity.iter().zip(vt.header_values.iter()) {
-                    let (Ok(n), Some(Ok(v))) = (
-                        HeaderName::from_bytes(name.as_bytes()),
-                        v.as_deref().map(HeaderValue::from_str),
-                    ) else {
-                        continue;
-                    };
-                    out.insert(n, v);
+                for (name, v) in st.headers.http_names.iter().zip(vt.header_values.iter()) {
+                    if let Some(Ok(v)) = v.as_deref().map(HeaderValue::from_str) {
+                        out.insert(name.clone(), v);
+                    }
                 }
             }
             (StatusCode::OK, out).into_response()

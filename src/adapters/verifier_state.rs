@@ -14,6 +14,29 @@ pub struct HeaderPlan {
     pub identity: [String; IDENTITY_SLOTS.len()],
     /// Remove `Authorization` before forwarding (MCP: no token passthrough).
     pub remove_authorization: bool,
+    /// The same names, parsed once for the HTTP adapter.
+    pub http_names: Vec<http::HeaderName>,
+}
+
+// === impl HeaderPlan ===
+
+impl HeaderPlan {
+    /// Names must be valid header names (checked by config validation);
+    /// invalid ones are skipped by the HTTP adapter.
+    pub fn new(identity: [String; IDENTITY_SLOTS.len()], remove_authorization: bool) -> Self {
+        let http_names = identity
+            .iter()
+            .map(|n| {
+                http::HeaderName::from_bytes(n.as_bytes())
+                    .unwrap_or(http::HeaderName::from_static("x-invalid-header-name"))
+            })
+            .collect();
+        Self {
+            identity,
+            remove_authorization,
+            http_names,
+        }
+    }
 }
 
 /// Everything the adapters need, built by `app::verifier`.

@@ -139,10 +139,10 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
     let j2 = jwks.clone();
     let state = Arc::new(VerifierState {
         authorizer,
-        headers: HeaderPlan {
-            identity: config.identity_headers.clone(),
-            remove_authorization: !config.forward_authorization,
-        },
+        headers: HeaderPlan::new(
+            config.identity_headers.clone(),
+            !config.forward_authorization,
+        ),
         metrics,
         prm,
         trusted_proxies: config.trusted_proxies.clone(),
