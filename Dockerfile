@@ -8,7 +8,7 @@
 #     --target x86_64-unknown-linux-gnu --no-default-features --features verifier --bin verifier
 #   podman build --target verifier-prebuilt \
 #     --build-arg BIN_DIR=target/x86_64-unknown-linux-gnu/release -t mcpgate-verifier .
-# (the prebuilt path needs a .dockerignore that lets that directory through)
+# (.dockerignore lets exactly those two binaries through)
 
 ARG RUST_VERSION=1
 ARG BIN_DIR=target/x86_64-unknown-linux-gnu/release
