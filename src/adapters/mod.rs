@@ -5,6 +5,8 @@ pub mod envoy;
 pub mod forward_auth;
 #[cfg(feature = "verifier")]
 pub mod health;
+#[cfg(feature = "issuer")]
+pub mod issuer;
 #[cfg(feature = "verifier")]
 pub mod prm;
 #[cfg(feature = "verifier")]

@@ -1,4 +1,10 @@
 //! Configuration: raw (serde, all optional) → validated.
+#[cfg(feature = "issuer")]
+pub mod issuer;
+#[cfg(feature = "issuer")]
+pub mod issuer_dev;
+#[cfg(feature = "issuer")]
+mod issuer_validate;
 #[cfg(feature = "verifier")]
 pub mod verifier;
 #[cfg(feature = "verifier")]

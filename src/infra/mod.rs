@@ -8,6 +8,8 @@ pub mod github;
 #[cfg(feature = "verifier")]
 pub mod jwks;
 #[cfg(feature = "issuer")]
+pub mod memory_store;
+#[cfg(feature = "issuer")]
 pub mod oidc;
 #[cfg(feature = "issuer")]
 pub mod redis_store;

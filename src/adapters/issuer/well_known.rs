@@ -1,0 +1,70 @@
+//! Discovery (RFC 8414 / OIDC), JWKS, health and metrics.
+
+use super::IssuerState;
+use crate::issue::store::Namespace;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::sync::Arc;
+
+type St = State<Arc<IssuerState>>;
+
+fn cacheable(mut r: Response, secs: u32) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={secs}")) {
+        r.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// `GET /.well-known/oauth-authorization-server` and
+/// `/.well-known/openid-configuration` (and their path-suffixed forms).
+pub async fn well_known_metadata_get(State(st): St) -> Response {
+    cacheable(Json(st.core.server_metadata()).into_response(), 300)
+}
+
+/// `GET /jwks` and `/.well-known/jwks.json`.
+pub async fn well_known_jwks_get(State(st): St) -> Response {
+    let mut r = cacheable(Json(st.core.keys.jwks()).into_response(), 60);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    r
+}
+
+/// `GET /healthz`.
+pub async fn health_live_get() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 503 while the store does not answer.
+pub async fn health_ready_get(State(st): St) -> Response {
+    match st.core.store.get(Namespace::RateLimits, "readyz").await {
+        Ok(_) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "not_ready", "reason": "storage unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub async fn health_metrics_get(State(st): St) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(&st.metrics.registry),
+    )
+        .into_response()
+}

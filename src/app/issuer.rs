@@ -1,0 +1,380 @@
+//! The issuer's composition root: validated config + injectable
+//! dependencies → the core ([`Issuer`]) → the HTTP server.
+//!
+//! Backends are chosen from config by the small factories below
+//! ([`build_store`], [`build_revocations`], [`build_idps`],
+//! [`build_fetcher`]); tests and `mcpgate dev` inject their own through
+//! [`IssuerDeps`].
+
+use crate::adapters::issuer::{routes, IssuerMetrics, IssuerState};
+use crate::config::issuer::{
+    CimdConfig, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig, StorageConfig,
+};
+use crate::domain::claims::Scopes;
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::revocation::RevocationSink;
+use crate::infra::cimd_fetch::{FetchSettings, GuardedFetcher};
+use crate::infra::github::{GitHubIdp, GitHubSettings};
+use crate::infra::memory_store::MemoryStore;
+use crate::infra::oidc::{OidcIdp, OidcSettings};
+use crate::infra::redis_store::RedisSettings;
+use crate::infra::revocation::{LocalRevocations, RedisRevocationSink};
+use crate::infra::store_backend::{open_store, StoreBackend};
+use crate::issue::cimd::MetadataFetcher;
+use crate::issue::keys::{KeyManager, PemKeys};
+use crate::issue::metadata::issuer_path;
+use crate::issue::service::{
+    CimdSettings, Issuer, RegistrationSettings, ResourceSettings, Settings,
+};
+use crate::issue::store::Store;
+use crate::issue::upstream::UpstreamIdp;
+use crate::issue::users::StaticUsers;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Clock skew tolerated by verifiers, added to how long retired keys stay.
+const KEY_RETIRE_SLACK: Duration = Duration::from_secs(300);
+/// How often stored keys are re-read (other replicas' rotations).
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Injectable dependencies; `Default` builds everything from config.
+#[derive(Default, Clone)]
+pub struct IssuerDeps {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub store: Option<Arc<dyn Store>>,
+    pub revocations: Option<Arc<dyn RevocationSink>>,
+    /// Replaces the github/google/oidc providers of the config.
+    pub idps: Option<Vec<Arc<dyn UpstreamIdp>>>,
+    pub fetcher: Option<Arc<dyn MetadataFetcher>>,
+}
+
+/// Failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn setup(what: &str) -> impl Fn(String) -> StartError + '_ {
+    move |e| StartError::Setup(format!("{what}: {e}"))
+}
+
+/// A running issuer.
+pub struct RunningIssuer {
+    pub http_addr: SocketAddr,
+    /// The issuer identifier in use.
+    pub issuer: String,
+    pub core: Arc<Issuer>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens the configured store.
+pub async fn build_store(cfg: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
+    let backend = match cfg {
+        StorageConfig::Memory => return Ok(Arc::new(MemoryStore::new())),
+        StorageConfig::Embedded { path } => StoreBackend::Embedded { path: path.clone() },
+        StorageConfig::Redis { urls, cluster } => StoreBackend::Redis(RedisSettings {
+            urls: urls.clone(),
+            cluster: *cluster,
+        }),
+    };
+    open_store(&backend)
+        .await
+        .map_err(|e| StartError::Setup(format!("storage: {e}")))
+}
+
+/// Connects the configured revocation sink.
+pub async fn build_revocations(
+    cfg: &RevocationConfig,
+    clock: Arc<dyn Clock>,
+    max_token_lifetime: Duration,
+) -> Result<Arc<dyn RevocationSink>, StartError> {
+    Ok(match cfg {
+        RevocationConfig::Local => Arc::new(LocalRevocations::new(clock, max_token_lifetime)),
+        RevocationConfig::Redis { urls } => Arc::new(
+            RedisRevocationSink::connect(urls, clock, max_token_lifetime)
+                .await
+                .map_err(|e| setup("revocation")(e.to_string()))?,
+        ),
+    })
+}
+
+/// Builds the github/google/oidc providers (OIDC ones run discovery now).
+pub async fn build_idps(
+    providers: &[ProviderConfig],
+    clock: Arc<dyn Clock>,
+) -> Result<Vec<Arc<dyn UpstreamIdp>>, StartError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| setup("http client")(e.to_string()))?;
+    let mut out: Vec<Arc<dyn UpstreamIdp>> = Vec::new();
+    for p in providers {
+        let secret = p.client_secret.clone();
+        match p.kind {
+            ProviderKind::Static => {}
+            ProviderKind::GitHub => {
+                let mut s = GitHubSettings::new(
+                    &p.client_id,
+                    secret.unwrap_or_else(|| crate::domain::secret::ClientSecret::new("")),
+                );
+                if let Some(v) = &p.scopes {
+                    s.scopes = v.clone();
+                }
+                if let Some(v) = &p.web_base {
+                    s.web_base = v.clone();
+                }
+                if let Some(v) = &p.api_base {
+                    s.api_base = v.clone();
+                }
+                out.push(Arc::new(GitHubIdp::new(s, http.clone())));
+            }
+            ProviderKind::Google | ProviderKind::Oidc => {
+                let mut s = match (p.kind, secret) {
+                    (ProviderKind::Google, Some(sec)) => OidcSettings::google(&p.client_id, sec),
+                    (_, sec) => OidcSettings::new(
+                        &p.id,
+                        p.issuer.clone().unwrap_or_default(),
+                        &p.client_id,
+                        sec,
+                    ),
+                };
+                s.id = p.id.clone();
+                s.display_name = p.display_name.clone();
+                if let Some(v) = &p.scopes {
+                    s.scopes = v.clone();
+                }
+                let idp = OidcIdp::discover_with_clock(s, http.clone(), clock.clone())
+                    .await
+                    .map_err(|e| setup(&format!("provider {}", p.id))(e.to_string()))?;
+                out.push(Arc::new(idp));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The SSRF-guarded metadata document fetcher (`None` when CIMD is off).
+pub fn build_fetcher(cfg: &CimdConfig) -> Option<Arc<dyn MetadataFetcher>> {
+    cfg.enabled.then(|| {
+        let s = FetchSettings {
+            allow_private_addresses: cfg.allow_private_addresses,
+            max_cache_age: cfg.max_cache,
+            ..FetchSettings::default()
+        };
+        Arc::new(GuardedFetcher::new(s)) as Arc<dyn MetadataFetcher>
+    })
+}
+
+fn read_pem(p: &std::path::Path) -> Result<String, StartError> {
+    std::fs::read_to_string(p)
+        .map_err(|e| StartError::Setup(format!("signing key {}: {e}", p.display())))
+}
+
+fn settings(config: &IssuerConfig, issuer: String) -> Settings {
+    Settings {
+        issuer,
+        resources: config
+            .resources
+            .iter()
+            .map(|r| ResourceSettings {
+                resource: r.resource.clone(),
+                scopes: r
+                    .scopes
+                    .as_ref()
+                    .map(|s| Scopes::from_iter(s.iter().cloned())),
+            })
+            .collect(),
+        scopes: Scopes::from_iter(config.scopes.iter().cloned()),
+        default_scopes: Scopes::from_iter(config.default_scopes.iter().cloned()),
+        access_ttl: config.access_ttl,
+        refresh_ttl: config.refresh_ttl,
+        code_ttl: config.code_ttl,
+        pending_ttl: config.login_timeout,
+        session_ttl: config.session_ttl,
+        consent_ttl: config.consent_ttl,
+        registration: RegistrationSettings {
+            enabled: config.registration.enabled,
+            rate_limit: config.registration.rate_limit,
+            rate_window: config.registration.rate_window,
+            client_lifetime: config.registration.client_lifetime,
+            initial_access_token: config.registration.initial_access_token.clone(),
+        },
+        cimd: CimdSettings {
+            enabled: config.cimd.enabled,
+            default_cache: config.cimd.default_cache,
+            min_cache: Duration::from_secs(30).min(config.cimd.max_cache),
+            max_cache: config.cimd.max_cache,
+        },
+        allow_list: config.allow_list.clone(),
+        admin_token: config.admin_token.clone(),
+    }
+}
+
+/// Builds the core for the issuer identifier `issuer`.
+pub async fn build(
+    config: &IssuerConfig,
+    deps: IssuerDeps,
+    issuer: String,
+) -> Result<Arc<Issuer>, StartError> {
+    let clock = deps.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let store = match deps.store {
+        Some(s) => s,
+        None => build_store(&config.storage).await?,
+    };
+    let max_lifetime = config.access_ttl + KEY_RETIRE_SLACK;
+    let revocations = match deps.revocations {
+        Some(r) => r,
+        None => build_revocations(&config.revocation, clock.clone(), max_lifetime).await?,
+    };
+    let idps = match deps.idps {
+        Some(i) => i,
+        None => build_idps(&config.providers, clock.clone()).await?,
+    };
+    let fetcher = deps.fetcher.or_else(|| build_fetcher(&config.cimd));
+    let s = &config.signing;
+    let keys = match &s.key_file {
+        Some(f) => {
+            let pem = PemKeys {
+                current: read_pem(f)?,
+                next: s.next_key_file.as_deref().map(read_pem).transpose()?,
+                retired: s
+                    .retired_key_files
+                    .iter()
+                    .map(|p| read_pem(p))
+                    .collect::<Result<_, _>>()?,
+            };
+            KeyManager::from_pem(s.alg, &pem, store.clone())
+        }
+        None => KeyManager::from_store(s.alg, store.clone(), max_lifetime, clock.unix()).await,
+    }
+    .map_err(|e| StartError::Setup(e.to_string()))?;
+    let static_users = match config
+        .providers
+        .iter()
+        .find(|p| p.kind == ProviderKind::Static)
+    {
+        Some(p) => Some(
+            StaticUsers::new(&p.id, &p.display_name, p.users.clone())
+                .map_err(|e| StartError::Setup(format!("provider {}: {e}", p.id)))?,
+        ),
+        None => None,
+    };
+    Ok(Arc::new(Issuer {
+        settings: settings(config, issuer),
+        store,
+        revocations,
+        clock,
+        keys,
+        idps,
+        static_users,
+        fetcher,
+    }))
+}
+
+/// Binds, builds and serves; logs `listening http=<addr>`.
+pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssuer, StartError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    let core = build(&config, deps, issuer.clone()).await?;
+    let state = Arc::new(IssuerState {
+        core: core.clone(),
+        metrics: IssuerMetrics::new(),
+        trusted_proxies: config.trusted_proxies.clone(),
+    });
+    let router = routes(state);
+    let (tx, mut rx) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(async move {
+        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, svc)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "issuer HTTP server failed");
+        }
+    })];
+    if !core.keys.is_file_managed() {
+        tasks.push(tokio::spawn(key_maintenance(
+            core.clone(),
+            config.signing.rotation_interval,
+        )));
+    }
+    tracing::info!(http = %http_addr, issuer = %issuer, path = %issuer_path(&issuer), "listening");
+    Ok(RunningIssuer {
+        http_addr,
+        issuer,
+        core,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+/// Re-reads stored keys and rotates them when due. Replicas race for a
+/// per-key lock counter so only one rotates.
+async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
+    loop {
+        tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+        if let Err(e) = core.keys.reload().await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+        let (Some(every), Some(since), Some(kid)) =
+            (interval, core.keys.current_since(), core.keys.current_kid())
+        else {
+            continue;
+        };
+        if core.now() < since + every.as_secs() {
+            continue;
+        }
+        let lock = format!("rotate:{kid}");
+        match core
+            .store
+            .incr(crate::issue::store::Namespace::RateLimits, &lock, every)
+            .await
+        {
+            Ok(1) => {
+                if let Err(e) = core.keys.rotate(core.now()).await {
+                    tracing::error!(error = %e, "automatic key rotation failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "key rotation lock unavailable"),
+        }
+    }
+}
+
+// === impl RunningIssuer ===
+
+impl RunningIssuer {
+    /// Stops the server and background tasks.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Waits until the server stops (for the binary).
+    pub async fn wait(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}

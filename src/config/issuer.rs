@@ -1,0 +1,425 @@
+//! Issuer configuration: a TOML file (`--config <path>` or
+//! `MCPGW_ISSUER_CONFIG`) plus `MCPGW_ISSUER_*` environment overrides for
+//! secrets and scalars → [`RawConfig`] → [`RawConfig::validate`] →
+//! [`IssuerConfig`]. Every `Raw*` field is documented here, ending with
+//! "Defaults to …"; [`markdown_reference`] renders these docs for the README.
+
+pub use super::issuer_validate::*;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Names the TOML file.
+pub const ENV_CONFIG: &str = "MCPGW_ISSUER_CONFIG";
+pub const ENV_ISSUER: &str = "MCPGW_ISSUER_ISSUER";
+pub const ENV_LISTEN: &str = "MCPGW_ISSUER_LISTEN";
+pub const ENV_ADMIN_TOKEN: &str = "MCPGW_ISSUER_ADMIN_TOKEN";
+pub const ENV_ALLOW_LIST: &str = "MCPGW_ISSUER_ALLOW_LIST";
+pub const ENV_STORAGE_KIND: &str = "MCPGW_ISSUER_STORAGE_KIND";
+pub const ENV_STORAGE_PATH: &str = "MCPGW_ISSUER_STORAGE_PATH";
+pub const ENV_STORAGE_REDIS_URLS: &str = "MCPGW_ISSUER_STORAGE_REDIS_URLS";
+pub const ENV_REVOCATION_REDIS_URLS: &str = "MCPGW_ISSUER_REVOCATION_REDIS_URLS";
+pub const ENV_SIGNING_KEY_FILE: &str = "MCPGW_ISSUER_SIGNING_KEY_FILE";
+pub const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGW_ISSUER_REGISTRATION_INITIAL_ACCESS_TOKEN";
+/// `MCPGW_ISSUER_PROVIDER_<ID>_CLIENT_SECRET` (id upper-cased, `-` → `_`).
+pub const ENV_PROVIDER_PREFIX: &str = "MCPGW_ISSUER_PROVIDER_";
+
+/// Where override strings come from (the process env, or a map in tests).
+pub trait Strings {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env;
+
+/// A bad configuration value; names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config `{key}`: {msg}")]
+pub struct ConfigError {
+    pub key: String,
+    pub msg: String,
+}
+
+/// The issuer's TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The issuer identifier: the `iss` of every token and the base URL of every endpoint (https in production; a path is allowed). Defaults to `http://<listen address>`, which is only allowed when listening on loopback.
+    pub issuer: Option<String>,
+    /// HTTP listen address (port 0 picks a free port). Defaults to `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Every scope the issuer grants (`scopes_supported`). Defaults to the union of the resources' scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Scopes granted when an authorization request names none. Defaults to all scopes of the requested resource.
+    pub default_scopes: Option<Vec<String>>,
+    /// Access-token lifetime in seconds. Defaults to 3600.
+    pub access_token_ttl_secs: Option<u64>,
+    /// Refresh-token lifetime in seconds (renewed on every rotation). Defaults to 2592000 (30 days).
+    pub refresh_token_ttl_secs: Option<u64>,
+    /// Authorization-code lifetime in seconds. Defaults to 60.
+    pub code_ttl_secs: Option<u64>,
+    /// Browser login-session lifetime in seconds (repeated authorizations skip the login). Defaults to 28800 (8 hours).
+    pub session_ttl_secs: Option<u64>,
+    /// How long a user's consent to a client is remembered, in seconds. Defaults to 7776000 (90 days).
+    pub consent_ttl_secs: Option<u64>,
+    /// Time a user has to log in and consent, in seconds. Defaults to 600.
+    pub login_timeout_secs: Option<u64>,
+    /// Bearer token of the `/admin` API and of admin introspection; env `MCPGW_ISSUER_ADMIN_TOKEN`. Defaults to none (admin API disabled).
+    pub admin_token: Option<String>,
+    /// Who may log in through GitHub, Google or OIDC: `*`, usernames, provider subjects (`github:583231`), verified emails, or `@domain`; env `MCPGW_ISSUER_ALLOW_LIST` (comma-separated). Static users are always allowed. Defaults to none (required when such a provider is configured).
+    pub allow_list: Option<Vec<String>>,
+    /// CIDRs of reverse proxies whose `X-Forwarded-For` is believed (registration rate limit). Defaults to none.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Protected resources (RFC 8707) tokens are minted for. Defaults to none (at least one is required).
+    pub resources: Option<Vec<RawResource>>,
+    /// Where state lives. Defaults to the embedded store at `./mcpgate-issuer.redb`.
+    pub storage: Option<RawStorage>,
+    /// Where access-token revocations are published. Defaults to `local` (in-process).
+    pub revocation: Option<RawRevocation>,
+    /// Token signing keys. Defaults to RS256 keys generated and kept in the store.
+    pub signing: Option<RawSigning>,
+    /// Dynamic client registration (RFC 7591/7592). Defaults to enabled, open, rate-limited.
+    pub registration: Option<RawRegistration>,
+    /// Client ID Metadata Documents. Defaults to enabled, public addresses only.
+    pub cimd: Option<RawCimd>,
+    /// Login providers, shown in this order. Defaults to none (at least one is required).
+    pub providers: Option<Vec<RawProvider>>,
+}
+
+/// One `[[resources]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResource {
+    /// The canonical resource URI, e.g. `https://mcp.example.com/mcp`; becomes the token `aud`. Defaults to none (required).
+    pub resource: Option<String>,
+    /// Scopes grantable for this resource. Defaults to all of `scopes`.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The `[storage]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// `embedded` (one redb file, single replica), `redis` (Redis or Redis Cluster, any number of replicas) or `memory` (tests; lost on restart); env `MCPGW_ISSUER_STORAGE_KIND`. Defaults to `embedded`.
+    pub kind: Option<String>,
+    /// File of the embedded store; env `MCPGW_ISSUER_STORAGE_PATH`. Defaults to `./mcpgate-issuer.redb`.
+    pub path: Option<String>,
+    /// Redis URLs (`redis://` or `rediss://`); several mean cluster seeds; env `MCPGW_ISSUER_STORAGE_REDIS_URLS` (comma-separated). Defaults to none (required for `redis`).
+    pub redis_urls: Option<Vec<String>>,
+    /// Use Redis Cluster even with one seed URL. Defaults to false.
+    pub redis_cluster: Option<bool>,
+}
+
+/// The `[revocation]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevocation {
+    /// `local` (in-process; for the all-in-one dev mode) or `redis` (what verifiers mirror). Defaults to `redis` when `redis_urls` is set, else `local`.
+    pub kind: Option<String>,
+    /// Redis URLs the verifiers subscribe to; env `MCPGW_ISSUER_REVOCATION_REDIS_URLS`. Defaults to the storage Redis URLs.
+    pub redis_urls: Option<Vec<String>>,
+}
+
+/// The `[signing]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    /// `RS256`, `ES256` or `EdDSA`. Defaults to `RS256`.
+    pub alg: Option<String>,
+    /// PKCS#8 PEM private key to sign with (RSA may also be PKCS#1); env `MCPGW_ISSUER_SIGNING_KEY_FILE`. Defaults to none (keys generated and stored).
+    pub key_file: Option<String>,
+    /// PEM key published in the JWKS ahead of a file-based rotation. Defaults to none.
+    pub next_key_file: Option<String>,
+    /// PEM keys no longer signing but still published. Defaults to none.
+    pub retired_key_files: Option<Vec<String>>,
+    /// Rotate stored keys automatically this often, in seconds (0 = only via `POST /admin/keys/rotate`). Defaults to 0.
+    pub rotation_interval_secs: Option<u64>,
+}
+
+/// The `[registration]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistration {
+    /// Serve `POST /register`. Defaults to true.
+    pub enabled: Option<bool>,
+    /// Registrations allowed per client IP per window (0 = unlimited). Defaults to 20.
+    pub rate_limit: Option<u64>,
+    /// The rate-limit window in seconds. Defaults to 3600.
+    pub rate_window_secs: Option<u64>,
+    /// Registration lifetime in seconds (0 = never expires). Defaults to 0.
+    pub client_lifetime_secs: Option<u64>,
+    /// Require `Authorization: Bearer <token>` on `POST /register`; env `MCPGW_ISSUER_REGISTRATION_INITIAL_ACCESS_TOKEN`. Defaults to none (open registration).
+    pub initial_access_token: Option<String>,
+}
+
+/// The `[cimd]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCimd {
+    /// Accept https URLs as `client_id` and fetch their metadata documents. Defaults to true.
+    pub enabled: Option<bool>,
+    /// Let documents be fetched from private, loopback and link-local addresses (SSRF risk). Defaults to false.
+    pub allow_private_addresses: Option<bool>,
+    /// Cache time in seconds when a document has no `max-age`. Defaults to 300.
+    pub default_cache_secs: Option<u64>,
+    /// Longest cache time in seconds. Defaults to 86400.
+    pub max_cache_secs: Option<u64>,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// `static` (local users), `github`, `google` or `oidc`. Defaults to none (required).
+    pub kind: Option<String>,
+    /// Short id used in URLs and subjects (`/callback/<id>`, `<id>:<user>`). Defaults to the kind (`local` for static).
+    pub id: Option<String>,
+    /// Name on the login page. Defaults to the kind's usual name.
+    pub display_name: Option<String>,
+    /// OAuth client id at the provider; env `MCPGW_ISSUER_PROVIDER_<ID>_CLIENT_ID`. Defaults to none (required except for static).
+    pub client_id: Option<String>,
+    /// OAuth client secret at the provider; env `MCPGW_ISSUER_PROVIDER_<ID>_CLIENT_SECRET`. Defaults to none (required for github and google).
+    pub client_secret: Option<String>,
+    /// OIDC issuer URL (discovery at `<issuer>/.well-known/openid-configuration`). Defaults to none (required for oidc).
+    pub issuer: Option<String>,
+    /// Scopes requested upstream. Defaults to the provider's usual scopes.
+    pub scopes: Option<Vec<String>>,
+    /// GitHub web base URL (GitHub Enterprise, tests). Defaults to `https://github.com`.
+    pub web_base: Option<String>,
+    /// GitHub API base URL. Defaults to `https://api.github.com`.
+    pub api_base: Option<String>,
+    /// Users of a `static` provider. Defaults to none.
+    pub users: Option<Vec<RawUser>>,
+}
+
+/// One `[[providers.users]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    /// Login name. Defaults to none (required).
+    pub username: Option<String>,
+    /// Argon2 PHC hash (`$argon2id$…`; `mcpgate hash-password` prints one). Defaults to none (required).
+    pub password_hash: Option<String>,
+    /// The user's (trusted) email. Defaults to none.
+    pub email: Option<String>,
+    /// Display name. Defaults to none.
+    pub name: Option<String>,
+}
+
+impl Strings for Env {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Strings for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+pub(super) fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        msg: msg.to_string(),
+    }
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The env name of a provider's secret field.
+pub fn provider_env(id: &str, field: &str) -> String {
+    let id: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{ENV_PROVIDER_PREFIX}{id}_{field}")
+}
+
+// === impl RawConfig ===
+
+impl RawConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_owned();
+            let key = msg
+                .split('`')
+                .nth(1)
+                .map(str::to_owned)
+                .unwrap_or_else(|| "<file>".into());
+            bad(&key, msg)
+        })
+    }
+
+    /// Reads the file named by `path` or `MCPGW_ISSUER_CONFIG` (if any),
+    /// then applies the env overrides.
+    pub fn load(path: Option<&str>, env: &dyn Strings) -> Result<Self, ConfigError> {
+        let path = path.map(str::to_owned).or_else(|| env.get(ENV_CONFIG));
+        let mut raw = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| bad(ENV_CONFIG, format!("cannot read {p}: {e}")))?;
+                Self::from_toml(&text)?
+            }
+            None => Self::default(),
+        };
+        raw.apply_env(env);
+        Ok(raw)
+    }
+
+    pub fn apply_env(&mut self, env: &dyn Strings) {
+        if let Some(v) = env.get(ENV_ISSUER) {
+            self.issuer = Some(v);
+        }
+        if let Some(v) = env.get(ENV_LISTEN) {
+            self.listen = Some(v);
+        }
+        if let Some(v) = env.get(ENV_ADMIN_TOKEN) {
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = env.get(ENV_ALLOW_LIST) {
+            self.allow_list = Some(list(&v));
+        }
+        let st = self.storage.get_or_insert_with(RawStorage::default);
+        if let Some(v) = env.get(ENV_STORAGE_KIND) {
+            st.kind = Some(v);
+        }
+        if let Some(v) = env.get(ENV_STORAGE_PATH) {
+            st.path = Some(v);
+        }
+        if let Some(v) = env.get(ENV_STORAGE_REDIS_URLS) {
+            st.redis_urls = Some(list(&v));
+        }
+        if let Some(v) = env.get(ENV_REVOCATION_REDIS_URLS) {
+            self.revocation
+                .get_or_insert_with(RawRevocation::default)
+                .redis_urls = Some(list(&v));
+        }
+        if let Some(v) = env.get(ENV_SIGNING_KEY_FILE) {
+            self.signing
+                .get_or_insert_with(RawSigning::default)
+                .key_file = Some(v);
+        }
+        if let Some(v) = env.get(ENV_INITIAL_ACCESS_TOKEN) {
+            self.registration
+                .get_or_insert_with(RawRegistration::default)
+                .initial_access_token = Some(v);
+        }
+        for p in self.providers.iter_mut().flatten() {
+            let id = p.id.clone().or_else(|| p.kind.clone()).unwrap_or_default();
+            if let Some(v) = env.get(&provider_env(&id, "CLIENT_SECRET")) {
+                p.client_secret = Some(v);
+            }
+            if let Some(v) = env.get(&provider_env(&id, "CLIENT_ID")) {
+                p.client_id = Some(v);
+            }
+        }
+    }
+}
+
+/// The `Raw*` docs as a Markdown reference (`key | doc`), straight from the
+/// `///` comments of this file, so it cannot drift.
+pub fn markdown_reference() -> String {
+    let src = include_str!("issuer.rs");
+    let mut out = String::from("| Key | Description |\n|---|---|\n");
+    let mut table = "";
+    let mut doc = String::new();
+    for line in src.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("pub struct Raw") {
+            table = match name.trim_end_matches(" {") {
+                "Config" => "",
+                "Resource" => "resources[].",
+                "Storage" => "storage.",
+                "Revocation" => "revocation.",
+                "Signing" => "signing.",
+                "Registration" => "registration.",
+                "Cimd" => "cimd.",
+                "Provider" => "providers[].",
+                "User" => "providers[].users[].",
+                _ => "?",
+            };
+        } else if let Some(d) = line.strip_prefix("/// ") {
+            doc = d.to_owned();
+        } else if let Some(field) = line
+            .strip_prefix("pub ")
+            .filter(|l| !l.starts_with("fn "))
+            .and_then(|l| l.split_once(": Option<"))
+        {
+            out.push_str(&format!(
+                "| `{table}{}` | {} |\n",
+                field.0,
+                doc.replace('|', "\\|")
+            ));
+            doc.clear();
+        } else if !line.starts_with("#[") {
+            doc.clear();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_raw_field_is_documented_with_a_default() {
+        let src = include_str!("issuer.rs");
+        let lines: Vec<&str> = src.lines().map(str::trim).collect();
+        let mut fields = 0;
+        for (i, l) in lines.iter().enumerate() {
+            if l.starts_with("pub ") && !l.starts_with("pub fn") && l.contains(": Option<") {
+                fields += 1;
+                let doc = lines[i - 1];
+                assert!(
+                    doc.starts_with("/// ") && doc.contains("Defaults to"),
+                    "field `{l}` needs a `///` doc ending in \"Defaults to …\""
+                );
+            }
+        }
+        assert!(fields > 40);
+        let md = markdown_reference();
+        assert!(md.contains("| `storage.kind` |"));
+        assert!(md.contains("| `providers[].users[].password_hash` |"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = RawConfig::from_toml("issuer = \"https://a\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.key, "bogus");
+        let e = RawConfig::from_toml("[storage]\nkind = \"embedded\"\npth = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "pth");
+    }
+
+    #[test]
+    fn env_overrides_secrets() {
+        let mut raw =
+            RawConfig::from_toml("[[providers]]\nkind = \"github\"\nclient_id = \"id\"\n").unwrap();
+        let env: HashMap<String, String> = [
+            (ENV_ADMIN_TOKEN.to_owned(), "adm".to_owned()),
+            (
+                "MCPGW_ISSUER_PROVIDER_GITHUB_CLIENT_SECRET".to_owned(),
+                "s".to_owned(),
+            ),
+        ]
+        .into();
+        raw.apply_env(&env);
+        assert_eq!(raw.admin_token.as_deref(), Some("adm"));
+        assert_eq!(
+            raw.providers.unwrap()[0].client_secret.as_deref(),
+            Some("s")
+        );
+    }
+}

@@ -1,0 +1,437 @@
+//! The validated issuer configuration and [`RawConfig::validate`].
+
+use super::issuer::{bad, ConfigError, RawConfig, RawProvider};
+use crate::domain::claims::is_valid_scope_token;
+use crate::domain::secret::{AdminToken, ClientSecret, RegistrationToken};
+use crate::issue::keys::SigningAlg;
+use crate::issue::users::{AllowList, StaticUser};
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where issuer state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Memory,
+    Embedded { path: PathBuf },
+    Redis { urls: Vec<String>, cluster: bool },
+}
+
+/// Where revocations are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationConfig {
+    Local,
+    Redis { urls: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    pub alg: SigningAlg,
+    pub key_file: Option<PathBuf>,
+    pub next_key_file: Option<PathBuf>,
+    pub retired_key_files: Vec<PathBuf>,
+    /// `None` = rotate only on request.
+    pub rotation_interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    pub enabled: bool,
+    pub rate_limit: u64,
+    pub rate_window: Duration,
+    pub client_lifetime: Option<Duration>,
+    pub initial_access_token: Option<RegistrationToken>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CimdConfig {
+    pub enabled: bool,
+    pub allow_private_addresses: bool,
+    pub default_cache: Duration,
+    pub max_cache: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Static,
+    GitHub,
+    Google,
+    Oidc,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub id: String,
+    pub display_name: String,
+    pub client_id: String,
+    pub client_secret: Option<ClientSecret>,
+    pub issuer: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub web_base: Option<String>,
+    pub api_base: Option<String>,
+    pub users: Vec<StaticUser>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceConfig {
+    pub resource: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The validated issuer configuration.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// `None`: `http://<bound address>` (loopback listen only).
+    pub issuer: Option<String>,
+    pub listen: SocketAddr,
+    pub resources: Vec<ResourceConfig>,
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    pub session_ttl: Duration,
+    pub consent_ttl: Duration,
+    pub login_timeout: Duration,
+    pub admin_token: Option<AdminToken>,
+    pub allow_list: AllowList,
+    pub trusted_proxies: Vec<IpNet>,
+    pub storage: StorageConfig,
+    pub revocation: RevocationConfig,
+    pub signing: SigningConfig,
+    pub registration: RegistrationConfig,
+    pub cimd: CimdConfig,
+    pub providers: Vec<ProviderConfig>,
+}
+
+fn secs(key: &str, v: Option<u64>, default: u64, min: u64) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min {
+        return Err(bad(key, format!("must be at least {min}")));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+fn url_key(key: &str, v: &str, allow_path: bool) -> Result<url::Url, ConfigError> {
+    let u = url::Url::parse(v).map_err(|e| bad(key, e))?;
+    if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none() {
+        return Err(bad(key, "must be an http(s) URL"));
+    }
+    if u.fragment().is_some() || u.query().is_some() || (!allow_path && u.path() != "/") {
+        return Err(bad(key, "must not have a query or fragment"));
+    }
+    Ok(u)
+}
+
+fn scopes_key(key: &str, v: &[String]) -> Result<(), ConfigError> {
+    match v.iter().find(|s| !is_valid_scope_token(s)) {
+        Some(s) => Err(bad(key, format!("invalid scope `{s}`"))),
+        None => Ok(()),
+    }
+}
+
+fn provider(i: usize, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    let k = |f: &str| format!("providers[{i}].{f}");
+    let kind = match p.kind.as_deref() {
+        Some("static") => ProviderKind::Static,
+        Some("github") => ProviderKind::GitHub,
+        Some("google") => ProviderKind::Google,
+        Some("oidc") => ProviderKind::Oidc,
+        _ => return Err(bad(&k("kind"), "must be static, github, google or oidc")),
+    };
+    let (default_id, default_name) = match kind {
+        ProviderKind::Static => ("local", "Local account"),
+        ProviderKind::GitHub => ("github", "GitHub"),
+        ProviderKind::Google => ("google", "Google"),
+        ProviderKind::Oidc => ("oidc", "Single sign-on"),
+    };
+    let id = p.id.unwrap_or_else(|| default_id.to_owned());
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(bad(&k("id"), "use letters, digits, - and _"));
+    }
+    let client_secret = p.client_secret.map(ClientSecret::new);
+    let client_id = p.client_id.unwrap_or_default();
+    if kind != ProviderKind::Static && client_id.is_empty() {
+        return Err(bad(&k("client_id"), "required"));
+    }
+    if matches!(kind, ProviderKind::GitHub | ProviderKind::Google) && client_secret.is_none() {
+        return Err(bad(
+            &k("client_secret"),
+            "required (or set the env override)",
+        ));
+    }
+    if kind == ProviderKind::Oidc {
+        let iss = p
+            .issuer
+            .as_deref()
+            .ok_or_else(|| bad(&k("issuer"), "required"))?;
+        url_key(&k("issuer"), iss, true)?;
+    }
+    let mut users = Vec::new();
+    for (j, u) in p.users.unwrap_or_default().into_iter().enumerate() {
+        let uk = |f: &str| format!("providers[{i}].users[{j}].{f}");
+        users.push(StaticUser {
+            username: u
+                .username
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad(&uk("username"), "required"))?,
+            password_hash: u
+                .password_hash
+                .ok_or_else(|| bad(&uk("password_hash"), "required"))?,
+            email: u.email,
+            name: u.name,
+        });
+    }
+    if kind == ProviderKind::Static && users.is_empty() {
+        return Err(bad(
+            &k("users"),
+            "a static provider needs at least one user",
+        ));
+    }
+    Ok(ProviderConfig {
+        kind,
+        display_name: p.display_name.unwrap_or_else(|| default_name.to_owned()),
+        id,
+        client_id,
+        client_secret,
+        issuer: p.issuer,
+        scopes: p.scopes,
+        web_base: p.web_base,
+        api_base: p.api_base,
+        users,
+    })
+}
+
+// === impl RawConfig ===
+
+impl RawConfig {
+    pub fn validate(self) -> Result<IssuerConfig, ConfigError> {
+        let listen: SocketAddr = self
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| bad("listen", e))?;
+        let issuer = match self.issuer {
+            Some(i) => {
+                url_key("issuer", &i, true)?;
+                Some(i.trim_end_matches('/').to_owned())
+            }
+            None if listen.ip().is_loopback() => None,
+            None => return Err(bad("issuer", "required unless listening on loopback")),
+        };
+        let raw_res = self.resources.unwrap_or_default();
+        if raw_res.is_empty() {
+            return Err(bad(
+                "resources",
+                "configure at least one protected resource",
+            ));
+        }
+        let mut resources = Vec::new();
+        let mut all_scopes: Vec<String> = Vec::new();
+        for (i, r) in raw_res.into_iter().enumerate() {
+            let key = format!("resources[{i}].resource");
+            let res = r.resource.ok_or_else(|| bad(&key, "required"))?;
+            let u = url::Url::parse(&res).map_err(|e| bad(&key, e))?;
+            if u.fragment().is_some() || !matches!(u.scheme(), "https" | "http") {
+                return Err(bad(&key, "must be an http(s) URI without a fragment"));
+            }
+            if let Some(s) = &r.scopes {
+                scopes_key(&format!("resources[{i}].scopes"), s)?;
+                all_scopes.extend(s.iter().cloned());
+            }
+            resources.push(ResourceConfig {
+                resource: res,
+                scopes: r.scopes,
+            });
+        }
+        let scopes = match self.scopes {
+            Some(s) => {
+                scopes_key("scopes", &s)?;
+                if let Some(x) = all_scopes.iter().find(|x| !s.contains(x)) {
+                    return Err(bad("scopes", format!("missing resource scope `{x}`")));
+                }
+                s
+            }
+            None => {
+                all_scopes.sort();
+                all_scopes.dedup();
+                all_scopes
+            }
+        };
+        let default_scopes = self.default_scopes.unwrap_or_default();
+        scopes_key("default_scopes", &default_scopes)?;
+        if let Some(x) = default_scopes.iter().find(|x| !scopes.contains(x)) {
+            return Err(bad("default_scopes", format!("`{x}` is not in scopes")));
+        }
+        let providers = self
+            .providers
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| provider(i, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if providers.is_empty() {
+            return Err(bad("providers", "configure at least one login provider"));
+        }
+        let mut ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(bad("providers", "provider ids must be unique"));
+        }
+        if providers
+            .iter()
+            .filter(|p| p.kind == ProviderKind::Static)
+            .count()
+            > 1
+        {
+            return Err(bad("providers", "at most one static provider"));
+        }
+        let allow_list = AllowList::parse(&self.allow_list.unwrap_or_default())
+            .map_err(|e| bad("allow_list", e))?;
+        if allow_list.is_empty() && providers.iter().any(|p| p.kind != ProviderKind::Static) {
+            return Err(bad(
+                "allow_list",
+                "required with github/google/oidc providers (use [\"*\"] to allow everyone)",
+            ));
+        }
+        let trusted_proxies = self
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.parse::<IpNet>().map_err(|e| bad("trusted_proxies", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let st = self.storage.unwrap_or_default();
+        let storage = match st.kind.as_deref().unwrap_or("embedded") {
+            "memory" => StorageConfig::Memory,
+            "embedded" => StorageConfig::Embedded {
+                path: PathBuf::from(st.path.as_deref().unwrap_or("./mcpgate-issuer.redb")),
+            },
+            "redis" => {
+                let urls = st.redis_urls.clone().unwrap_or_default();
+                if urls.is_empty() {
+                    return Err(bad("storage.redis_urls", "required for kind = \"redis\""));
+                }
+                StorageConfig::Redis {
+                    urls,
+                    cluster: st.redis_cluster.unwrap_or(false),
+                }
+            }
+            other => return Err(bad("storage.kind", format!("unknown kind `{other}`"))),
+        };
+        let rv = self.revocation.unwrap_or_default();
+        let rv_urls = rv.redis_urls.or(st.redis_urls).unwrap_or_default();
+        let revocation = match rv.kind.as_deref() {
+            Some("local") => RevocationConfig::Local,
+            None if rv_urls.is_empty() => RevocationConfig::Local,
+            Some("redis") | None if !rv_urls.is_empty() => {
+                RevocationConfig::Redis { urls: rv_urls }
+            }
+            Some("redis") | None => {
+                return Err(bad(
+                    "revocation.redis_urls",
+                    "required for kind = \"redis\"",
+                ))
+            }
+            Some(other) => return Err(bad("revocation.kind", format!("unknown kind `{other}`"))),
+        };
+        let sg = self.signing.unwrap_or_default();
+        let signing = SigningConfig {
+            alg: SigningAlg::parse(sg.alg.as_deref().unwrap_or("RS256"))
+                .ok_or_else(|| bad("signing.alg", "must be RS256, ES256 or EdDSA"))?,
+            key_file: sg.key_file.map(PathBuf::from),
+            next_key_file: sg.next_key_file.map(PathBuf::from),
+            retired_key_files: sg
+                .retired_key_files
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            rotation_interval: sg
+                .rotation_interval_secs
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
+        };
+        if signing.key_file.is_none()
+            && (signing.next_key_file.is_some() || !signing.retired_key_files.is_empty())
+        {
+            return Err(bad(
+                "signing.key_file",
+                "required with next_key_file / retired_key_files",
+            ));
+        }
+        if signing.key_file.is_some() && signing.rotation_interval.is_some() {
+            return Err(bad(
+                "signing.rotation_interval_secs",
+                "file keys are rotated by replacing the files",
+            ));
+        }
+        let rg = self.registration.unwrap_or_default();
+        let registration = RegistrationConfig {
+            enabled: rg.enabled.unwrap_or(true),
+            rate_limit: rg.rate_limit.unwrap_or(20),
+            rate_window: secs(
+                "registration.rate_window_secs",
+                rg.rate_window_secs,
+                3600,
+                1,
+            )?,
+            client_lifetime: rg
+                .client_lifetime_secs
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
+            initial_access_token: rg
+                .initial_access_token
+                .filter(|t| !t.is_empty())
+                .map(RegistrationToken::new),
+        };
+        let cm = self.cimd.unwrap_or_default();
+        let cimd = CimdConfig {
+            enabled: cm.enabled.unwrap_or(true),
+            allow_private_addresses: cm.allow_private_addresses.unwrap_or(false),
+            default_cache: secs("cimd.default_cache_secs", cm.default_cache_secs, 300, 0)?,
+            max_cache: secs("cimd.max_cache_secs", cm.max_cache_secs, 86_400, 1)?,
+        };
+        Ok(IssuerConfig {
+            issuer,
+            listen,
+            resources,
+            scopes,
+            default_scopes,
+            access_ttl: secs(
+                "access_token_ttl_secs",
+                self.access_token_ttl_secs,
+                3600,
+                30,
+            )?,
+            refresh_ttl: secs(
+                "refresh_token_ttl_secs",
+                self.refresh_token_ttl_secs,
+                2_592_000,
+                60,
+            )?,
+            code_ttl: secs("code_ttl_secs", self.code_ttl_secs, 60, 5)?,
+            session_ttl: secs("session_ttl_secs", self.session_ttl_secs, 28_800, 0)?,
+            consent_ttl: secs("consent_ttl_secs", self.consent_ttl_secs, 7_776_000, 0)?,
+            login_timeout: secs("login_timeout_secs", self.login_timeout_secs, 600, 30)?,
+            admin_token: self
+                .admin_token
+                .filter(|t| !t.is_empty())
+                .map(AdminToken::new),
+            allow_list,
+            trusted_proxies,
+            storage,
+            revocation,
+            signing,
+            registration,
+            cimd,
+            providers,
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! Finding and authenticating clients: registered ones from the store, and
+//! Client ID Metadata Documents (an https `client_id` names its own metadata).
+
+use crate::domain::secret::{ct_eq, ClientSecret};
+use crate::issue::error::{ErrorCode, OAuthError};
+use crate::issue::records::{get_json, hash_secret, put_json, ClientRecord, ClientSource};
+use crate::issue::registration::{parse_metadata, validate, AUTH_NONE};
+use crate::issue::service::Issuer;
+use crate::issue::store::Namespace;
+
+/// How the client presented its credentials at the token, revocation or
+/// introspection endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Only a `client_id` (public client).
+    None,
+    /// HTTP Basic.
+    Basic,
+    /// `client_secret` in the form body.
+    Post,
+}
+
+/// Unverified client credentials from a request.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: Option<String>,
+    pub secret: Option<ClientSecret>,
+    pub method: AuthMethod,
+}
+
+/// Whether a `client_id` is a Client ID Metadata Document URL.
+pub fn is_metadata_url(client_id: &str) -> bool {
+    client_id.starts_with("https://")
+}
+
+/// The draft's rules for a metadata `client_id`: https, a host, a path
+/// beyond "/", no fragment, credentials or dot segments.
+fn valid_metadata_url(client_id: &str) -> bool {
+    let Ok(u) = url::Url::parse(client_id) else {
+        return false;
+    };
+    let raw_path = client_id
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| p.split('?').next().unwrap_or(""))
+        .unwrap_or("");
+    u.scheme() == "https"
+        && u.host_str().is_some()
+        && !raw_path.is_empty()
+        && u.fragment().is_none()
+        && !client_id.contains('#')
+        && u.username().is_empty()
+        && u.password().is_none()
+        && !raw_path.split('/').any(|seg| seg == "." || seg == "..")
+        && client_id.len() <= 2000
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    /// Finds a client. Unknown and expired registrations are `Ok(None)`;
+    /// a metadata document that cannot be used is an `invalid_client` error
+    /// with a safe description.
+    pub async fn lookup_client(&self, client_id: &str) -> Result<Option<ClientRecord>, OAuthError> {
+        if is_metadata_url(client_id) {
+            if !self.settings.cimd.enabled || self.fetcher.is_none() {
+                return Ok(None);
+            }
+            return self.metadata_client(client_id).await.map(Some);
+        }
+        let rec: Option<ClientRecord> =
+            get_json(self.store.as_ref(), Namespace::Clients, client_id).await?;
+        Ok(rec.filter(|c| !c.expires_at.is_some_and(|e| e <= self.now())))
+    }
+
+    async fn metadata_client(&self, url: &str) -> Result<ClientRecord, OAuthError> {
+        let invalid = |d: &str| OAuthError::invalid_client(d.to_owned());
+        if !valid_metadata_url(url) {
+            return Err(invalid("malformed client_id metadata URL"));
+        }
+        let cached: Option<ClientRecord> =
+            get_json(self.store.as_ref(), Namespace::ClientMetadataCache, url).await?;
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let Some(fetcher) = &self.fetcher else {
+            return Err(invalid("client metadata documents are not supported"));
+        };
+        let doc = fetcher
+            .fetch(url)
+            .await
+            .map_err(|e| invalid("could not fetch the client metadata document").with_cause(e))?;
+        let body: serde_json::Value = serde_json::from_slice(&doc.body)
+            .map_err(|e| invalid("client metadata document is not JSON").with_cause(e))?;
+        if body.get("client_id").and_then(|v| v.as_str()) != Some(url) {
+            return Err(invalid(
+                "client metadata document client_id does not match its URL",
+            ));
+        }
+        if body.get("client_secret").is_some() || body.get("client_secret_expires_at").is_some() {
+            return Err(invalid(
+                "client metadata documents must not contain secrets",
+            ));
+        }
+        let mut meta = parse_metadata(&body).map_err(|e| invalid_from(e, "metadata"))?;
+        match meta.token_endpoint_auth_method.as_deref() {
+            None | Some(AUTH_NONE) => meta.token_endpoint_auth_method = Some(AUTH_NONE.into()),
+            Some(_) => return Err(invalid("only token_endpoint_auth_method none is supported")),
+        }
+        let meta =
+            validate(meta, &self.settings.scopes).map_err(|e| invalid_from(e, "metadata"))?;
+        let now = self.now();
+        let rec = ClientRecord {
+            client_id: url.to_owned(),
+            source: ClientSource::MetadataDocument,
+            secret_hash: None,
+            registration_token_hash: None,
+            metadata: meta,
+            client_id_issued_at: now,
+            client_secret_expires_at: 0,
+            expires_at: None,
+        };
+        let c = &self.settings.cimd;
+        let ttl = doc
+            .max_age
+            .unwrap_or(c.default_cache)
+            .clamp(c.min_cache, c.max_cache);
+        put_json(
+            self.store.as_ref(),
+            Namespace::ClientMetadataCache,
+            url,
+            &rec,
+            Some(ttl),
+        )
+        .await?;
+        Ok(rec)
+    }
+
+    /// Authenticates a client (RFC 6749 §2.3.1): a client with a secret must
+    /// present it (Basic or post); a public client must not send one.
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<ClientRecord, OAuthError> {
+        let basic = creds.method == AuthMethod::Basic;
+        let fail = |d: &str| OAuthError::invalid_client(d.to_owned()).with_basic_challenge(basic);
+        let Some(client_id) = creds.client_id.as_deref() else {
+            return Err(fail("client authentication required"));
+        };
+        let client = match self.lookup_client(client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(fail("client authentication failed")),
+            Err(e) if e.code == ErrorCode::InvalidClient => {
+                return Err(e.with_basic_challenge(basic))
+            }
+            Err(e) => return Err(e),
+        };
+        match (&client.secret_hash, &creds.secret) {
+            (Some(hash), Some(secret)) => {
+                let ok = ct_eq(hash.as_bytes(), hash_secret(secret.secret()).as_bytes());
+                let expired = client.client_secret_expires_at != 0
+                    && client.client_secret_expires_at <= self.now();
+                if !ok || expired {
+                    tracing::info!(client_id, "client authentication failed");
+                    return Err(fail("client authentication failed"));
+                }
+            }
+            (Some(_), None) => return Err(fail("client authentication required")),
+            (None, Some(_)) => return Err(fail("public clients have no secret")),
+            (None, None) => {}
+        }
+        Ok(client)
+    }
+
+    /// Deletes a client and revokes every token issued to it.
+    pub async fn delete_client(&self, client_id: &str) -> Result<(), OAuthError> {
+        self.store.delete(Namespace::Clients, client_id).await?;
+        self.revoke_client_tokens(client_id).await?;
+        tracing::info!(client_id, "client deleted");
+        Ok(())
+    }
+}
+
+fn invalid_from(e: OAuthError, what: &str) -> OAuthError {
+    let d = e.description.clone().unwrap_or_default();
+    OAuthError::invalid_client(format!("invalid client {what}: {d}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_rules() {
+        assert!(valid_metadata_url("https://app.example/client.json"));
+        assert!(valid_metadata_url("https://app.example/c?v=1"));
+        assert!(!valid_metadata_url("https://app.example/"));
+        assert!(!valid_metadata_url("https://app.example"));
+        assert!(!valid_metadata_url("http://app.example/c"));
+        assert!(!valid_metadata_url("https://app.example/a/../c"));
+        assert!(!valid_metadata_url("https://app.example/c#x"));
+        assert!(!valid_metadata_url("https://u:p@app.example/c"));
+    }
+}

@@ -1,0 +1,345 @@
+//! The token endpoint (RFC 6749 §4.1.3 and §6, OAuth 2.1): the
+//! authorization_code grant (one-time codes, PKCE S256, replay revokes what
+//! the code produced) and the refresh_token grant (rotation on every use;
+//! reuse of a rotated token revokes the whole family).
+
+use crate::domain::claims::{AccessClaims, Audience, Scopes};
+use crate::domain::secret::{PkceVerifier, RefreshToken};
+use crate::issue::clients::ClientCredentials;
+use crate::issue::error::{ErrorCode, OAuthError};
+use crate::issue::pkce;
+use crate::issue::records::{
+    get_json, hash_secret, put_json, random_token, take_json, AccessRecord, ClientRecord,
+    CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
+};
+use crate::issue::registration::{GRANT_CODE, GRANT_REFRESH};
+use crate::issue::service::Issuer;
+use crate::issue::store::Namespace;
+use serde::Serialize;
+
+/// A token request, as sent (form fields; `resource` may repeat).
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<PkceVerifier>,
+    pub refresh_token: Option<RefreshToken>,
+    pub scope: Option<String>,
+    pub resource: Vec<String>,
+    pub client: ClientCredentials,
+}
+
+/// RFC 6749 §5.1 successful response.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+fn redeemed_key(code_hash: &str) -> String {
+    format!("redeemed:{code_hash}")
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    /// `POST /token`.
+    pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let grant_type = req
+            .grant_type
+            .clone()
+            .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+        if grant_type != GRANT_CODE && grant_type != GRANT_REFRESH {
+            return Err(OAuthError::bare(ErrorCode::UnsupportedGrantType));
+        }
+        let client = self.authenticate_client(&req.client).await?;
+        if !client.metadata.grant_types.contains(&grant_type) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not use this grant type",
+            ));
+        }
+        if grant_type == GRANT_CODE {
+            self.code_grant(req, &client).await
+        } else {
+            self.refresh_grant(req, &client).await
+        }
+    }
+
+    async fn code_grant(
+        &self,
+        req: TokenRequest,
+        client: &ClientRecord,
+    ) -> Result<TokenResponse, OAuthError> {
+        let code = req
+            .code
+            .as_deref()
+            .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        let verifier = req
+            .code_verifier
+            .as_ref()
+            .ok_or_else(|| OAuthError::invalid_request("code_verifier is required"))?;
+        let key = hash_secret(code);
+        let store = self.store.as_ref();
+        let Some(rec) = get_json::<CodeRecord>(store, Namespace::Codes, &key).await? else {
+            return Err(self.code_replayed(&key).await);
+        };
+        let g = &rec.grant;
+        if g.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "code was issued to another client",
+            ));
+        }
+        let redirect_ok = match req.redirect_uri.as_deref() {
+            Some(r) => r == rec.redirect_uri,
+            None => !rec.redirect_uri_sent,
+        };
+        if !redirect_ok {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match"));
+        }
+        if !pkce::verify(&rec.code_challenge, verifier) {
+            return Err(OAuthError::invalid_grant("PKCE verification failed"));
+        }
+        self.check_same_resource(&req.resource, &g.resource)?;
+        // Consume atomically: of concurrent redemptions, one wins.
+        if take_json::<CodeRecord>(store, Namespace::Codes, &key)
+            .await?
+            .is_none()
+        {
+            return Err(self.code_replayed(&key).await);
+        }
+        let family_id = random_token(16)?;
+        let tomb = RedeemedCode {
+            family_id: family_id.clone(),
+        };
+        let ttl = Some(self.settings.refresh_ttl);
+        put_json(store, Namespace::Codes, &redeemed_key(&key), &tomb, ttl).await?;
+        let with_refresh = client
+            .metadata
+            .grant_types
+            .iter()
+            .any(|g| g == GRANT_REFRESH);
+        self.issue_tokens(&rec.grant, &rec.grant, &family_id, with_refresh)
+            .await
+    }
+
+    /// An unknown code: if it was redeemed before, revoke what it produced
+    /// (RFC 6749 §4.1.2). Always `invalid_grant`.
+    async fn code_replayed(&self, key: &str) -> OAuthError {
+        let store = self.store.as_ref();
+        if let Ok(Some(t)) =
+            get_json::<RedeemedCode>(store, Namespace::Codes, &redeemed_key(key)).await
+        {
+            tracing::warn!(family = %t.family_id, "authorization code replayed; revoking its tokens");
+            if let Err(e) = self.revoke_family(&t.family_id).await {
+                tracing::error!(error = %e.log_detail(), "revoking a replayed code's tokens failed");
+            }
+        }
+        OAuthError::invalid_grant("invalid or expired code")
+    }
+
+    fn check_same_resource(&self, sent: &[String], granted: &str) -> Result<(), OAuthError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let r = self.resolve_resource(sent)?;
+        if r.resource != granted {
+            return Err(OAuthError::invalid_target(
+                "resource differs from the grant",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn refresh_grant(
+        &self,
+        req: TokenRequest,
+        client: &ClientRecord,
+    ) -> Result<TokenResponse, OAuthError> {
+        let rt = req
+            .refresh_token
+            .as_ref()
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        let key = hash_secret(rt.secret());
+        let store = self.store.as_ref();
+        let Some(rec) = get_json::<RefreshRecord>(store, Namespace::Refresh, &key).await? else {
+            return Err(self.refresh_reused(&key).await);
+        };
+        let g = &rec.grant;
+        if g.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "refresh token was issued to another client",
+            ));
+        }
+        let family = get_json::<FamilyRecord>(store, Namespace::Families, &rec.family_id).await?;
+        let alive = family.is_some_and(|f| !f.revoked);
+        if !alive
+            || self
+                .revoked_by_watermark(&g.user.subject, &g.client_id, rec.issued_at)
+                .await?
+        {
+            return Err(OAuthError::invalid_grant("refresh token revoked"));
+        }
+        self.check_same_resource(&req.resource, &g.resource)?;
+        let granted = Scopes::parse(&g.scope);
+        let scope = match req.scope.as_deref().map(Scopes::parse) {
+            Some(s) if !s.is_empty() => {
+                if !granted.is_superset(&s) {
+                    return Err(OAuthError::invalid_scope(
+                        "scope exceeds the original grant",
+                    ));
+                }
+                s
+            }
+            _ => granted,
+        };
+        if take_json::<RefreshRecord>(store, Namespace::Refresh, &key)
+            .await?
+            .is_none()
+        {
+            return Err(self.refresh_reused(&key).await);
+        }
+        let rotated = RotatedRefresh {
+            family_id: rec.family_id.clone(),
+        };
+        let ttl = Some(self.settings.refresh_ttl);
+        put_json(store, Namespace::RotatedRefresh, &key, &rotated, ttl).await?;
+        // The refresh token keeps the original grant, so later refreshes may
+        // widen back up to it; the access token gets the narrowed scope.
+        let access_grant = Grant {
+            scope: scope.to_string(),
+            ..rec.grant.clone()
+        };
+        self.issue_tokens(&access_grant, &rec.grant, &rec.family_id, true)
+            .await
+    }
+
+    /// An unknown refresh token: if it was rotated away, this is reuse and
+    /// the family is revoked. Always `invalid_grant`.
+    async fn refresh_reused(&self, key: &str) -> OAuthError {
+        let store = self.store.as_ref();
+        if let Ok(Some(r)) = get_json::<RotatedRefresh>(store, Namespace::RotatedRefresh, key).await
+        {
+            tracing::warn!(family = %r.family_id, "rotated refresh token reused; revoking the family");
+            if let Err(e) = self.revoke_family(&r.family_id).await {
+                tracing::error!(error = %e.log_detail(), "revoking a refresh family failed");
+            }
+        }
+        OAuthError::invalid_grant("invalid or expired refresh token")
+    }
+
+    /// Signs an access token for a grant and records its `jti`.
+    pub async fn mint_access(
+        &self,
+        g: &Grant,
+        family_id: Option<&str>,
+    ) -> Result<(String, AccessClaims), OAuthError> {
+        let now = self.now();
+        let exp = now + self.settings.access_ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            sub: g.user.subject.clone(),
+            aud: Audience::One(g.resource.clone()),
+            exp,
+            iat: now,
+            nbf: None,
+            jti: random_token(16)?,
+            client_id: Some(g.client_id.clone()),
+            scope: Some(g.scope.clone()).filter(|s| !s.is_empty()),
+            username: g.user.username.clone(),
+            email: g.user.email.clone().filter(|_| g.user.email_verified),
+            name: g.user.name.clone(),
+        };
+        let token = self.keys.sign(&claims).map_err(OAuthError::server_error)?;
+        let rec = AccessRecord {
+            client_id: g.client_id.clone(),
+            sub: g.user.subject.clone(),
+            family_id: family_id.map(str::to_owned),
+            exp,
+        };
+        let ttl = Some(self.settings.access_ttl);
+        put_json(
+            self.store.as_ref(),
+            Namespace::AccessTokens,
+            &claims.jti,
+            &rec,
+            ttl,
+        )
+        .await?;
+        if let Some(fid) = family_id {
+            self.family_add_access(fid, g, &claims.jti, exp).await?;
+        }
+        Ok((token, claims))
+    }
+
+    async fn family_add_access(
+        &self,
+        fid: &str,
+        g: &Grant,
+        jti: &str,
+        exp: u64,
+    ) -> Result<(), OAuthError> {
+        let store = self.store.as_ref();
+        let now = self.now();
+        let mut f = get_json::<FamilyRecord>(store, Namespace::Families, fid)
+            .await?
+            .unwrap_or(FamilyRecord {
+                client_id: g.client_id.clone(),
+                sub: g.user.subject.clone(),
+                created_at: now,
+                revoked: false,
+                current_refresh: None,
+                access: Vec::new(),
+            });
+        f.access.retain(|(_, e)| *e > now);
+        f.access.push((jti.to_owned(), exp));
+        let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
+        put_json(store, Namespace::Families, fid, &f, ttl).await?;
+        Ok(())
+    }
+
+    /// Issues an access token for `g` (and a refresh token carrying
+    /// `refresh_grant` in `family_id`).
+    async fn issue_tokens(
+        &self,
+        g: &Grant,
+        refresh_grant: &Grant,
+        family_id: &str,
+        with_refresh: bool,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (access_token, _) = self.mint_access(g, Some(family_id)).await?;
+        let mut refresh_token = None;
+        if with_refresh {
+            let rt = random_token(32)?;
+            let key = hash_secret(&rt);
+            let rec = RefreshRecord {
+                family_id: family_id.to_owned(),
+                grant: refresh_grant.clone(),
+                issued_at: self.now(),
+            };
+            let ttl = Some(self.settings.refresh_ttl);
+            put_json(self.store.as_ref(), Namespace::Refresh, &key, &rec, ttl).await?;
+            let store = self.store.as_ref();
+            if let Some(mut f) =
+                get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?
+            {
+                f.current_refresh = Some(key);
+                put_json(store, Namespace::Families, family_id, &f, ttl).await?;
+            }
+            refresh_token = Some(rt);
+        }
+        tracing::info!(client_id = %g.client_id, sub = %g.user.subject, family = family_id, "tokens issued");
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_ttl.as_secs(),
+            refresh_token,
+            scope: g.scope.clone(),
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! What the issuer keeps in the [`Store`]: typed records serialized as JSON,
+//! keys derived from secrets by SHA-256 (a leaked store holds no usable code,
+//! refresh token, client secret or registration token).
+
+use crate::issue::error::OAuthError;
+use crate::issue::store::{Namespace, Store, StoreError};
+use crate::issue::upstream::UpstreamUser;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Where a client comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    /// RFC 7591 dynamic registration.
+    Dynamic,
+    /// A Client ID Metadata Document (the `client_id` is its URL).
+    MetadataDocument,
+}
+
+/// A registered (or metadata-document) client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub source: ClientSource,
+    /// SHA-256 of the client secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    /// SHA-256 of the RFC 7592 registration access token.
+    pub registration_token_hash: Option<String>,
+    pub metadata: super::registration::ClientMetadata,
+    pub client_id_issued_at: u64,
+    /// 0 = never.
+    pub client_secret_expires_at: u64,
+    /// When the registration itself lapses (client lifetime); `None` = never.
+    pub expires_at: Option<u64>,
+}
+
+/// The identity and authorization a token is issued for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    pub client_id: String,
+    pub user: UpstreamUser,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// The RFC 8707 resource (the token audience).
+    pub resource: String,
+    pub auth_time: u64,
+}
+
+/// An authorization code (keyed by its hash in [`Namespace::Codes`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub grant: Grant,
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was sent on the authorization request (then it
+    /// is required on the token request, RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    pub code_challenge: String,
+}
+
+/// Left behind when a code is redeemed, to revoke its tokens on replay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedeemedCode {
+    pub family_id: String,
+}
+
+/// A live refresh token (keyed by its hash in [`Namespace::Refresh`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub family_id: String,
+    pub grant: Grant,
+    pub issued_at: u64,
+}
+
+/// A rotated refresh token (keyed by its hash in
+/// [`Namespace::RotatedRefresh`]): presenting it again is reuse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotatedRefresh {
+    pub family_id: String,
+}
+
+/// One grant's chain of tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FamilyRecord {
+    pub client_id: String,
+    pub sub: String,
+    pub created_at: u64,
+    pub revoked: bool,
+    /// Hash of the live refresh token, if any.
+    pub current_refresh: Option<String>,
+    /// Access tokens issued in this family: `(jti, exp)`.
+    pub access: Vec<(String, u64)>,
+}
+
+/// An issued access token (keyed by `jti` in [`Namespace::AccessTokens`]);
+/// its absence means revoked or expired.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRecord {
+    pub client_id: String,
+    pub sub: String,
+    pub family_id: Option<String>,
+    pub exp: u64,
+}
+
+/// An authorization request waiting for login and consent (keyed by its
+/// random id in [`Namespace::Pending`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRecord {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resource: String,
+    /// SHA-256 of the browser's CSRF cookie that started the request.
+    pub csrf_hash: String,
+    /// Set once the user logged in.
+    pub user: Option<UpstreamUser>,
+    pub auth_time: Option<u64>,
+}
+
+/// An upstream login in flight (keyed by `up:<state>` in
+/// [`Namespace::Pending`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamPending {
+    pub request_id: String,
+    pub provider: String,
+    pub pkce_verifier: String,
+    pub nonce: String,
+}
+
+/// A browser session (keyed by the hash of its cookie).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user: UpstreamUser,
+    pub auth_time: u64,
+}
+
+/// A remembered consent (keyed by `sub` + `client_id`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub scope: String,
+    pub resources: Vec<String>,
+}
+
+/// A "tokens issued at or before" watermark for a subject or client (admin
+/// revocation, client deletion), checked by refresh and introspection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Watermark {
+    pub before: u64,
+}
+
+/// SHA-256, base64url: the store key of a secret.
+pub fn hash_secret(secret: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+}
+
+/// A fresh random token: `bytes` random bytes, base64url.
+pub fn random_token(bytes: usize) -> Result<String, OAuthError> {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| OAuthError::server_error("rng failure"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// Reads a JSON record.
+pub async fn get_json<T: DeserializeOwned>(
+    store: &dyn Store,
+    ns: Namespace,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match store.get(ns, key).await? {
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Atomically reads and deletes a JSON record.
+pub async fn take_json<T: DeserializeOwned>(
+    store: &dyn Store,
+    ns: Namespace,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match store.take(ns, key).await? {
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Writes a JSON record.
+pub async fn put_json<T: Serialize>(
+    store: &dyn Store,
+    ns: Namespace,
+    key: &str,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    store.put(ns, key, &bytes, ttl).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_tokens() {
+        assert_eq!(hash_secret("a"), hash_secret("a"));
+        assert_ne!(hash_secret("a"), hash_secret("b"));
+        let t = random_token(32).unwrap();
+        assert_eq!(t.len(), 43);
+        assert_ne!(t, random_token(32).unwrap());
+    }
+}

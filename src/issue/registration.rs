@@ -1,0 +1,407 @@
+//! Dynamic Client Registration (RFC 7591) and its management protocol
+//! (RFC 7592). Only [`validate`] builds the metadata of a stored client.
+
+use crate::domain::claims::{is_valid_scope_token, Scopes};
+use crate::domain::secret::ct_eq;
+use crate::issue::error::{ErrorCode, OAuthError};
+use crate::issue::metadata::REGISTER_PATH;
+use crate::issue::records::{
+    get_json, hash_secret, put_json, random_token, ClientRecord, ClientSource,
+};
+use crate::issue::redirect;
+use crate::issue::service::Issuer;
+use crate::issue::store::Namespace;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub const AUTH_NONE: &str = "none";
+pub const AUTH_BASIC: &str = "client_secret_basic";
+pub const AUTH_POST: &str = "client_secret_post";
+pub const GRANT_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH: &str = "refresh_token";
+
+/// Client metadata (RFC 7591 §2). Unknown fields are ignored (§2, "MUST
+/// ignore"). After [`validate`], defaults are filled in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientMetadata {
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub response_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// `web` or `native` (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+}
+
+/// The RFC 7591 §3.2.1 / RFC 7592 §3 response body.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistrationResponse {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub client_id_issued_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+    pub registration_client_uri: String,
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+fn bad_meta(d: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, d)
+}
+
+fn clean_text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, OAuthError> {
+    match v {
+        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => Err(bad_meta(
+            format!("{field} is too long or has control characters"),
+        )),
+        other => Ok(other.filter(|s| !s.trim().is_empty())),
+    }
+}
+
+fn web_uri(field: &str, v: Option<String>) -> Result<Option<String>, OAuthError> {
+    if let Some(u) = &v {
+        let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "https" | "http"));
+        if !ok || u.len() > redirect::MAX_LEN {
+            return Err(bad_meta(format!("{field} must be an http(s) URL")));
+        }
+    }
+    Ok(v)
+}
+
+/// Validates client metadata against policy and fills in defaults:
+/// `token_endpoint_auth_method` = client_secret_basic (RFC 7591 §2),
+/// `grant_types` = authorization_code + refresh_token, `response_types` =
+/// code.
+pub fn validate(mut m: ClientMetadata, supported: &Scopes) -> Result<ClientMetadata, OAuthError> {
+    if m.redirect_uris.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "redirect_uris is required",
+        ));
+    }
+    if m.redirect_uris.len() > 20 {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "too many redirect_uris",
+        ));
+    }
+    let web = m.application_type.as_deref() == Some("web");
+    for u in &m.redirect_uris {
+        let url = redirect::validate(u)
+            .map_err(|r| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("{r}: {u}")))?;
+        if web && !matches!(url.scheme(), "https" | "http") {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                "web clients cannot use custom URI schemes",
+            ));
+        }
+    }
+    match m.application_type.as_deref() {
+        None | Some("web") | Some("native") => {}
+        Some(_) => return Err(bad_meta("application_type must be web or native")),
+    }
+    let method = m
+        .token_endpoint_auth_method
+        .get_or_insert_with(|| AUTH_BASIC.into());
+    if ![AUTH_NONE, AUTH_BASIC, AUTH_POST].contains(&method.as_str()) {
+        return Err(bad_meta("unsupported token_endpoint_auth_method"));
+    }
+    if m.grant_types.is_empty() {
+        m.grant_types = vec![GRANT_CODE.into(), GRANT_REFRESH.into()];
+    }
+    if m.grant_types
+        .iter()
+        .any(|g| g != GRANT_CODE && g != GRANT_REFRESH)
+    {
+        return Err(bad_meta("unsupported grant_types"));
+    }
+    if !m.grant_types.iter().any(|g| g == GRANT_CODE) {
+        return Err(bad_meta("grant_types must include authorization_code"));
+    }
+    if m.response_types.is_empty() {
+        m.response_types = vec!["code".into()];
+    }
+    if m.response_types.iter().any(|r| r != "code") {
+        return Err(bad_meta("response_types must be [\"code\"]"));
+    }
+    if let Some(s) = &m.scope {
+        for t in s.split(' ').filter(|t| !t.is_empty()) {
+            if !is_valid_scope_token(t) || (!supported.is_empty() && !supported.contains(t)) {
+                return Err(bad_meta(format!("unsupported scope: {t}")));
+            }
+        }
+    }
+    m.client_name = clean_text("client_name", m.client_name.take(), 200)?;
+    m.software_id = clean_text("software_id", m.software_id.take(), 200)?;
+    m.software_version = clean_text("software_version", m.software_version.take(), 100)?;
+    m.client_uri = web_uri("client_uri", m.client_uri.take())?;
+    m.logo_uri = web_uri("logo_uri", m.logo_uri.take())?;
+    m.tos_uri = web_uri("tos_uri", m.tos_uri.take())?;
+    m.policy_uri = web_uri("policy_uri", m.policy_uri.take())?;
+    if m.contacts.len() > 10 || m.contacts.iter().any(|c| c.len() > 200) {
+        return Err(bad_meta("too many or too long contacts"));
+    }
+    Ok(m)
+}
+
+/// Parses a JSON body into metadata (wrong types are
+/// `invalid_client_metadata`).
+pub fn parse_metadata(body: &serde_json::Value) -> Result<ClientMetadata, OAuthError> {
+    if !body.is_object() {
+        return Err(bad_meta("the body must be a JSON object"));
+    }
+    serde_json::from_value(body.clone()).map_err(|e| bad_meta(format!("malformed metadata: {e}")))
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    fn registration_uri(&self, client_id: &str) -> String {
+        self.settings.url(&format!("{REGISTER_PATH}/{client_id}"))
+    }
+
+    fn registration_response(&self, c: &ClientRecord) -> RegistrationResponse {
+        RegistrationResponse {
+            client_id: c.client_id.clone(),
+            client_secret: None,
+            client_id_issued_at: c.client_id_issued_at,
+            client_secret_expires_at: c.secret_hash.as_ref().map(|_| c.client_secret_expires_at),
+            registration_access_token: None,
+            registration_client_uri: self.registration_uri(&c.client_id),
+            metadata: c.metadata.clone(),
+        }
+    }
+
+    fn client_ttl(&self, c: &ClientRecord) -> Option<Duration> {
+        c.expires_at
+            .map(|e| Duration::from_secs(e.saturating_sub(self.now()).max(1)))
+    }
+
+    /// `POST /register` (RFC 7591 §3.1). `initial_token` is the bearer token
+    /// sent, if any; `client_ip` keys the rate limit.
+    pub async fn register(
+        &self,
+        body: &serde_json::Value,
+        initial_token: Option<&str>,
+        client_ip: &str,
+    ) -> Result<RegistrationResponse, OAuthError> {
+        let reg = &self.settings.registration;
+        if !reg.enabled {
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "dynamic registration is disabled",
+            ));
+        }
+        if reg.rate_limit > 0 {
+            let key = format!("register:{client_ip}");
+            let n = self
+                .store
+                .incr(Namespace::RateLimits, &key, reg.rate_window)
+                .await?;
+            if n > reg.rate_limit {
+                return Err(OAuthError::new(
+                    ErrorCode::RateLimited,
+                    "too many registrations, try again later",
+                ));
+            }
+        }
+        if let Some(expected) = &reg.initial_access_token {
+            if !initial_token.is_some_and(|t| expected.matches(t)) {
+                return Err(OAuthError::invalid_token());
+            }
+        }
+        let metadata = validate(parse_metadata(body)?, &self.settings.scopes)?;
+        let now = self.now();
+        let client_id = random_token(16)?;
+        let secret = match metadata.token_endpoint_auth_method.as_deref() {
+            Some(AUTH_NONE) => None,
+            _ => Some(random_token(32)?),
+        };
+        let reg_token = random_token(32)?;
+        let expires_at = reg.client_lifetime.map(|l| now + l.as_secs());
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            source: ClientSource::Dynamic,
+            secret_hash: secret.as_deref().map(hash_secret),
+            registration_token_hash: Some(hash_secret(&reg_token)),
+            metadata,
+            client_id_issued_at: now,
+            client_secret_expires_at: expires_at.unwrap_or(0),
+            expires_at,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(OAuthError::server_error)?;
+        let written = self
+            .store
+            .put_if_absent(Namespace::Clients, &client_id, &bytes, reg.client_lifetime)
+            .await?;
+        if !written {
+            return Err(OAuthError::server_error("client_id collision"));
+        }
+        tracing::info!(client_id = %client_id, client_ip, "client registered");
+        let mut resp = self.registration_response(&record);
+        resp.client_secret = secret;
+        resp.registration_access_token = Some(reg_token);
+        Ok(resp)
+    }
+
+    /// Loads a dynamically registered client for RFC 7592 management,
+    /// checking the registration access token in constant time. Every
+    /// failure is `invalid_token` (401), RFC 7592 §2.
+    async fn managed_client(
+        &self,
+        client_id: &str,
+        unverified_token: Option<&str>,
+    ) -> Result<ClientRecord, OAuthError> {
+        let Some(token) = unverified_token else {
+            return Err(OAuthError::invalid_token());
+        };
+        let rec: Option<ClientRecord> =
+            get_json(self.store.as_ref(), Namespace::Clients, client_id).await?;
+        let candidate = hash_secret(token);
+        match rec {
+            Some(c)
+                if c.registration_token_hash
+                    .as_deref()
+                    .is_some_and(|h| ct_eq(h.as_bytes(), candidate.as_bytes()))
+                    && !c.expires_at.is_some_and(|e| e <= self.now()) =>
+            {
+                Ok(c)
+            }
+            _ => Err(OAuthError::invalid_token()),
+        }
+    }
+
+    /// `GET /register/{client_id}` (RFC 7592 §2.1).
+    pub async fn registration_read(
+        &self,
+        client_id: &str,
+        token: Option<&str>,
+    ) -> Result<RegistrationResponse, OAuthError> {
+        let c = self.managed_client(client_id, token).await?;
+        Ok(self.registration_response(&c))
+    }
+
+    /// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the metadata.
+    /// A client switching from `none` to a secret method gets a new secret.
+    pub async fn registration_update(
+        &self,
+        client_id: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<RegistrationResponse, OAuthError> {
+        let mut c = self.managed_client(client_id, token).await?;
+        if body.get("client_id").and_then(|v| v.as_str()) != Some(client_id) {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body must match the URL",
+            ));
+        }
+        if let Some(sent) = body.get("client_secret").and_then(|v| v.as_str()) {
+            let ok = c
+                .secret_hash
+                .as_deref()
+                .is_some_and(|h| ct_eq(h.as_bytes(), hash_secret(sent).as_bytes()));
+            if !ok {
+                return Err(OAuthError::invalid_request("client_secret does not match"));
+            }
+        }
+        let metadata = validate(parse_metadata(body)?, &self.settings.scopes)?;
+        let mut new_secret = None;
+        if metadata.token_endpoint_auth_method.as_deref() == Some(AUTH_NONE) {
+            c.secret_hash = None;
+        } else if c.secret_hash.is_none() {
+            let s = random_token(32)?;
+            c.secret_hash = Some(hash_secret(&s));
+            new_secret = Some(s);
+        }
+        c.metadata = metadata;
+        let ttl = self.client_ttl(&c);
+        put_json(self.store.as_ref(), Namespace::Clients, client_id, &c, ttl).await?;
+        tracing::info!(client_id, "client registration updated");
+        let mut resp = self.registration_response(&c);
+        resp.client_secret = new_secret;
+        Ok(resp)
+    }
+
+    /// `DELETE /register/{client_id}` (RFC 7592 §2.3): deletes the client
+    /// and revokes its tokens.
+    pub async fn registration_delete(
+        &self,
+        client_id: &str,
+        token: Option<&str>,
+    ) -> Result<(), OAuthError> {
+        self.managed_client(client_id, token).await?;
+        self.delete_client(client_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uris: &[&str]) -> ClientMetadata {
+        ClientMetadata {
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_filled() {
+        let m = validate(meta(&["https://a.example/cb"]), &Scopes::default()).unwrap();
+        assert_eq!(m.token_endpoint_auth_method.as_deref(), Some(AUTH_BASIC));
+        assert_eq!(m.response_types, vec!["code"]);
+        assert!(m.grant_types.contains(&GRANT_REFRESH.to_string()));
+    }
+
+    #[test]
+    fn rejects_bad_metadata() {
+        let s = Scopes::parse("mcp:tools");
+        let e = validate(meta(&[]), &s).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRedirectUri);
+        let e = validate(meta(&["javascript:alert(1)"]), &s).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRedirectUri);
+        let mut m = meta(&["https://a.example/cb"]);
+        m.scope = Some("admin".into());
+        assert_eq!(
+            validate(m, &s).unwrap_err().code,
+            ErrorCode::InvalidClientMetadata
+        );
+        let mut m = meta(&["https://a.example/cb"]);
+        m.token_endpoint_auth_method = Some("private_key_jwt".into());
+        assert!(validate(m, &s).is_err());
+        let mut m = meta(&["https://a.example/cb"]);
+        m.grant_types = vec!["implicit".into()];
+        assert!(validate(m, &s).is_err());
+        let mut m = meta(&["com.example.app:/cb"]);
+        m.application_type = Some("web".into());
+        assert!(validate(m, &s).is_err());
+        let bad = serde_json::json!({"redirect_uris": "https://a.example/cb"});
+        assert!(parse_metadata(&bad).is_err());
+    }
+}

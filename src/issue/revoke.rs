@@ -1,0 +1,159 @@
+//! Revocation: RFC 7009 `/revoke`, refresh families, and the operator's
+//! revocations by subject or client. Access-token revocations are published
+//! through the [`RevocationSink`](crate::domain::revocation::RevocationSink)
+//! so every verifier drops the token at once.
+
+use crate::domain::revocation::Revocation;
+use crate::issue::error::OAuthError;
+use crate::issue::records::{
+    get_json, hash_secret, put_json, ClientRecord, FamilyRecord, RefreshRecord, Watermark,
+};
+use crate::issue::service::Issuer;
+use crate::issue::store::Namespace;
+
+fn sub_mark(sub: &str) -> String {
+    format!("wm:sub:{}", hash_secret(sub))
+}
+
+fn client_mark(client_id: &str) -> String {
+    format!("wm:client:{client_id}")
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    /// Revokes a refresh family: its live refresh token and every unexpired
+    /// access token issued in it.
+    pub async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
+        let store = self.store.as_ref();
+        let Some(mut f) = get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?
+        else {
+            return Ok(());
+        };
+        f.revoked = true;
+        if let Some(h) = f.current_refresh.take() {
+            store.delete(Namespace::Refresh, &h).await?;
+        }
+        let now = self.now();
+        let access = std::mem::take(&mut f.access);
+        let ttl = Some(self.settings.refresh_ttl);
+        put_json(store, Namespace::Families, family_id, &f, ttl).await?;
+        for (jti, exp) in access.into_iter().filter(|(_, e)| *e > now) {
+            self.revoke_jti(&jti, exp).await?;
+        }
+        tracing::info!(family = family_id, client_id = %f.client_id, "refresh family revoked");
+        Ok(())
+    }
+
+    /// Revokes one access token everywhere.
+    pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), OAuthError> {
+        self.store.delete(Namespace::AccessTokens, jti).await?;
+        self.revocations
+            .publish(Revocation::Jti {
+                id: jti.to_owned(),
+                exp,
+            })
+            .await?;
+        tracing::info!(jti, "access token revoked");
+        Ok(())
+    }
+
+    async fn set_watermark(&self, key: &str) -> Result<u64, OAuthError> {
+        let before = self.now();
+        let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
+        let wm = Watermark { before };
+        put_json(self.store.as_ref(), Namespace::Families, key, &wm, ttl).await?;
+        Ok(before)
+    }
+
+    /// Revokes every token issued so far to a client.
+    pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), OAuthError> {
+        let before = self.set_watermark(&client_mark(client_id)).await?;
+        self.revocations
+            .publish(Revocation::Client {
+                id: client_id.to_owned(),
+                before,
+            })
+            .await?;
+        tracing::info!(client_id, "all tokens of client revoked");
+        Ok(())
+    }
+
+    /// Revokes every token issued so far to a user.
+    pub async fn revoke_subject_tokens(&self, sub: &str) -> Result<(), OAuthError> {
+        let before = self.set_watermark(&sub_mark(sub)).await?;
+        self.revocations
+            .publish(Revocation::Subject {
+                id: sub.to_owned(),
+                before,
+            })
+            .await?;
+        tracing::info!(sub, "all tokens of subject revoked");
+        Ok(())
+    }
+
+    /// Whether a token issued at `issued_at` falls under a subject or client
+    /// revocation.
+    pub async fn revoked_by_watermark(
+        &self,
+        sub: &str,
+        client_id: &str,
+        issued_at: u64,
+    ) -> Result<bool, OAuthError> {
+        let store = self.store.as_ref();
+        for key in [sub_mark(sub), client_mark(client_id)] {
+            if let Some(w) = get_json::<Watermark>(store, Namespace::Families, &key).await? {
+                if issued_at <= w.before {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// `POST /revoke` (RFC 7009 §2.1) for an authenticated client: revokes
+    /// its own refresh tokens (with their family) and access tokens. Unknown
+    /// tokens, and other clients' tokens, are ignored (200).
+    pub async fn revoke(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+        hint: Option<&str>,
+    ) -> Result<(), OAuthError> {
+        let try_refresh_first = hint != Some("access_token");
+        if try_refresh_first && self.revoke_refresh(client, token).await? {
+            return Ok(());
+        }
+        if let Some(c) = self.keys.decode(token, &self.settings.issuer) {
+            if c.client_id.as_deref() == Some(client.client_id.as_str()) {
+                if c.exp > self.now() {
+                    self.revoke_jti(&c.jti, c.exp).await?;
+                }
+            } else {
+                tracing::info!(client_id = %client.client_id, "revocation of another client's token ignored");
+            }
+            return Ok(());
+        }
+        if !try_refresh_first {
+            self.revoke_refresh(client, token).await?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_refresh(&self, client: &ClientRecord, token: &str) -> Result<bool, OAuthError> {
+        let key = hash_secret(token);
+        let rec = get_json::<RefreshRecord>(self.store.as_ref(), Namespace::Refresh, &key).await?;
+        match rec {
+            Some(r) if r.grant.client_id == client.client_id => {
+                self.revoke_family(&r.family_id).await?;
+                self.store.delete(Namespace::Refresh, &key).await?;
+                Ok(true)
+            }
+            Some(_) => {
+                tracing::info!(client_id = %client.client_id, "revocation of another client's token ignored");
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

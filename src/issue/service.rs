@@ -1,0 +1,129 @@
+//! [`Issuer`]: the authorization server core, its settings and dependencies.
+//! Each RFC's logic lives in its own module as an `impl Issuer` block.
+
+use crate::domain::claims::Scopes;
+use crate::domain::clock::Clock;
+use crate::domain::revocation::RevocationSink;
+use crate::domain::secret::{AdminToken, RegistrationToken};
+use crate::issue::cimd::MetadataFetcher;
+use crate::issue::keys::KeyManager;
+use crate::issue::store::Store;
+use crate::issue::upstream::UpstreamIdp;
+use crate::issue::users::{AllowList, StaticUsers};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A protected resource the issuer mints tokens for (RFC 8707).
+#[derive(Debug, Clone)]
+pub struct ResourceSettings {
+    /// The canonical resource URI; becomes the token `aud`.
+    pub resource: String,
+    /// Scopes grantable for this resource; `None` = all supported scopes.
+    pub scopes: Option<Scopes>,
+}
+
+/// RFC 7591 registration policy.
+#[derive(Debug, Clone)]
+pub struct RegistrationSettings {
+    pub enabled: bool,
+    /// Registrations allowed per client IP per `rate_window` (0 = unlimited).
+    pub rate_limit: u64,
+    pub rate_window: Duration,
+    /// How long a registration lives; `None` = forever.
+    pub client_lifetime: Option<Duration>,
+    /// When set, `POST /register` needs `Authorization: Bearer <token>`.
+    pub initial_access_token: Option<RegistrationToken>,
+}
+
+/// Client ID Metadata Document policy.
+#[derive(Debug, Clone)]
+pub struct CimdSettings {
+    pub enabled: bool,
+    /// Cache time when the document sends no `max-age`.
+    pub default_cache: Duration,
+    /// Bounds on the cache time.
+    pub min_cache: Duration,
+    pub max_cache: Duration,
+}
+
+/// Everything the core needs to know from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer identifier, without a trailing slash.
+    pub issuer: String,
+    pub resources: Vec<ResourceSettings>,
+    /// `scopes_supported`.
+    pub scopes: Scopes,
+    /// Granted when a request names no scope.
+    pub default_scopes: Scopes,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    /// How long a user has to log in and consent.
+    pub pending_ttl: Duration,
+    pub session_ttl: Duration,
+    pub consent_ttl: Duration,
+    pub registration: RegistrationSettings,
+    pub cimd: CimdSettings,
+    pub allow_list: AllowList,
+    pub admin_token: Option<AdminToken>,
+}
+
+/// The authorization server core.
+pub struct Issuer {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub revocations: Arc<dyn RevocationSink>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyManager,
+    /// Browser-redirect upstream providers (GitHub, Google, OIDC).
+    pub idps: Vec<Arc<dyn UpstreamIdp>>,
+    /// The built-in username/password provider, if configured.
+    pub static_users: Option<StaticUsers>,
+    /// Fetcher of Client ID Metadata Documents (`None` disables CIMD).
+    pub fetcher: Option<Arc<dyn MetadataFetcher>>,
+}
+
+// === impl Settings ===
+
+impl Settings {
+    /// An absolute URL on this issuer for an endpoint path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Whether cookies get `Secure` (the issuer is served over https).
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// Whether `scopes_supported` is open-ended (no scopes configured).
+    pub fn any_scope(&self) -> bool {
+        self.scopes.is_empty()
+    }
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    pub fn now(&self) -> u64 {
+        self.clock.unix()
+    }
+
+    /// An upstream provider by id.
+    pub fn idp(&self, id: &str) -> Option<&Arc<dyn UpstreamIdp>> {
+        self.idps.iter().find(|p| p.id() == id)
+    }
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.settings.issuer)
+            .field(
+                "idps",
+                &self.idps.iter().map(|p| p.id()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
