@@ -363,10 +363,21 @@ async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
 // === impl RunningIssuer ===
 
 impl RunningIssuer {
-    /// Stops the server and background tasks.
-    pub async fn shutdown(self) {
+    /// Stops the server (letting open connections finish, up to 5 s) and
+    /// the background tasks.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        let mut tasks = std::mem::take(&mut self.tasks).into_iter();
+        if let Some(server) = tasks.next() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        for t in tasks {
             t.abort();
         }
     }

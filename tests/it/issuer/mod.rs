@@ -1,5 +1,9 @@
 //! Issuer integration tests.
+mod cimd_client;
 mod cimd_fetch_guard;
+mod flow;
+mod harness;
+mod negatives;
 mod store_embedded;
 mod store_redis;
 mod store_suite;
