@@ -70,7 +70,7 @@ impl Issuer {
         }
         let rec: Option<ClientRecord> =
             get_json(self.store.as_ref(), Namespace::Clients, client_id).await?;
-        Ok(rec.filter(|c| !c.expires_at.is_some_and(|e| e <= self.now())))
+        Ok(rec.filter(|c| c.expires_at.is_none_or(|e| e > self.now())))
     }
 
     async fn metadata_client(&self, url: &str) -> Result<ClientRecord, OAuthError> {

@@ -289,7 +289,7 @@ impl Issuer {
                 if c.registration_token_hash
                     .as_deref()
                     .is_some_and(|h| ct_eq(h.as_bytes(), candidate.as_bytes()))
-                    && !c.expires_at.is_some_and(|e| e <= self.now()) =>
+                    && c.expires_at.is_none_or(|e| e > self.now()) =>
             {
                 Ok(c)
             }
