@@ -15,6 +15,10 @@ use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 use crate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamUser};
 
+/// Password attempts allowed per username per [`LOGIN_WINDOW`].
+const LOGIN_ATTEMPTS: u64 = 20;
+const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// What the login page shows.
 #[derive(Debug, Clone)]
 pub struct LoginView {
@@ -232,6 +236,18 @@ impl Issuer {
         let Some(users) = self.static_users.clone() else {
             return Err(OAuthError::invalid_request("password login is not enabled").into());
         };
+        let key = format!("login:{}", hash_secret(username));
+        let attempts = self
+            .store
+            .incr(Namespace::RateLimits, &key, LOGIN_WINDOW)
+            .await
+            .map_err(OAuthError::from)?;
+        if attempts > LOGIN_ATTEMPTS {
+            tracing::warn!(client_id = %p.client_id, "too many password attempts");
+            let mut view = self.login_view(id, csrf).await?;
+            view.error = Some("Too many attempts; try again later.".into());
+            return Ok(LoginOutcome::Retry(view));
+        }
         let (u, pw) = (username.to_owned(), password.to_owned());
         let verified = tokio::task::spawn_blocking(move || users.verify(&u, &pw))
             .await
