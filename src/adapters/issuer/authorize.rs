@@ -143,6 +143,10 @@ pub async fn authorize_login_get(
         return Ok(html::see_other(&url));
     }
     let view = st.core.login_view(&id, &csrf).await?;
+    if let (None, [(only, _)]) = (&view.static_provider, view.upstreams.as_slice()) {
+        let url = st.core.upstream_begin(&id, &csrf, only).await?;
+        return Ok(html::see_other(&url));
+    }
     Ok(html::login_page(
         &view,
         &csrf,

@@ -4,6 +4,7 @@
 mod admin;
 mod authorize;
 pub mod cookies;
+mod cors;
 mod error;
 mod html;
 pub mod params;
@@ -73,7 +74,9 @@ impl Default for IssuerMetrics {
 /// are served at the root too.
 pub fn routes(state: Arc<IssuerState>) -> Router {
     let prefix = issuer_path(&state.core.settings.issuer);
-    let oauth = Router::new()
+    // What browser-based clients call with fetch(): CORS without
+    // credentials (none of these endpoints reads cookies).
+    let api = Router::new()
         .route(
             OAUTH_METADATA_PATH,
             get(well_known::well_known_metadata_get),
@@ -88,6 +91,13 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
                 .put(register::register_update_put)
                 .delete(register::register_delete_delete),
         )
+        .route(TOKEN_PATH, post(token::token_exchange_post))
+        .route(REVOKE_PATH, post(token::token_revoke_post))
+        .route(INTROSPECT_PATH, post(token::token_introspect_post))
+        .layer(axum::middleware::from_fn(cors::cors_layer));
+    // The browser leg and the admin API: same-origin only.
+    let oauth = Router::new()
+        .merge(api)
         .route(AUTHORIZE_PATH, get(authorize::authorize_start_get))
         .route(
             LOGIN_PATH,
@@ -101,9 +111,6 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
             CONSENT_PATH,
             get(authorize::authorize_consent_get).post(authorize::authorize_consent_post),
         )
-        .route(TOKEN_PATH, post(token::token_exchange_post))
-        .route(REVOKE_PATH, post(token::token_revoke_post))
-        .route(INTROSPECT_PATH, post(token::token_introspect_post))
         .route(
             &format!("{ADMIN_PATH}/clients"),
             get(admin::admin_clients_get),

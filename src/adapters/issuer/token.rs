@@ -69,10 +69,16 @@ pub fn client_credentials(
                 "use one client authentication method",
             ));
         }
+        // An empty password is a public client identifying itself.
+        let secret = Some(decode_part(secret)).filter(|s| !s.is_empty());
         return Ok(ClientCredentials {
             client_id: Some(id),
-            secret: Some(ClientSecret::new(decode_part(secret))),
-            method: AuthMethod::Basic,
+            method: if secret.is_some() {
+                AuthMethod::Basic
+            } else {
+                AuthMethod::None
+            },
+            secret: secret.map(ClientSecret::new),
         });
     }
     let secret = f.get("client_secret").map(ClientSecret::new);

@@ -14,10 +14,6 @@ fn cacheable(mut r: Response, secs: u32) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={secs}")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
     }
-    r.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     r
 }
 

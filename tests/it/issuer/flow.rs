@@ -76,6 +76,23 @@ async fn discovery_documents() {
     assert_eq!(jwks.keys.len(), 2, "current + pre-published next key");
     let r = h
         .http
+        .request(reqwest::Method::OPTIONS, format!("{}/token", h.base))
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let r = h
+        .http
+        .get(format!("{}/authorize", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = h
+        .http
         .get(format!("{}/healthz", h.base))
         .send()
         .await
