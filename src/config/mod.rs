@@ -3,7 +3,8 @@
 pub mod issuer;
 #[cfg(feature = "issuer")]
 pub mod issuer_dev;
-#[cfg(all(test, feature = "issuer"))]
+#[cfg(test)]
+#[cfg(feature = "issuer")]
 mod issuer_tests;
 #[cfg(feature = "issuer")]
 mod issuer_validate;
