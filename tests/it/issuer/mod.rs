@@ -8,4 +8,5 @@ mod store_embedded;
 mod store_redis;
 mod store_suite;
 mod upstream_github;
+mod upstream_login;
 mod upstream_oidc;
