@@ -79,6 +79,7 @@ impl Scopes {
         )
     }
 
+    #[allow(clippy::should_implement_trait)]
     pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
         Self(it.into_iter().map(Into::into).collect())
     }
