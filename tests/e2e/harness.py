@@ -28,6 +28,9 @@ API
                          nested tables, arrays of tables) for issuer configs.
 ``argon2_hash(pw)``      an argon2id PHC string for static users.
 ``kill_all()``           stops every ``Proc`` still alive (atexit + session end).
+
+Each child runs in its own process group; its pid is also appended to
+``$MCPGATE_E2E_PIDFILE`` when set (``tests/run`` kills those groups on exit).
 """
 
 from __future__ import annotations
@@ -156,6 +159,7 @@ class Proc:
         )
         with _LIVE_LOCK:
             _LIVE.add(self)
+        _record_pid(self.popen.pid)
         try:
             deadline = time.monotonic() + self.timeout
             if self.ready_regex:
@@ -232,6 +236,15 @@ class Proc:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"log of {self.name} never matched /{regex}/ in {timeout}s")
             time.sleep(0.05)
+
+
+def _record_pid(pid: int) -> None:
+    """Appends the pid (= process group id) to ``$MCPGATE_E2E_PIDFILE`` so
+    ``tests/run`` can kill leftovers even if pytest itself is killed."""
+    path = os.environ.get("MCPGATE_E2E_PIDFILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{pid}\n")
 
 
 def _signal_group(pid: int, sig: int) -> None:
