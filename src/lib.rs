@@ -14,6 +14,8 @@
 
 pub mod adapters;
 pub mod app;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod infra;

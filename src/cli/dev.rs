@@ -1,0 +1,151 @@
+//! `mcpgate dev`: an issuer and a verifier in one process, for a laptop.
+//! Loopback only; embedded store in `--data-dir` (memory without it); one
+//! static user whose password is generated and printed unless given; an
+//! admin token generated and printed; revocations shared in-process
+//! ([`crate::infra::revocation::LocalRevocations`]) so they apply at once.
+
+use super::args::DevArgs;
+use super::Error;
+
+/// Runs until Ctrl-C / SIGTERM.
+#[cfg(all(feature = "verifier", feature = "issuer"))]
+pub async fn run(a: &DevArgs) -> Result<(), Error> {
+    imp::run(a).await
+}
+
+/// This build has no servers to run.
+#[cfg(not(all(feature = "verifier", feature = "issuer")))]
+pub async fn run(_a: &DevArgs) -> Result<(), Error> {
+    Err(Error::Dev(
+        "this mcpgate was built without the `verifier` and `issuer` features".into(),
+    ))
+}
+
+#[cfg(all(feature = "verifier", feature = "issuer"))]
+mod imp {
+    use super::{DevArgs, Error};
+    use crate::app::{issuer, verifier};
+    use crate::config::issuer_dev::{dev_default, DevOptions, DEV_SCOPES};
+    use crate::config::verifier::RawConfig as VerifierRaw;
+    use crate::domain::clock::SystemClock;
+    use crate::domain::secret::AdminToken;
+    use crate::infra::revocation::LocalRevocations;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Longest access-token lifetime the shared revocation set must cover.
+    const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+
+    fn dev(e: impl std::fmt::Display) -> Error {
+        Error::Dev(e.to_string())
+    }
+
+    pub async fn run(a: &DevArgs) -> Result<(), Error> {
+        for (flag, addr) in [
+            ("--http", a.http),
+            ("--verifier-http", a.verifier_http),
+            ("--verifier-grpc", a.verifier_grpc),
+        ] {
+            if !addr.ip().is_loopback() {
+                return Err(Error::Config(format!(
+                    "{flag} {addr}: dev mode listens on loopback only"
+                )));
+            }
+        }
+        let _telemetry = crate::telemetry::init("mcpgate-dev");
+        let resource = a
+            .resource
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/mcp", a.verifier_http));
+        let generated = a.password.is_none();
+        let mut d = dev_default(DevOptions {
+            data_dir: a.data_dir.clone(),
+            listen: a.http,
+            resource: resource.clone(),
+            username: a.user.clone(),
+            password: a.password.clone(),
+            ..DevOptions::default()
+        })
+        .map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(dir) = &a.data_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Config(format!("--data-dir {}: {e}", dir.display())))?;
+        }
+        let admin = super::super::pkce::random_b64(32);
+        d.config.admin_token = Some(AdminToken::new(admin.clone()));
+
+        let revocations = LocalRevocations::new(Arc::new(SystemClock), MAX_TOKEN_LIFETIME);
+        let iss = issuer::spawn(
+            d.config,
+            issuer::IssuerDeps {
+                revocations: Some(Arc::new(revocations.clone())),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(dev)?;
+        let vcfg = VerifierRaw {
+            http_addr: Some(a.verifier_http.to_string()),
+            grpc_addr: Some(a.verifier_grpc.to_string()),
+            issuers: Some(vec![iss.issuer.clone()]),
+            resource: Some(resource.clone()),
+            resource_name: Some("mcpgate dev".into()),
+            scopes_supported: Some(DEV_SCOPES.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::Config(e.to_string()))?;
+        let ver = match verifier::spawn(
+            vcfg,
+            verifier::VerifierDeps {
+                revocations: Some(Arc::new(revocations)),
+                ..Default::default()
+            },
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                iss.shutdown().await;
+                return Err(dev(e));
+            }
+        };
+        let store = match &a.data_dir {
+            Some(dir) => format!("embedded, {}", dir.join("issuer.redb").display()),
+            None => "memory (lost on exit; use --data-dir to keep it)".into(),
+        };
+        let pw_note = if generated {
+            " (generated; set --password or MCPGATE_DEV_PASSWORD to choose one)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "mcpgate dev is running (Ctrl-C to stop)\n\
+             \x20 issuer:      {}\n\
+             \x20 verifier:    http://{} (ForwardAuth /auth, metadata /.well-known/oauth-protected-resource), gRPC ext_authz {}\n\
+             \x20 resource:    {resource}\n\
+             \x20 storage:     {store}\n\
+             \x20 user:        {}\n\
+             \x20 password:    {}{pw_note}\n\
+             \x20 admin token: {admin}\n\
+             Log in with:  mcpgate --issuer {} login --resource {resource}",
+            iss.issuer, ver.http_addr, ver.grpc_addr, d.username, d.password, iss.issuer,
+        );
+        wait_for_signal().await;
+        ver.shutdown().await;
+        iss.shutdown().await;
+        Ok(())
+    }
+
+    async fn wait_for_signal() {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+                return;
+            }
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
