@@ -28,6 +28,10 @@ Fixtures
                   nginx with auth_request → verifier, proxy → backend; returns
                   its base URL.
 
+OAuth helpers for tests live in ``oauth.py``: ``pkce()``, ``register()``,
+``token()``, ``authorize_url()``, ``get_code()`` (full /authorize → login →
+consent with a scripted ``Browser``), ``jwt_claims()``.
+
 Prerequisites that are missing (binaries, redis-server, nginx, node modules)
 skip the tests that need them, unless ``MCPGATE_E2E_STRICT=1`` (set by
 ``tests/run``), which turns the skip into a failure.

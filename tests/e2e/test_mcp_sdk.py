@@ -15,6 +15,7 @@ import time
 import anyio
 import httpx
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -23,8 +24,6 @@ from pydantic import AnyUrl
 
 from conftest import ALICE, default_issuer_config
 from harness import free_port, toml_dumps
-import pytest
-
 from oauth import TIMEOUT, Browser, get_code, jwt_claims, jwt_header, register, token
 
 SCOPE = "mcp:tools"
@@ -134,14 +133,17 @@ def wait_refused(mcp_url: str, tok: str, limit: float = 1.0) -> float:
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("storage_kind", ["embedded", "redis"])
 def test_sdk_client_discovers_registers_authorizes_calls_refreshes_and_revocation_bites(
-    redis, issuer, verifier, mcp_backend, nginx, tmp_path
+    redis, issuer, verifier, mcp_backend, nginx, tmp_path, storage_kind
 ):
     gw_port = free_port()
     gw = f"http://127.0.0.1:{gw_port}"
     mcp_url = f"{gw}/mcp"
     cfg = default_issuer_config(mcp_url, tmp_path)
     cfg["revocation"] = {"kind": "redis", "redis_urls": [redis]}
+    if storage_kind == "redis":
+        cfg["storage"] = {"kind": "redis", "redis_urls": [redis]}
     iss = issuer(cfg)
     v = verifier(iss.url, mcp_url, redis_url=redis,
                  env={"MCPGW_VERIFIER_REQUIRED_SCOPES": SCOPE, "MCPGW_VERIFIER_RESOURCE_NAME": "e2e MCP"})
