@@ -206,6 +206,7 @@ fn settings(config: &IssuerConfig, issuer: String) -> Settings {
             rate_window: config.registration.rate_window,
             client_lifetime: config.registration.client_lifetime,
             initial_access_token: config.registration.initial_access_token.clone(),
+            enforce_client_scope: config.registration.enforce_client_scope,
         },
         cimd: CimdSettings {
             enabled: config.cimd.enabled,

@@ -53,10 +53,15 @@ mod imp {
             }
         }
         let _telemetry = crate::telemetry::init("mcpgate-dev");
-        let resource = a
-            .resource
-            .clone()
-            .unwrap_or_else(|| format!("http://{}/mcp", a.verifier_http));
+        let resource = match (&a.resource, a.verifier_http.port()) {
+            (Some(r), _) => r.clone(),
+            (None, 0) => {
+                return Err(Error::Config(
+                    "--verifier-http with port 0 needs an explicit --resource".into(),
+                ))
+            }
+            (None, _) => format!("http://{}/mcp", a.verifier_http),
+        };
         let generated = a.password.is_none();
         let mut d = dev_default(DevOptions {
             data_dir: a.data_dir.clone(),

@@ -150,6 +150,8 @@ pub struct RawRegistration {
     pub client_lifetime_secs: Option<u64>,
     /// Require `Authorization: Bearer <token>` on `POST /register`; env `MCPGW_ISSUER_REGISTRATION_INITIAL_ACCESS_TOKEN`. Defaults to none (open registration).
     pub initial_access_token: Option<String>,
+    /// Refuse scopes outside a client's registered `scope`. Off by default: a dynamically registered client asserts its own `scope`, so enforcing it secures nothing and breaks MCP step-up authorization (the user's consent is the boundary). Defaults to false.
+    pub enforce_client_scope: Option<bool>,
 }
 
 /// The `[cimd]` table.

@@ -42,6 +42,7 @@ pub struct RegistrationConfig {
     pub rate_window: Duration,
     pub client_lifetime: Option<Duration>,
     pub initial_access_token: Option<RegistrationToken>,
+    pub enforce_client_scope: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -390,6 +391,7 @@ impl RawConfig {
                 .initial_access_token
                 .filter(|t| !t.is_empty())
                 .map(RegistrationToken::new),
+            enforce_client_scope: rg.enforce_client_scope.unwrap_or(false),
         };
         let cm = self.cimd.unwrap_or_default();
         let cimd = CimdConfig {

@@ -135,7 +135,12 @@ impl Issuer {
             Some(rs) => rs.contains(t),
             None => s.any_scope() || s.scopes.contains(t),
         };
-        let client_scopes = client.metadata.scope.as_deref().map(Scopes::parse);
+        let client_scopes = client
+            .metadata
+            .scope
+            .as_deref()
+            .filter(|_| s.registration.enforce_client_scope)
+            .map(Scopes::parse);
         let allowed = |t: &str| {
             allowed_by_resource(t) && client_scopes.as_ref().is_none_or(|c| c.contains(t))
         };

@@ -33,6 +33,9 @@ pub struct RegistrationSettings {
     pub client_lifetime: Option<Duration>,
     /// When set, `POST /register` needs `Authorization: Bearer <token>`.
     pub initial_access_token: Option<RegistrationToken>,
+    /// Limit grants to the client's registered `scope` (off by default:
+    /// self-asserted metadata is no boundary, and MCP step-up needs it off).
+    pub enforce_client_scope: bool,
 }
 
 /// Client ID Metadata Document policy.

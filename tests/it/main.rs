@@ -2,6 +2,8 @@
 //! Redis-backed cases start their own `redis-server` (found on PATH) and are
 //! skipped with a message when it is absent.
 
+#[cfg(feature = "cli")]
+mod cli;
 #[cfg(feature = "issuer")]
 mod issuer;
 mod layering;

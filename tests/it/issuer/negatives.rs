@@ -342,3 +342,57 @@ async fn registration_refusals() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     h.running.shutdown().await;
 }
+
+/// Registers a public client whose metadata names `scope = "mcp:read"`.
+async fn register_read_only(h: &Harness) -> String {
+    let r = h
+        .http
+        .post(format!("{}/register", h.base))
+        .json(&json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "scope": "mcp:read",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json::<Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A client's registered `scope` is self-asserted: by default it does not
+/// cap what the user may consent to (MCP step-up re-authorizes with more);
+/// `registration.enforce_client_scope = true` makes it a hard limit.
+#[tokio::test]
+async fn registered_scope_caps_grants_only_when_enforced() {
+    let (_, ch) = pkce_pair();
+    let wide = [("scope", "mcp:read mcp:write")];
+
+    let h = start().await;
+    let id = register_read_only(&h).await;
+    let mut b = Browser::new(&h);
+    let q = login_and_consent(&mut b, &authorize_url(&h, &id, &ch, &wide)).await;
+    assert!(q.contains_key("code"), "{q:?}");
+
+    let h = start_toml(
+        &format!(
+            "{}\n[registration]\nenforce_client_scope = true\n",
+            base_toml()
+        ),
+        None,
+    )
+    .await;
+    let id = register_read_only(&h).await;
+    let q = authorize_error(&h, &authorize_url(&h, &id, &ch, &wide)).await;
+    assert_eq!(q["error"], "invalid_scope");
+    let mut b = Browser::new(&h);
+    let q = login_and_consent(
+        &mut b,
+        &authorize_url(&h, &id, &ch, &[("scope", "mcp:read")]),
+    )
+    .await;
+    assert!(q.contains_key("code"), "{q:?}");
+}

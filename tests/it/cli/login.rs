@@ -1,0 +1,319 @@
+//! `mcpgate login` / `token` / `whoami` / `revoke` / `admin` against the
+//! real issuer app, spawned in-process on 127.0.0.1:0.
+
+use super::support::*;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use mcpgate::app::issuer::{spawn, IssuerDeps, RunningIssuer};
+use mcpgate::config::issuer::RawConfig;
+use mcpgate::domain::claims::AccessClaims;
+use mcpgate::domain::clock::SystemClock;
+use mcpgate::infra::revocation::LocalRevocations;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const RESOURCE: &str = "http://127.0.0.1:9/mcp";
+const USER: &str = "carol";
+const PASSWORD: &str = "cli test password";
+const ADMIN: &str = "cli-admin-token";
+
+async fn issuer() -> RunningIssuer {
+    let hash = mcpgate::issue::users::hash_password(PASSWORD).unwrap();
+    let toml = format!(
+        r#"
+listen = "127.0.0.1:0"
+scopes = ["mcp:read", "mcp:write"]
+default_scopes = ["mcp:read"]
+admin_token = "{ADMIN}"
+[storage]
+kind = "memory"
+[[resources]]
+resource = "{RESOURCE}"
+[[providers]]
+kind = "static"
+[[providers.users]]
+username = "{USER}"
+password_hash = "{hash}"
+email = "carol@example.com"
+"#
+    );
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
+    let deps = IssuerDeps {
+        revocations: Some(Arc::new(revocations)),
+        ..Default::default()
+    };
+    spawn(config, deps).await.unwrap()
+}
+
+async fn verify(issuer: &str, token: &str) -> AccessClaims {
+    let jwks: JwkSet = http()
+        .get(format!("{issuer}/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut v = Validation::new(header.alg);
+    v.set_audience(&[RESOURCE]);
+    v.set_issuer(&[issuer]);
+    jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+        .unwrap()
+        .claims
+}
+
+async fn introspect(issuer: &str, token: &str) -> Value {
+    http()
+        .post(format!("{issuer}/introspect"))
+        .bearer_auth(ADMIN)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs `login --no-browser`, drives the forms, and waits for the CLI.
+async fn login(issuer: &str, store: &Path, decision: &str) -> Run {
+    let mut c = mcpgate(issuer, store);
+    c.args([
+        "login",
+        "--no-browser",
+        "--resource",
+        RESOURCE,
+        "--scope",
+        "mcp:read mcp:write",
+    ]);
+    let (mut child, mut lines, url) = start_login(c).await;
+    assert!(url.starts_with(&format!("{issuer}/authorize?")), "{url}");
+    let q = query(&url);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["resource"], RESOURCE);
+    let redirect = q["redirect_uri"].clone();
+    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"));
+
+    // A redirect that is not ours (wrong state) is refused and ignored.
+    let r = http()
+        .get(format!("{redirect}?code=forged&state=wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let mut b = Browser::new(issuer);
+    let back = b.authorize(&url, USER, PASSWORD, decision).await;
+    assert!(back.starts_with(&redirect), "{back}");
+    assert_eq!(query(&back)["iss"], issuer);
+    let page = http().get(&back).send().await.unwrap();
+    let status = page.status();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rest = Vec::new();
+    while let Some(l) = lines.next_line().await.unwrap() {
+        rest.push(l);
+    }
+    let stderr = rest.join("\n");
+    assert_eq!(status == 200, out.success(), "{stderr}");
+    Run {
+        code: out.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr,
+    }
+}
+
+fn token_cmd(issuer: &str, store: &Path) -> tokio::process::Command {
+    let mut c = mcpgate(issuer, store);
+    c.arg("token");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_token_refresh_whoami_revoke() {
+    let iss = issuer().await;
+    let base = iss.issuer.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("conf/mcpgate/tokens.json");
+
+    let r = login(&base, &store, "approve").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Logged in") && r.stderr.contains(USER),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(mode(&store), 0o600);
+    assert_eq!(mode(store.parent().unwrap()), 0o700);
+    let file = token_file(&store);
+    let entry = &file["issuers"][base.as_str()];
+    let client_id = entry["client"]["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(entry["client"]["token_endpoint_auth_method"], "none");
+    assert_eq!(entry["last_resource"], RESOURCE);
+
+    // `token` prints only the access token, a JWT for the resource.
+    let r = run(token_cmd(&base, &store)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let at = r.stdout.trim_end_matches('\n').to_owned();
+    assert_eq!(r.stdout, format!("{at}\n"));
+    let claims = verify(&base, &at).await;
+    assert_eq!(claims.sub, "local:carol");
+    assert_eq!(claims.username.as_deref(), Some(USER));
+    assert_eq!(claims.client_id.as_deref(), Some(client_id.as_str()));
+    assert_eq!(claims.scope.as_deref(), Some("mcp:read mcp:write"));
+    assert!(!r.stderr.contains(&at));
+
+    // Still fresh: the same token, no refresh.
+    let r = run(token_cmd(&base, &store)).await;
+    assert_eq!(r.stdout.trim(), at);
+
+    // Near expiry: refreshed, and the rotated refresh token is stored.
+    let rt1 = token_file(&store)["issuers"][base.as_str()]["tokens"][RESOURCE]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut f = token_file(&store);
+    f["issuers"][base.as_str()]["tokens"][RESOURCE]["expires_at"] = 1.into();
+    std::fs::write(&store, serde_json::to_vec(&f).unwrap()).unwrap();
+    let mut c = token_cmd(&base, &store);
+    c.args(["--resource", RESOURCE]);
+    let r = run(c).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let at2 = r.stdout.trim().to_owned();
+    assert_ne!(at2, at);
+    assert_eq!(verify(&base, &at2).await.sub, "local:carol");
+    let rt2 = token_file(&store)["issuers"][base.as_str()]["tokens"][RESOURCE]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(rt1, rt2);
+    assert_eq!(mode(&store), 0o600);
+    assert_eq!(introspect(&base, &rt2).await["active"], true);
+
+    // whoami decodes without verifying, and says so.
+    let mut c = mcpgate(&base, &store);
+    c.arg("whoami");
+    let r = run(c).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["sub"], "local:carol");
+    assert!(r.stderr.contains("NOT verified"), "{}", r.stderr);
+    assert!(!r.stdout.contains(&at2) && !r.stderr.contains(&at2));
+
+    // Operators see the client.
+    let mut c = mcpgate(&base, &store);
+    c.args(["admin", "clients", "list"])
+        .env("MCPGATE_ADMIN_TOKEN", ADMIN);
+    let r = run(c).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&client_id), "{}", r.stdout);
+
+    // revoke: both tokens dead at the issuer, and forgotten locally.
+    let mut c = mcpgate(&base, &store);
+    c.arg("revoke");
+    let r = run(c).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(introspect(&base, &rt2).await["active"], false);
+    assert_eq!(introspect(&base, &at2).await["active"], false);
+    let r = run(token_cmd(&base, &store)).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("not logged in"), "{}", r.stderr);
+    // The client stays saved for the next login.
+    assert_eq!(
+        token_file(&store)["issuers"][base.as_str()]["client"]["client_id"],
+        client_id.as_str()
+    );
+    iss.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_consent_fails_the_login() {
+    let iss = issuer().await;
+    let base = iss.issuer.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("tokens.json");
+    let r = login(&base, &store, "deny").await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("access_denied"), "{}", r.stderr);
+    let f = token_file(&store);
+    assert!(f["issuers"][base.as_str()]["tokens"]
+        .as_object()
+        .unwrap()
+        .is_empty());
+    iss.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_admin_commands() {
+    let iss = issuer().await;
+    let base = iss.issuer.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("tokens.json");
+
+    let mut c = mcpgate(&base, &store);
+    c.args([
+        "register",
+        "--confidential",
+        "--name",
+        "ci",
+        "--scope",
+        "mcp:read",
+    ]);
+    let r = run(c).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = r.stdout.trim().to_owned();
+    let f = token_file(&store);
+    let client = &f["issuers"][base.as_str()]["client"];
+    assert_eq!(client["client_id"], id.as_str());
+    assert!(client["client_secret"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert!(client["registration_access_token"].is_string());
+    assert!(!r.stdout.contains(client["client_secret"].as_str().unwrap()));
+    assert!(!r.stderr.contains(client["client_secret"].as_str().unwrap()));
+    assert_eq!(mode(&store), 0o600);
+
+    let admin = |args: &[&str]| {
+        let mut c = mcpgate(&base, &store);
+        c.arg("admin").args(args).env("MCPGATE_ADMIN_TOKEN", ADMIN);
+        c
+    };
+    let r = run(admin(&["clients", "list", "--json"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["client_id"] == id.as_str()));
+
+    let r = run(admin(&["revoke", "--sub", "local:carol"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(admin(&["revoke", "--client", &id])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let r = run(admin(&["keys", "rotate"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.trim().is_empty());
+
+    let r = run(admin(&["clients", "delete", &id])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(admin(&["clients", "delete", &id])).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("404"), "{}", r.stderr);
+
+    let mut c = admin(&["clients", "list"]);
+    c.env("MCPGATE_ADMIN_TOKEN", "wrong");
+    let r = run(c).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("admin token"), "{}", r.stderr);
+    iss.shutdown().await;
+}
