@@ -43,6 +43,9 @@ pub enum Command {
     Admin(AdminArgs),
     /// Run an issuer and a verifier in this process for local development.
     Dev(DevArgs),
+    /// Read a password on stdin and print its Argon2id hash, for a static
+    /// provider's `password_hash`.
+    HashPassword,
 }
 
 #[derive(Debug, Args)]

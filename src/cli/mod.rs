@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod args;
 pub mod dev;
+pub mod hash;
 pub mod login;
 pub mod loopback;
 pub mod oauth;
@@ -120,5 +121,6 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Whoami(a) => session::whoami(&ctx, &a),
         Command::Admin(a) => admin::run(&ctx, &a).await,
         Command::Dev(a) => dev::run(&a).await,
+        Command::HashPassword => hash::run(std::io::stdin().lock(), &mut std::io::stdout()),
     }
 }
