@@ -7,5 +7,6 @@ mod cli;
 #[cfg(feature = "issuer")]
 mod issuer;
 mod layering;
+mod readme;
 #[cfg(feature = "verifier")]
 mod verifier;
