@@ -43,11 +43,7 @@ pub fn random_b64(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2).
-pub fn s256(verifier: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    URL_SAFE_NO_PAD.encode(d.as_ref())
-}
+pub use crate::domain::secret::pkce_s256 as s256;
 
 // === impl Pending ===
 

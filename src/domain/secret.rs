@@ -9,6 +9,15 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// The RFC 7636 S256 code challenge of a verifier: unpadded
+/// base64url(SHA-256(verifier)). One definition for the issuer, the
+/// upstream-login client and the CLI.
+pub fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
 macro_rules! secret_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*

@@ -2,7 +2,6 @@
 
 use crate::domain::secret::{ct_eq, PkceVerifier};
 use crate::issue::error::OAuthError;
-use base64::Engine;
 
 /// The only supported `code_challenge_method`.
 pub const S256: &str = "S256";
@@ -45,11 +44,7 @@ pub fn validate_challenge(
     Ok(challenge.to_owned())
 }
 
-/// The S256 challenge of a verifier: base64url(SHA-256(verifier)).
-pub fn s256(verifier: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
-}
+pub use crate::domain::secret::pkce_s256 as s256;
 
 /// Whether `unverified` is well formed and matches `challenge`, compared in
 /// constant time.

@@ -2,6 +2,8 @@
 //! Redis-backed cases start their own `redis-server` (found on PATH) and are
 //! skipped with a message when it is absent.
 
+#[cfg(any(feature = "cli", feature = "issuer"))]
+mod browser;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "issuer")]

@@ -9,7 +9,6 @@ use crate::domain::clock::{unix_secs, Clock, SystemClock};
 use crate::domain::secret::{ct_eq, PkceVerifier};
 use crate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp, UpstreamUser};
 use async_trait::async_trait;
-use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -72,9 +71,7 @@ const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The RFC 7636 S256 challenge of a PKCE verifier.
 pub fn pkce_s256_challenge(verifier: &PkceVerifier) -> String {
-    let digest =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.secret().as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    crate::domain::secret::pkce_s256(verifier.secret())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> UpstreamError {

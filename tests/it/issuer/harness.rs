@@ -1,14 +1,15 @@
 //! The issuer under test: in-process on 127.0.0.1:0 with a memory store and
 //! in-process revocations, a static user, and a cookie-keeping "browser".
 
+pub use crate::browser::{client, location, query, Browser};
 use mcpgate::app::issuer::{spawn, IssuerDeps, RunningIssuer};
 use mcpgate::config::issuer::RawConfig;
 use mcpgate::domain::clock::SystemClock;
 use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::cimd::MetadataFetcher;
 use mcpgate::issue::pkce;
-use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{Response, StatusCode};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -59,14 +60,6 @@ pub struct Harness {
     pub revocations: LocalRevocations,
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
 pub async fn start_toml(toml: &str, fetcher: Option<Arc<dyn MetadataFetcher>>) -> Harness {
     let config = RawConfig::from_toml(toml).unwrap().validate().unwrap();
     let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
@@ -102,93 +95,9 @@ pub fn rand_suffix() -> String {
     mcpgate::issue::records::random_token(8).unwrap()
 }
 
-pub fn location(r: &Response) -> String {
-    r.headers()
-        .get(LOCATION)
-        .unwrap_or_else(|| panic!("no Location on {}", r.status()))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-pub fn query(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-/// A browser: keeps cookies, never follows redirects.
-pub struct Browser {
-    pub jar: HashMap<String, String>,
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Browser {
-    pub fn new(h: &Harness) -> Self {
-        Self {
-            jar: HashMap::new(),
-            http: client(),
-            base: h.base.clone(),
-        }
-    }
-
-    fn abs(&self, url: &str) -> String {
-        if url.starts_with("http") {
-            url.to_owned()
-        } else {
-            let origin = url::Url::parse(&self.base).unwrap();
-            format!("{}{url}", origin.origin().ascii_serialization())
-        }
-    }
-
-    fn headers(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        let c: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !c.is_empty() {
-            h.insert(COOKIE, c.join("; ").parse().unwrap());
-        }
-        h
-    }
-
-    fn absorb(&mut self, r: &Response) {
-        for v in r.headers().get_all(SET_COOKIE) {
-            let s = v.to_str().unwrap();
-            let kv = s.split(';').next().unwrap();
-            let (k, v) = kv.split_once('=').unwrap();
-            self.jar.insert(k.to_owned(), v.to_owned());
-        }
-    }
-
-    pub async fn get(&mut self, url: &str) -> Response {
-        let r = self
-            .http
-            .get(self.abs(url))
-            .headers(self.headers())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(&r);
-        r
-    }
-
-    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
-        let r = self
-            .http
-            .post(self.abs(url))
-            .headers(self.headers())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.absorb(&r);
-        r
-    }
-
-    pub fn csrf(&self) -> String {
-        self.jar.get("mcpgate_csrf").cloned().unwrap_or_default()
+impl super::super::browser::Origin for &Harness {
+    fn issuer_url(&self) -> String {
+        self.base.clone()
     }
 }
 
@@ -219,50 +128,7 @@ pub fn authorize_url(
 /// Drives login + consent from an `/authorize` URL; returns the final
 /// redirect's query (code, state, iss).
 pub async fn login_and_consent(b: &mut Browser, authorize: &str) -> HashMap<String, String> {
-    let r = b.get(authorize).await;
-    assert_eq!(
-        r.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        r.text().await.unwrap()
-    );
-    let mut next = location(&r);
-    if next.contains("/login?") {
-        let login = b.get(&next).await;
-        assert_eq!(login.status(), StatusCode::OK);
-        let page = login.text().await.unwrap();
-        assert!(page.contains("name=\"username\""));
-        let req = query(&b.abs(&next))["req"].clone();
-        let csrf = b.csrf();
-        let r = b
-            .post(
-                "/login",
-                &[
-                    ("req", &req),
-                    ("csrf", &csrf),
-                    ("username", USER),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        next = location(&r);
-    }
-    if next.contains("/consent?") {
-        let page = b.get(&next).await;
-        assert_eq!(page.status(), StatusCode::OK);
-        assert_eq!(page.headers()["x-frame-options"], "DENY");
-        let req = query(&b.abs(&next))["req"].clone();
-        let csrf = b.csrf();
-        let r = b
-            .post(
-                "/consent",
-                &[("req", &req), ("csrf", &csrf), ("decision", "approve")],
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        next = location(&r);
-    }
+    let next = b.authorize(authorize, USER, PASSWORD, "approve").await;
     assert!(next.starts_with(REDIRECT), "{next}");
     query(&next)
 }
