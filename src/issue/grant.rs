@@ -176,9 +176,7 @@ impl Issuer {
                 "refresh token was issued to another client",
             ));
         }
-        let family = get_json::<FamilyRecord>(store, Namespace::Families, &rec.family_id).await?;
-        let alive = family.is_some_and(|f| !f.revoked);
-        if !alive
+        if self.family_revoked(&rec.family_id).await?
             || self
                 .revoked_by_watermark(&g.user.subject, &g.client_id, rec.issued_at)
                 .await?
@@ -332,6 +330,12 @@ impl Issuer {
                 put_json(store, Namespace::Families, family_id, &f, ttl).await?;
             }
             refresh_token = Some(rt);
+        }
+        // A revocation that raced with this issue either saw the new
+        // tokens in the family record or left its tombstone for us to see.
+        if self.family_revoked(family_id).await? {
+            self.revoke_family(family_id).await?;
+            return Err(OAuthError::invalid_grant("refresh token revoked"));
         }
         tracing::info!(client_id = %g.client_id, sub = %g.user.subject, family = family_id, "tokens issued");
         Ok(TokenResponse {

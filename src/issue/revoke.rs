@@ -19,13 +19,25 @@ fn client_mark(client_id: &str) -> String {
     format!("wm:client:{client_id}")
 }
 
+fn family_tombstone(family_id: &str) -> String {
+    format!("revoked:{family_id}")
+}
+
 // === impl Issuer ===
 
 impl Issuer {
     /// Revokes a refresh family: its live refresh token and every unexpired
     /// access token issued in it.
+    ///
+    /// A tombstone key is written first and never rewritten, so a refresh
+    /// racing with this cannot bring the family back by saving its record
+    /// (see [`Issuer::family_revoked`]).
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
         let store = self.store.as_ref();
+        let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
+        store
+            .put(Namespace::Families, &family_tombstone(family_id), b"1", ttl)
+            .await?;
         let Some(mut f) = get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?
         else {
             return Ok(());
@@ -43,6 +55,20 @@ impl Issuer {
         }
         tracing::info!(family = family_id, client_id = %f.client_id, "refresh family revoked");
         Ok(())
+    }
+
+    /// Whether a family was revoked: its tombstone, or its record's flag.
+    pub async fn family_revoked(&self, family_id: &str) -> Result<bool, OAuthError> {
+        let store = self.store.as_ref();
+        if store
+            .get(Namespace::Families, &family_tombstone(family_id))
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let f = get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?;
+        Ok(f.is_none_or(|f| f.revoked))
     }
 
     /// Revokes one access token everywhere.

@@ -396,3 +396,66 @@ async fn registered_scope_caps_grants_only_when_enforced() {
     .await;
     assert!(q.contains_key("code"), "{q:?}");
 }
+
+/// A refresh that races with the family's revocation can save the family
+/// record after the revocation did (a lost update); the revocation's
+/// tombstone still wins.
+#[tokio::test]
+async fn family_revocation_survives_a_lost_update_of_its_record() {
+    use mcpgate::issue::records::{
+        get_json, hash_secret, put_json, AccessRecord, FamilyRecord, RefreshRecord,
+    };
+    use mcpgate::issue::store::Namespace;
+
+    let h = start().await;
+    let (id, secret, code, verifier) = confidential_code(&h).await;
+    let (_, t) = exchange(&h, &id, &secret, &code, &verifier).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let at = t["access_token"].as_str().unwrap();
+    let payload = {
+        use base64::Engine;
+        let p = at.split('.').nth(1).unwrap();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .unwrap()
+    };
+    let jti = serde_json::from_slice::<Value>(&payload).unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = h.running.core.store.as_ref();
+    let rec = get_json::<AccessRecord>(store, Namespace::AccessTokens, &jti)
+        .await
+        .unwrap()
+        .unwrap();
+    let fid = rec.family_id.unwrap();
+    let before = get_json::<FamilyRecord>(store, Namespace::Families, &fid)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let rkey = hash_secret(&rt);
+    let refresh = get_json::<RefreshRecord>(store, Namespace::Refresh, &rkey)
+        .await
+        .unwrap()
+        .unwrap();
+
+    h.running.core.revoke_family(&fid).await.unwrap();
+    // The racing writer saves its refresh token and the family record it
+    // read before the revocation.
+    put_json(store, Namespace::Refresh, &rkey, &refresh, None)
+        .await
+        .unwrap();
+    put_json(store, Namespace::Families, &fid, &before, None)
+        .await
+        .unwrap();
+
+    let auth = Some((id.as_str(), secret.as_str()));
+    let (st, _, e) = token(
+        &h,
+        auth,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_eq!((st, err(&e)), (StatusCode::BAD_REQUEST, "invalid_grant"));
+}
