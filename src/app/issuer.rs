@@ -16,7 +16,7 @@ use crate::domain::revocation::RevocationSink;
 use crate::infra::cimd_fetch::{FetchSettings, GuardedFetcher};
 use crate::infra::github::{GitHubIdp, GitHubSettings};
 use crate::infra::memory_store::MemoryStore;
-use crate::infra::oidc::{OidcIdp, OidcSettings};
+use crate::infra::oidc::{LazyOidc, OidcSettings};
 use crate::infra::redis_store::RedisSettings;
 use crate::infra::revocation::{LocalRevocations, RedisRevocationSink};
 use crate::infra::store_backend::{open_store, StoreBackend};
@@ -151,7 +151,7 @@ pub async fn build_idps(
                 if let Some(v) = &p.scopes {
                     s.scopes = v.clone();
                 }
-                let idp = OidcIdp::discover_with_clock(s, http.clone(), clock.clone())
+                let idp = LazyOidc::start(s, http.clone(), clock.clone())
                     .await
                     .map_err(|e| setup(&format!("provider {}", p.id))(e.to_string()))?;
                 out.push(Arc::new(idp));

@@ -16,8 +16,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use url::Url;
 
+pub use lazy::LazyOidc;
 pub use settings::{ClientAuthMethod, OidcSettings};
 
+mod lazy;
 mod settings;
 
 /// The discovery fields we use.

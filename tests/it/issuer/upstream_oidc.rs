@@ -11,7 +11,9 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcpgate::domain::clock::FixedClock;
 use mcpgate::domain::secret::{ClientSecret, PkceVerifier};
-use mcpgate::infra::oidc::{pkce_s256_challenge, ClientAuthMethod, OidcIdp, OidcSettings};
+use mcpgate::infra::oidc::{
+    pkce_s256_challenge, ClientAuthMethod, LazyOidc, OidcIdp, OidcSettings,
+};
 use mcpgate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -149,7 +151,10 @@ async fn userinfo(h: HeaderMap) -> Result<Json<Value>, StatusCode> {
 }
 
 async fn provider() -> Shared {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    provider_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+}
+
+fn provider_on(listener: tokio::net::TcpListener) -> Shared {
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let p = Arc::new(Provider {
         issuer,
@@ -354,6 +359,57 @@ async fn oidc_discovery_issuer_must_match() {
     let p = provider().await;
     *p.discovery_issuer.lock().unwrap() = Some("https://elsewhere.example".into());
     let err = idp(&p, settings(&p)).await.err().unwrap();
+    assert!(matches!(err, UpstreamError::Config(_)), "{err:?}");
+}
+
+/// A provider that is down when the issuer starts: the issuer starts
+/// anyway, logins through it answer "unavailable", and it comes into use
+/// once discovery succeeds in the background.
+#[tokio::test]
+async fn oidc_provider_down_at_start_is_retried() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let mut s = OidcSettings::new(
+        "corp",
+        &format!("http://{addr}"),
+        "rp-client",
+        Some(ClientSecret::new("rp/secret")),
+    );
+    s.display_name = "Corp SSO".into();
+    let clock = Arc::new(FixedClock::at_unix(NOW));
+    let lazy = LazyOidc::start(s, reqwest::Client::new(), clock)
+        .await
+        .unwrap();
+    assert_eq!(lazy.display_name(), "Corp SSO");
+    let err = lazy.authorize_url(&auth_request()).unwrap_err();
+    assert!(matches!(err, UpstreamError::Unavailable(_)), "{err:?}");
+
+    let _p = provider_on(tokio::net::TcpListener::bind(addr).await.unwrap());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match lazy.authorize_url(&auth_request()) {
+            Ok(url) => {
+                assert!(url.contains("code_challenge_method=S256"), "{url}");
+                break;
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("discovery never succeeded: {e:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn oidc_misconfigured_provider_still_fails_start() {
+    let p = provider().await;
+    *p.discovery_issuer.lock().unwrap() = Some("https://elsewhere.example".into());
+    let clock = Arc::new(FixedClock::at_unix(NOW));
+    let err = LazyOidc::start(settings(&p), reqwest::Client::new(), clock)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, UpstreamError::Config(_)), "{err:?}");
 }
 
