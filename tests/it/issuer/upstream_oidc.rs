@@ -372,7 +372,7 @@ async fn oidc_provider_down_at_start_is_retried() {
     drop(probe);
     let mut s = OidcSettings::new(
         "corp",
-        &format!("http://{addr}"),
+        format!("http://{addr}"),
         "rp-client",
         Some(ClientSecret::new("rp/secret")),
     );
