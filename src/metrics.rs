@@ -5,6 +5,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
@@ -37,6 +38,8 @@ pub struct VerifierMetrics {
     pub revocation_stale: Gauge,
     /// Entries in the revocation mirror.
     pub revocation_set_size: Gauge,
+    /// Seconds from a revocation's publication to its application here.
+    pub revocation_propagation: Histogram,
 }
 
 // === impl VerifierMetrics ===
@@ -49,6 +52,12 @@ impl VerifierMetrics {
         let revocation_staleness = Gauge::<f64, AtomicU64>::default();
         let revocation_stale = Gauge::default();
         let revocation_set_size = Gauge::default();
+        let revocation_propagation = Histogram::new(
+            [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]
+            .into_iter(),
+        );
         registry.register(
             "decisions",
             "Authorization decisions by protocol and reason",
@@ -74,6 +83,11 @@ impl VerifierMetrics {
             "Entries in the revocation mirror",
             revocation_set_size.clone(),
         );
+        registry.register(
+            "revocation_propagation_seconds",
+            "Seconds from a revocation's publication by the issuer to its application in this verifier",
+            revocation_propagation.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -81,6 +95,7 @@ impl VerifierMetrics {
             revocation_staleness,
             revocation_stale,
             revocation_set_size,
+            revocation_propagation,
         }
     }
 

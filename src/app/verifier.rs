@@ -87,10 +87,10 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
     let (revocations, revocation_len): (Arc<dyn RevocationView>, LenFn) = match deps.revocations {
         Some(r) => (r, Arc::new(|| None)),
         None if !config.redis_urls.is_empty() => {
-            let m = Arc::new(RedisRevocationMirror::spawn(
-                MirrorSettings::new(config.redis_urls.clone(), config.max_token_lifetime),
-                clock.clone(),
-            ));
+            let mut settings =
+                MirrorSettings::new(config.redis_urls.clone(), config.max_token_lifetime);
+            settings.propagation = Some(metrics.revocation_propagation.clone());
+            let m = Arc::new(RedisRevocationMirror::spawn(settings, clock.clone()));
             let m2 = m.clone();
             (m, Arc::new(move || Some(m2.len())))
         }

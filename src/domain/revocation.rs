@@ -31,6 +31,17 @@ pub enum Revocation {
     Client { id: String, before: u64 },
 }
 
+/// A revocation on the pub/sub channel: the revocation's own fields plus
+/// when it was published (unix millis), so subscribers can measure how
+/// long it took to reach them. Messages without `published_ms` are valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_ms: Option<u64>,
+}
+
 /// The facts about a token that revocation is decided on.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenRef<'a> {

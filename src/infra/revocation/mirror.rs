@@ -11,12 +11,14 @@ use super::local::now_secs;
 use super::Conn;
 use crate::domain::clock::Clock;
 use crate::domain::revocation::{
-    Revocation, RevocationSet, RevocationView, TokenRef, CHANNEL, CLIENT_KEY, JTI_KEY, SUBJECT_KEY,
+    Published, Revocation, RevocationSet, RevocationView, TokenRef, CHANNEL, CLIENT_KEY, JTI_KEY,
+    SUBJECT_KEY,
 };
 use futures_util::StreamExt;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 
 /// Settings for [`RedisRevocationMirror`].
@@ -32,6 +34,9 @@ pub struct MirrorSettings {
     pub max_token_lifetime: Duration,
     /// Time limit for connecting and for each command. Defaults to 2 s.
     pub io_timeout: Duration,
+    /// Observes, per message, seconds from publication to application.
+    /// Defaults to none.
+    pub propagation: Option<Histogram>,
 }
 
 struct Shared {
@@ -51,11 +56,7 @@ pub struct RedisRevocationMirror {
     task: JoinHandle<()>,
 }
 
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::domain::clock::unix_millis as millis;
 
 // === impl MirrorSettings ===
 
@@ -67,6 +68,7 @@ impl MirrorSettings {
             resync_interval: Duration::from_secs(60),
             max_token_lifetime,
             io_timeout: Duration::from_secs(2),
+            propagation: None,
         }
     }
 }
@@ -218,13 +220,17 @@ async fn session(
                 let Some(msg) = msg else {
                     return Err(redis::RedisError::from((redis::ErrorKind::Io, "subscription closed")));
                 };
-                match serde_json::from_slice::<Revocation>(msg.get_payload_bytes()) {
-                    Ok(r) => {
+                match serde_json::from_slice::<Published>(msg.get_payload_bytes()) {
+                    Ok(p) => {
                         if let Ok(mut set) = shared.set.write() {
-                            set.apply(&r);
+                            set.apply(&p.revocation);
                             shared.len.store(set.len(), Ordering::Relaxed);
                         }
                         touch(clock, shared);
+                        if let (Some(h), Some(at)) = (&s.propagation, p.published_ms) {
+                            let lag_ms = millis(clock.now()).saturating_sub(at);
+                            h.observe(lag_ms as f64 / 1000.0);
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "ignoring malformed revocation message"),
                 }

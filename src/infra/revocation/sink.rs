@@ -2,9 +2,10 @@
 
 use super::local::now_secs;
 use super::Conn;
-use crate::domain::clock::Clock;
+use crate::domain::clock::{unix_millis, Clock};
 use crate::domain::revocation::{
-    Revocation, RevocationError, RevocationSink, CHANNEL, CLIENT_KEY, JTI_KEY, SUBJECT_KEY,
+    Published, Revocation, RevocationError, RevocationSink, CHANNEL, CLIENT_KEY, JTI_KEY,
+    SUBJECT_KEY,
 };
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
@@ -97,7 +98,11 @@ impl RevocationSink for RedisRevocationSink {
             .arg(format!("({horizon}"))
             .ignore();
         self.conn.pipe::<()>(&p).await.map_err(err)?;
-        let payload = serde_json::to_string(&r).map_err(|e| RevocationError(e.to_string()))?;
+        let msg = Published {
+            revocation: r,
+            published_ms: Some(unix_millis(self.clock.now())),
+        };
+        let payload = serde_json::to_string(&msg).map_err(|e| RevocationError(e.to_string()))?;
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(CHANNEL).arg(payload);
         self.conn.query::<i64>(&publish).await.map_err(err)?;

@@ -64,6 +64,19 @@ async fn revocation_reaches_two_verifiers_within_a_second() {
     }
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+    // Each verifier measured the propagation of that one message.
+    for v in [&a, &b] {
+        let m = reqwest::get(format!("http://{}/metrics", v.http_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            m.contains("mcpgate_verifier_revocation_propagation_seconds_count 1"),
+            "{m}"
+        );
+    }
     // A verifier started later learns it from the resync.
     let c2 = start(config(
         &iss.url,
