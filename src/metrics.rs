@@ -52,12 +52,9 @@ impl VerifierMetrics {
         let revocation_staleness = Gauge::<f64, AtomicU64>::default();
         let revocation_stale = Gauge::default();
         let revocation_set_size = Gauge::default();
-        let revocation_propagation = Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]
-            .into_iter(),
-        );
+        let revocation_propagation = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]);
         registry.register(
             "decisions",
             "Authorization decisions by protocol and reason",
