@@ -25,8 +25,8 @@ Fixtures
 ``mcp_backend``   the test MCP server (``mcp_server.py``, no auth); yields
                   ``BackendHandle`` (``.url`` base, ``.mcp_url`` = ``<url>/mcp``).
 ``nginx``         factory ``nginx(verifier_http, backend_url, port=None) -> str``:
-                  nginx with auth_request → verifier, proxy → backend; returns
-                  its base URL.
+                  deploy/nginx/nginx.conf (auth_request → verifier, proxy →
+                  backend) on free ports; returns its base URL.
 
 OAuth helpers for tests live in ``oauth.py``: ``pkce()``, ``register()``,
 ``token()``, ``authorize_url()``, ``get_code()`` (full /authorize → login →
@@ -50,6 +50,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import deploy_configs  # noqa: E402
 from harness import (  # noqa: E402
     LISTENING_RX,
     REPO,
@@ -337,14 +338,7 @@ def nginx(spawn, tmp_path: Path):
         prefix = tmp_path / f"nginx-{port}"
         for sub in ("logs", "tmp"):
             (prefix / sub).mkdir(parents=True, exist_ok=True)
-        text = (E2E / "nginx.conf.tmpl").read_text()
-        conf = (
-            text.replace("@USER@", "user root;" if os.geteuid() == 0 else "")
-            .replace("@PREFIX@", str(prefix))
-            .replace("@PORT@", str(port))
-            .replace("@VERIFIER@", verifier_http.removeprefix("http://"))
-            .replace("@BACKEND@", backend_url.removeprefix("http://"))
-        )
+        conf = deploy_configs.nginx(deploy_configs.ports(port, verifier_http, "", backend_url), prefix)
         path = prefix / "nginx.conf"
         path.write_text(conf)
         spawn(

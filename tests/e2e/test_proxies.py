@@ -1,0 +1,169 @@
+"""The deploy/ proxy examples, run for real in front of the verifier.
+
+For each of Envoy (ext_authz gRPC), Traefik (ForwardAuth), nginx
+(auth_request) and caddy (forward_auth): the very config file from deploy/
+(free ports substituted, see deploy_configs.py), a real issuer minting the
+token through a scripted login, the verifier binary, and a backend that
+echoes the headers it receives.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+import deploy_configs
+from conftest import ALICE, E2E, default_issuer_config, need
+from harness import free_port, toml_dumps
+from oauth import TIMEOUT, get_code, jwt_claims, register, token
+
+REDIRECT = "http://127.0.0.1:9/callback"
+IDENTITY = ("x-user-id", "x-user-name", "x-user-email", "x-user-scopes", "x-client-id")
+PROXIES = ["envoy", "traefik", "nginx", "caddy"]
+
+
+def _exe(name: str, *fallbacks: str) -> str:
+    exe = shutil.which(name) or next((f for f in fallbacks if Path(f).exists()), None)
+    need(exe is not None, name)
+    return str(exe)
+
+
+def start_proxy(kind: str, spawn, tmp: Path, p: deploy_configs.Ports) -> None:
+    d = tmp / kind
+    d.mkdir()
+    if kind == "envoy":
+        cfg = d / "envoy.yaml"
+        cfg.write_text(deploy_configs.envoy(p))
+        argv = [_exe("envoy"), "-c", cfg, "--disable-hot-restart", "--log-level", "warn"]
+        spawn("envoy", argv, ready_port=p.proxy, timeout=60)
+    elif kind == "traefik":
+        static, dynamic = deploy_configs.traefik(p, d / "dynamic.yml")
+        (d / "dynamic.yml").write_text(dynamic)
+        (d / "traefik.yml").write_text(static)
+        spawn("traefik", [_exe("traefik"), f"--configFile={d / 'traefik.yml'}"], cwd=d,
+              ready_port=p.proxy, timeout=60)
+    elif kind == "nginx":
+        for sub in ("logs", "tmp"):
+            (d / sub).mkdir()
+        cfg = d / "nginx.conf"
+        cfg.write_text(deploy_configs.nginx(p, d))
+        spawn("nginx", [_exe("nginx", "/usr/sbin/nginx"), "-p", d, "-c", cfg, "-e", d / "logs" / "error.log",
+                        "-g", "daemon off;"], ready_port=p.proxy, timeout=30)
+    elif kind == "caddy":
+        cfg = d / "Caddyfile"
+        cfg.write_text(deploy_configs.caddy(p))
+        env = {"XDG_DATA_HOME": str(d / "data"), "XDG_CONFIG_HOME": str(d / "config"), "HOME": str(d)}
+        spawn("caddy", [_exe("caddy"), "run", "--config", cfg, "--adapter", "caddyfile"], env=env,
+              ready_port=p.proxy, timeout=30)
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.fixture
+def gateway(request, spawn, issuer, verifier, tmp_path):
+    """(kind, gateway base URL, resource, access token, client id, verifier)."""
+    kind = request.param
+    gw = free_port()
+    resource = f"http://127.0.0.1:{gw}/mcp"
+    iss = issuer(default_issuer_config(resource, tmp_path))
+    cid = register(iss.url, [REDIRECT], token_endpoint_auth_method="none").json()["client_id"]
+    g = get_code(iss.url, ALICE[:2], client_id=cid, redirect_uri=REDIRECT, resource=resource, scope="mcp:tools")
+    tok = token(iss.url, {"grant_type": "authorization_code", "code": g.code, "redirect_uri": REDIRECT,
+                          "code_verifier": g.verifier, "client_id": cid}).json()["access_token"]
+    vconf = tmp_path / "verifier.toml"
+    vconf.write_text(toml_dumps({"routes": [{
+        "resource": resource,
+        "required_scopes": ["mcp:tools"],
+        "tool_scopes": [{"method": "tools/call", "name": "drop_tables", "scopes": ["mcp:admin"]}],
+    }]}))
+    v = verifier(iss.url, None, env={"MCPGW_VERIFIER_CONFIG": str(vconf),
+                                     "MCPGW_VERIFIER_TRUSTED_PROXIES": "127.0.0.1/32"})
+    backend = free_port()
+    spawn("echo-backend", [sys.executable, E2E / "echo_backend.py", "--port", str(backend)],
+          ready_port=backend, timeout=30)
+    ports = deploy_configs.ports(gw, v.http, v.grpc, f"http://127.0.0.1:{backend}")
+    start_proxy(kind, spawn, tmp_path, ports)
+    return kind, f"http://127.0.0.1:{gw}", resource, tok, cid, v
+
+
+def get(url: str, **headers: str) -> httpx.Response:
+    return httpx.get(url, headers=headers, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("gateway", PROXIES, indirect=True)
+def test_proxy_allows_denies_and_serves_metadata(gateway):
+    kind, base, resource, tok, cid, _ = gateway
+    prm = f"{base}/.well-known/oauth-protected-resource/mcp"
+
+    # A valid token: through, with identity headers from the verifier, the
+    # client's forged copy and its token gone.
+    r = get(f"{base}/mcp", authorization=f"Bearer {tok}", **{"x-user-id": "forged", "x-user-email": "forged@evil"})
+    assert r.status_code == 200, (kind, r.status_code, r.text[:300])
+    seen = r.json()["headers"]
+    claims = jwt_claims(tok)
+    assert seen["x-user-id"] == [claims["sub"]], (kind, seen)
+    assert seen["x-user-email"] == ["alice@example.com"], (kind, seen)
+    assert "mcp:tools" in seen["x-user-scopes"][0], (kind, seen)
+    assert seen["x-client-id"] == [cid], (kind, seen)
+    assert "authorization" not in seen, (kind, seen)
+
+    # No token: 401 pointing at the protected-resource metadata.
+    r = get(f"{base}/mcp")
+    assert r.status_code == 401, (kind, r.status_code)
+    www = r.headers.get("www-authenticate", "")
+    assert www.startswith("Bearer ") and f'resource_metadata="{prm}"' in www, (kind, www)
+    assert "error=" not in www, (kind, www)
+
+    # A garbage token: 401 invalid_token.
+    r = get(f"{base}/mcp", authorization="Bearer not.a.jwt")
+    assert r.status_code == 401, (kind, r.status_code)
+    assert 'error="invalid_token"' in r.headers.get("www-authenticate", ""), kind
+
+    # A tool that needs a scope the token lacks: 403 insufficient_scope.
+    r = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                        "params": {"name": "drop_tables", "arguments": {}}},
+                   headers={"authorization": f"Bearer {tok}", "mcp-method": "tools/call",
+                            "mcp-name": "drop_tables"}, timeout=TIMEOUT)
+    assert r.status_code == 403, (kind, r.status_code)
+    www = r.headers.get("www-authenticate", "")
+    assert 'error="insufficient_scope"' in www and "mcp:admin" in www, (kind, www)
+
+    # The metadata document, public, through the proxy.
+    r = get(prm)
+    assert r.status_code == 200, (kind, r.status_code, r.text[:200])
+    doc = r.json()
+    assert doc["resource"] == resource and doc["authorization_servers"], (kind, doc)
+
+
+@pytest.mark.parametrize("gateway", ["envoy"], indirect=True)
+def test_envoy_fails_closed_without_the_verifier(gateway):
+    kind, base, _, tok, _, v = gateway
+    assert get(f"{base}/mcp", authorization=f"Bearer {tok}").status_code == 200
+    v.proc.stop()
+    r = get(f"{base}/mcp", authorization=f"Bearer {tok}")
+    assert r.status_code in (403, 503), (r.status_code, r.text[:200])
+    assert "headers" not in r.text
+
+
+def test_compose_file_is_valid_and_mounts_existing_files():
+    """deploy/compose.yaml is not run here (no container engine); check that it
+    parses, wires the services the README names, and mounts files that exist."""
+    import yaml
+
+    doc = yaml.safe_load((deploy_configs.DEPLOY / "compose.yaml").read_text())
+    services = doc["services"]
+    assert {"redis", "issuer", "verifier", "envoy", "mcp-server"} <= set(services)
+    for name, svc in services.items():
+        assert svc.get("network_mode") == "host", name
+        for vol in svc.get("volumes", []):
+            src = vol.split(":", 1)[0]
+            if src.startswith("."):
+                assert (deploy_configs.DEPLOY / src).is_file(), (name, src)
+    v = services["verifier"]["environment"]
+    assert v["MCPGW_VERIFIER_GRPC_ADDR"].endswith(":9191") and v["MCPGW_VERIFIER_HTTP_ADDR"].endswith(":8081")
+    issuer_toml = doc["configs"]["issuer"]["content"]
+    assert 'kind = "redis"' in issuer_toml and v["MCPGW_VERIFIER_RESOURCE"] in issuer_toml
