@@ -1,37 +1,45 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build: one small static, non-root image per binary.
+# Multi-stage build: one small static (musl), non-root image per binary.
 #   docker build --target verifier -t mcpgate-verifier .
 #   docker build --target issuer   -t mcpgate-issuer .
-# Offline / prebuilt path (no Rust builder needed): build a static binary on the
-# host, then use the *-prebuilt targets, which copy it into FROM scratch:
-#   RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
-#     --target x86_64-unknown-linux-gnu --no-default-features --features verifier --bin verifier
-#   podman build --target verifier-prebuilt \
-#     --build-arg BIN_DIR=target/x86_64-unknown-linux-gnu/release -t mcpgate-verifier .
-# (.dockerignore lets exactly those two binaries through)
+# The binaries are static musl builds: no libc in the image, and host names
+# (issuer, Redis) resolve through musl's own resolver, not glibc's NSS.
+# Prebuilt path (no Rust builder stage): build the static binaries on the
+# host, then use the *-prebuilt targets, which copy them into FROM scratch:
+#   rustup target add x86_64-unknown-linux-musl   # and: apt-get install musl-tools
+#   cargo build --release --target x86_64-unknown-linux-musl \
+#     --no-default-features --features verifier --bin verifier
+#   podman build --target verifier-prebuilt -t mcpgate-verifier .
+# (.dockerignore lets exactly those two binaries through). Scratch images
+# carry no CA bundle: mount one and set SSL_CERT_FILE to fetch a JWKS over
+# https; the distroless targets include one.
 
 ARG RUST_VERSION=1
-ARG BIN_DIR=target/x86_64-unknown-linux-gnu/release
+ARG BIN_DIR=target/x86_64-unknown-linux-musl/release
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS builder
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools \
+ && rm -rf /var/lib/apt/lists/* \
+ && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY proto ./proto
-ENV RUSTFLAGS="-C target-feature=+crt-static"
-RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
+RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
       --no-default-features --features verifier --bin verifier \
- && cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && cargo build --release --locked --target x86_64-unknown-linux-musl \
       --no-default-features --features issuer --bin issuer
 
 FROM gcr.io/distroless/static-debian12:nonroot AS verifier
-COPY --from=builder /src/target/x86_64-unknown-linux-gnu/release/verifier /usr/local/bin/verifier
+COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/verifier /usr/local/bin/verifier
 USER 65532:65532
 EXPOSE 8081 9191
 ENTRYPOINT ["/usr/local/bin/verifier"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS issuer
-COPY --from=builder /src/target/x86_64-unknown-linux-gnu/release/issuer /usr/local/bin/issuer
+COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/issuer /usr/local/bin/issuer
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/issuer"]
