@@ -10,7 +10,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::revocation::RevocationView;
 use crate::infra::jwks::{HttpJwksFetcher, JwksCache, JwksFetcher, JwksSettings};
 use crate::infra::revocation::{LocalRevocations, MirrorSettings, RedisRevocationMirror};
-use crate::infra::token_cache::MokaTokenCache;
+use crate::infra::token_cache;
 use crate::metrics::VerifierMetrics;
 use crate::verify::authorizer::{Authorizer, AuthorizerSettings};
 use crate::verify::jwt::JwtSettings;
@@ -129,10 +129,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
         },
         routes,
         keys: jwks.clone(),
-        cache: Arc::new(MokaTokenCache::new(
-            config.token_cache_capacity,
-            TOKEN_CACHE_TTL,
-        )),
+        cache: token_cache::for_capacity(config.token_cache_capacity, TOKEN_CACHE_TTL),
         revocations,
         clock,
     };

@@ -83,7 +83,7 @@ pub const KEYS: &[KeyDoc] = &[
     k("jwks_refresh_secs", ENV_JWKS_REFRESH_SECS, "Period of the background JWKS refresh. Defaults to 300.", "300"),
     k("jwks_min_refetch_secs", ENV_JWKS_MIN_REFETCH_SECS, "Least time between two JWKS fetches per issuer triggered by an unknown kid. Defaults to 10.", "10"),
     k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
-    k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache. Defaults to 10000.", "10000"),
+    k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", "10000"),
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
 ];
 

@@ -31,3 +31,22 @@ impl TokenCache for MokaTokenCache {
         self.inner.insert(h, v);
     }
 }
+
+/// No cache: every token is verified in full (`token_cache_capacity = 0`).
+pub struct NoTokenCache;
+
+impl TokenCache for NoTokenCache {
+    fn get(&self, _h: &TokenHash) -> Option<Arc<VerifiedToken>> {
+        None
+    }
+
+    fn insert(&self, _h: TokenHash, _v: Arc<VerifiedToken>) {}
+}
+
+/// The cache for a configured capacity (0 = none).
+pub fn for_capacity(capacity: u64, ttl: Duration) -> Arc<dyn TokenCache> {
+    match capacity {
+        0 => Arc::new(NoTokenCache),
+        n => Arc::new(MokaTokenCache::new(n, ttl)),
+    }
+}
