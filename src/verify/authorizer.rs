@@ -200,10 +200,7 @@ mod tests {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let key = VerifyKey {
-            alg: jsonwebtoken::Algorithm::EdDSA,
-            key: jsonwebtoken::DecodingKey::from_ed_der(kp.public_key().as_ref()),
-        };
+        let key = VerifyKey::ed25519(kp.public_key().as_ref()).unwrap();
         let clock = Arc::new(FixedClock::at_unix(1_000));
         let revs = Arc::new(Set::default());
         let route = Route::new(
