@@ -11,8 +11,10 @@
 #     --no-default-features --features verifier --bin verifier
 #   podman build --target verifier-prebuilt -t mcpgate-verifier .
 # (.dockerignore lets exactly those two binaries through). Scratch images
-# carry no CA bundle: mount one and set SSL_CERT_FILE to fetch a JWKS over
-# https; the distroless targets include one.
+# carry no CA bundle and the binaries refuse to start without one (their
+# HTTPS client needs trust roots): mount one at
+# /etc/ssl/certs/ca-certificates.crt, where it is found without further
+# settings (or point SSL_CERT_FILE at it). The distroless targets include one.
 
 ARG RUST_VERSION=1
 ARG BIN_DIR=target/x86_64-unknown-linux-musl/release
