@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -147,6 +147,11 @@ def test_default_install_renders_valid_manifests():
     assert v["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://auth.example.com"
     assert v["MCPGW_VERIFIER_RESOURCE"]["value"] == "https://mcp.example.com/mcp"
     assert "MCPGW_VERIFIER_REDIS_URL" not in v
+    # The verifier fetches the keys from the issuer's Service, in-cluster.
+    isvc = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"] == issuer["metadata"]["name"])
+    assert v["MCPGW_VERIFIER_JWKS_URI"]["value"] == (
+        f"http://{isvc['metadata']['name']}.mcp.svc:{isvc['spec']['ports'][0]['port']}/jwks")
+    assert isvc["spec"]["selector"] == issuer["spec"]["template"]["metadata"]["labels"]
     # Secrets: inline values land in the chart's Secret, referenced by key.
     secret = by_kind(docs, "Secret")[0]
     e = env_of(issuer)
@@ -172,6 +177,11 @@ def test_full_install_renders_valid_manifests_and_consistent_wiring():
         "name": "corp-sso", "key": "secret"}
     assert "MCPGW_ISSUER_STORAGE_REDIS_URLS" in e and "MCPGW_ISSUER_REVOCATION_REDIS_URLS" in e
     assert "MCPGW_VERIFIER_REDIS_URL" in env_of(verifier)
+    # Explicit routes: no implicit catch-all resource next to them.
+    assert "MCPGW_VERIFIER_RESOURCE" not in env_of(verifier)
+    assert env_of(verifier)["MCPGW_VERIFIER_CONFIG"]["value"] == "/etc/mcpgate/verifier.toml"
+    # The verifier asks the issuer (its discovery) at the issuer's own URL.
+    assert env_of(verifier)["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://auth.example.com"
     # Istio: CUSTOM action, the provider NOTES tells users to register,
     # the metadata left public.
     (ap,) = by_kind(docs, "AuthorizationPolicy")
@@ -203,6 +213,7 @@ def test_verifier_only_install():
     assert [d["metadata"]["name"] for d in by_kind(docs, "Deployment")] == ["rel-mcpgate-verifier"]
     e = env_of(by_kind(docs, "Deployment")[0])
     assert e["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://login.example.com"
+    assert "MCPGW_VERIFIER_JWKS_URI" not in e  # discovery from the foreign issuer
     assert e["MCPGW_VERIFIER_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis-conn", "key": "url"}
 
 
@@ -246,13 +257,18 @@ def test_rendered_configuration_starts_the_real_servers(spawn, bins, tmp_path):
     verifier = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-verifier"))
     (tmp_path / "verifier.toml").write_text(secret["verifier.toml"])
     venv = {name: e["value"] for name, e in env_of(verifier).items() if "value" in e}
+    # The in-cluster JWKS URL the chart gives the verifier is a path the
+    # real issuer serves, and the verifier is pointed at it here.
+    jwks_path = urlsplit(venv["MCPGW_VERIFIER_JWKS_URI"]).path
+    keys = httpx.get(f"http://127.0.0.1:{port}{jwks_path}", timeout=10).json()["keys"]
+    assert keys and all("d" not in k for k in keys)
+    venv["MCPGW_VERIFIER_JWKS_URI"] = f"http://127.0.0.1:{port}{jwks_path}"
     venv.update({"MCPGW_VERIFIER_HTTP_ADDR": "127.0.0.1:0", "MCPGW_VERIFIER_GRPC_ADDR": "127.0.0.1:0",
                  "MCPGW_VERIFIER_CONFIG": str(tmp_path / "verifier.toml")})
     proc = spawn("verifier", [bins.verifier], env=venv, ready_regex=LISTENING_RX, timeout=30)
     http = listening(proc)["http"]
     r = httpx.get(f"http://{http}/.well-known/oauth-protected-resource/mcp", timeout=10)
     assert r.status_code == 200 and r.json()["resource"] == "https://mcp.example.com/mcp", r.text
-    assert sys.executable  # keep the import used
 
 
 def test_sidecar_example_is_a_valid_deployment():
