@@ -14,8 +14,10 @@ binaries, which must start with them.
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
+import subprocess
 from urllib.parse import urlsplit
 
 import httpx
@@ -176,6 +178,10 @@ def test_full_install_renders_valid_manifests_and_consistent_wiring():
     assert e["MCPGW_ISSUER_PROVIDER_CORP_SSO_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
         "name": "corp-sso", "key": "secret"}
     assert "MCPGW_ISSUER_STORAGE_REDIS_URLS" in e and "MCPGW_ISSUER_REVOCATION_REDIS_URLS" in e
+    keys = next(v for v in issuer["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing-keys")
+    assert keys["secret"]["secretName"] == "mcpgate-keys"
+    toml = by_kind(docs, "Secret")[0]["stringData"]["issuer.toml"]
+    assert 'key_file = "/etc/mcpgate/keys/key.pem"' in toml and 'alg = "ES256"' in toml
     assert "MCPGW_VERIFIER_REDIS_URL" in env_of(verifier)
     # Explicit routes: no implicit catch-all resource next to them.
     assert "MCPGW_VERIFIER_RESOURCE" not in env_of(verifier)
@@ -223,6 +229,7 @@ def test_verifier_only_install():
     ({"issuer": {"protectedResources": BASE["issuer"]["protectedResources"]}}, "issuer.url is required"),
     (merge(BASE, {"istio": {"enabled": True}}), "istio.selector is required"),
     ({"issuer": {"enabled": False}}, "verifier.issuers is required"),
+    (merge(BASE, {"issuer": {"signing": {"nextKey": "PEM"}}}), "issuer.signing.nextKey needs issuer.signing.key"),
     (merge(BASE, {"issuer": {"allowList": []}}), "issuer.allowList is required with a github provider"),
 ])
 def test_bad_values_fail_with_a_clear_message(values, message):
@@ -237,15 +244,25 @@ def test_rendered_configuration_starts_the_real_servers(spawn, bins, tmp_path):
     the binaries (addresses and paths moved to the test's loopback/tmp)."""
     from harness import LISTENING_RX, listening
 
-    values = merge(BASE, {"verifier": FULL["verifier"]})
+    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                         capture_output=True, text=True, check=True).stdout
+    values = merge(BASE, {"verifier": FULL["verifier"], "issuer": {"signing": {"key": pem}}})
     docs, _ = render(values)
     secret = by_kind(docs, "Secret")[0]["stringData"]
+    # The inline key is mounted where issuer.toml says.
+    issuer = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-issuer"))
+    pod = issuer["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "signing-keys")
+    vol = next(v for v in pod["volumes"] if v["name"] == "signing-keys")["secret"]
+    assert vol["items"] == [{"key": "signing-key.pem", "path": "signing-key.pem"}]
+    assert f'key_file = "{mount["mountPath"]}/signing-key.pem"' in secret["issuer.toml"]
+    (tmp_path / "signing-key.pem").write_text(secret["signing-key.pem"])
     port = free_port()
     toml = (secret["issuer.toml"]
             .replace('listen = "0.0.0.0:8080"', f'listen = "127.0.0.1:{port}"')
-            .replace('path = "/data/issuer.redb"', f'path = "{tmp_path / "issuer.redb"}"'))
+            .replace('path = "/data/issuer.redb"', f'path = "{tmp_path / "issuer.redb"}"')
+            .replace(f'{mount["mountPath"]}/', f"{tmp_path}/"))
     (tmp_path / "issuer.toml").write_text(toml)
-    issuer = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-issuer"))
     env = {name: secret[e["valueFrom"]["secretKeyRef"]["key"]] if "valueFrom" in e else e["value"]
            for name, e in env_of(issuer).items()}
     spawn("issuer", [bins.issuer, "--config", tmp_path / "issuer.toml"], env=env,
@@ -262,6 +279,11 @@ def test_rendered_configuration_starts_the_real_servers(spawn, bins, tmp_path):
     jwks_path = urlsplit(venv["MCPGW_VERIFIER_JWKS_URI"]).path
     keys = httpx.get(f"http://127.0.0.1:{port}{jwks_path}", timeout=10).json()["keys"]
     assert keys and all("d" not in k for k in keys)
+    # ... and it publishes the inline key (same RSA modulus), not a generated one.
+    modulus = subprocess.run(["openssl", "rsa", "-noout", "-modulus"], input=pem, capture_output=True,
+                             text=True, check=True).stdout.strip().split("=", 1)[1]
+    n = int(modulus, 16).to_bytes((len(modulus) + 1) // 2, "big")
+    assert [k["n"] for k in keys] == [base64.urlsafe_b64encode(n).rstrip(b"=").decode()], keys
     venv["MCPGW_VERIFIER_JWKS_URI"] = f"http://127.0.0.1:{port}{jwks_path}"
     venv.update({"MCPGW_VERIFIER_HTTP_ADDR": "127.0.0.1:0", "MCPGW_VERIFIER_GRPC_ADDR": "127.0.0.1:0",
                  "MCPGW_VERIFIER_CONFIG": str(tmp_path / "verifier.toml")})

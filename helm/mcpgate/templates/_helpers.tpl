@@ -78,3 +78,12 @@ MCPGW_ISSUER_PROVIDER_{{ $id | upper | replace "-" "_" }}_CLIENT_SECRET
 {{ . }}
 {{- end -}}
 {{- end -}}
+
+{{/* Signing key files mounted at /etc/mcpgate/keys: "existing", "inline" or "". */}}
+{{- define "mcpgate.signingKeys" -}}
+{{- if .Values.issuer.signing.existingSecret -}}existing
+{{- else if .Values.issuer.signing.key -}}inline
+{{- else if .Values.issuer.signing.nextKey -}}
+{{- fail "issuer.signing.nextKey needs issuer.signing.key" -}}
+{{- end -}}
+{{- end -}}

@@ -33,10 +33,16 @@ kind = "redis"
 
 [signing]
 alg = {{ $v.signing.alg | toJson }}
-{{- if $v.signing.existingSecret }}
+{{- $keys := include "mcpgate.signingKeys" . }}
+{{- if eq $keys "existing" }}
 key_file = "/etc/mcpgate/keys/{{ $v.signing.keyFileKey }}"
 {{- with $v.signing.nextKeyFileKey }}
 next_key_file = "/etc/mcpgate/keys/{{ . }}"
+{{- end }}
+{{- else if eq $keys "inline" }}
+key_file = "/etc/mcpgate/keys/signing-key.pem"
+{{- if $v.signing.nextKey }}
+next_key_file = "/etc/mcpgate/keys/next-signing-key.pem"
 {{- end }}
 {{- end }}
 {{- range $v.protectedResources }}
