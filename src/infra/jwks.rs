@@ -4,9 +4,9 @@
 //! fetch keeps the last good set and never poisons the cache.
 
 use crate::verify::jwt::{KeyError, KeySource, VerifyKey};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::Algorithm;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
