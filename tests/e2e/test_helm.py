@@ -173,6 +173,15 @@ def test_full_install_renders_valid_manifests_and_consistent_wiring():
     issuer = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-issuer"))
     verifier = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-verifier"))
     assert issuer["spec"]["replicas"] == 3
+    assert "strategy" not in issuer["spec"]  # rolling updates: Redis holds the state
+    pdbs = {p["metadata"]["name"]: p for p in by_kind(docs, "PodDisruptionBudget")}
+    for dep in (issuer, verifier):
+        sel = pdbs[dep["metadata"]["name"]]["spec"]["selector"]["matchLabels"]
+        assert sel.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    (ing,) = by_kind(docs, "Ingress")
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": issuer["metadata"]["name"], "port": {"name": "http"}}
+    assert ing["spec"]["rules"][0]["host"] == "auth.example.com"
     e = env_of(issuer)
     assert e["MCPGW_ISSUER_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mcpgate-admin"
     assert e["MCPGW_ISSUER_PROVIDER_CORP_SSO_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
