@@ -7,7 +7,9 @@ the templates run through the real text/template + sprig + Helm functions
 Every rendered core manifest is validated against the Kubernetes OpenAPI
 schemas with `kubernetes-validate` (strict: unknown fields fail). The
 custom resources (Istio AuthorizationPolicy, Traefik Middleware,
-ServiceMonitor) have no schemas there: their structure is checked by hand.
+ServiceMonitor) have no schemas there: their structure is checked by hand
+(`check_custom_resource`: known fields only, enums, names), which is weaker
+than their CRDs' OpenAPI schemas.
 The rendered issuer.toml and verifier settings are then given to the real
 binaries, which must start with them.
 """
@@ -113,9 +115,52 @@ def env_of(dep: dict) -> dict[str, dict]:
     return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_custom_resource(d: dict) -> None:
+    """Structural check of the custom resources kubernetes-validate has no
+    schema for: the fields (from the Istio, Traefik and Prometheus Operator
+    CRDs) the chart uses, no unknown ones, and the enums."""
+    meta = d["metadata"]
+    assert set(d) == {"apiVersion", "kind", "metadata", "spec"}, d
+    assert DNS1123.match(meta["name"]) and len(meta["name"]) <= 63, meta
+    assert all(isinstance(v, str) for v in meta.get("labels", {}).values()), meta
+    spec = d["spec"]
+    if d["kind"] == "AuthorizationPolicy":
+        assert set(spec) <= {"selector", "targetRefs", "action", "provider", "rules"}, spec
+        assert spec["action"] in {"ALLOW", "DENY", "AUDIT", "CUSTOM"}
+        assert (spec["action"] == "CUSTOM") == ("provider" in spec) and set(spec.get("provider", {})) == {"name"}
+        assert set(spec["selector"]) == {"matchLabels"} and spec["selector"]["matchLabels"]
+        for rule in spec["rules"]:
+            assert set(rule) <= {"from", "to", "when"}, rule
+            for to in rule.get("to", []):
+                op = to["operation"]
+                assert set(op) <= {"hosts", "notHosts", "ports", "notPorts", "methods", "notMethods",
+                                   "paths", "notPaths"}, op
+                assert all(isinstance(x, str) and x.startswith("/") for x in op.get("notPaths", []))
+    elif d["kind"] == "Middleware":
+        (kind,) = spec  # exactly one middleware per resource
+        if kind == "forwardAuth":
+            assert set(spec[kind]) <= {"address", "trustForwardHeader", "authResponseHeaders",
+                                       "authResponseHeadersRegex", "authRequestHeaders", "tls"}, spec
+            assert re.match(r"^https?://[^/]+/", spec[kind]["address"])
+            assert all(isinstance(h, str) for h in spec[kind]["authResponseHeaders"])
+        else:
+            assert kind == "headers" and set(spec[kind]) == {"customRequestHeaders"}, spec
+    elif d["kind"] == "ServiceMonitor":
+        assert set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}, spec
+        for ep in spec["endpoints"]:
+            assert set(ep) <= {"port", "path", "interval", "scheme", "scrapeTimeout"}, ep
+            assert re.match(r"^[0-9]+(ms|s|m|h)$", ep["interval"]), ep
+    else:  # pragma: no cover
+        raise AssertionError(d["kind"])
+
+
 def validate_all(docs: list[dict]) -> None:
     for d in docs:
         if (d["apiVersion"], d["kind"]) in CRDS:
+            check_custom_resource(d)
             continue
         kubernetes_validate.validate(d, K8S, strict=True)
 
@@ -226,6 +271,7 @@ def test_verifier_only_install():
     docs, _ = render(values)
     validate_all(docs)
     assert [d["metadata"]["name"] for d in by_kind(docs, "Deployment")] == ["rel-mcpgate-verifier"]
+    assert not by_kind(docs, "Secret")  # nothing inline to store
     e = env_of(by_kind(docs, "Deployment")[0])
     assert e["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://login.example.com"
     assert "MCPGW_VERIFIER_JWKS_URI" not in e  # discovery from the foreign issuer
