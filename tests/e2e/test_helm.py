@@ -93,11 +93,11 @@ def merge(a: dict, b: dict) -> dict:
     return out
 
 
-def render(values: dict) -> tuple[list[dict], str]:
-    """(manifests, NOTES.txt)."""
+def render(values: dict, name: str = "rel") -> tuple[list[dict], str]:
+    """(manifests, NOTES.txt) of release `name` in namespace mcp."""
     need(helm is not None, "python package helm-python-sdk (pip install -r tests/e2e/requirements.txt)")
     with helm.Chart.load(str(CHART)) as chart:
-        out = chart.render(values, name="rel", namespace="mcp", is_install=True)
+        out = chart.render(values, name=name, namespace="mcp", is_install=True)
     docs, notes = [], ""
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
@@ -284,6 +284,8 @@ def test_verifier_only_install():
     ({"issuer": {"protectedResources": BASE["issuer"]["protectedResources"]}}, "issuer.url is required"),
     (merge(BASE, {"istio": {"enabled": True}}), "istio.selector is required"),
     ({"issuer": {"enabled": False}}, "verifier.issuers is required"),
+    ({"issuer": {"enabled": False}, "verifier": {"issuers": ["https://login.example.com"]}},
+     "verifier.resource or verifier.routes is required"),
     (merge(BASE, {"issuer": {"signing": {"nextKey": "PEM"}}}), "issuer.signing.nextKey needs issuer.signing.key"),
     (merge(BASE, {"issuer": {"allowList": []}}), "issuer.allowList is required with a github provider"),
 ])
@@ -353,6 +355,22 @@ def test_sidecar_example_is_a_valid_deployment():
     kubernetes_validate.validate(doc, K8S, strict=True)
     names = [c["name"] for c in doc["spec"]["template"]["spec"]["containers"]]
     assert names == ["mcp-server", "envoy", "mcpgate-verifier"]
+
+
+def test_readme_istio_recipe_matches_the_chart():
+    """The mesh-config snippet in the chart README (release mcpgate in
+    namespace mcp) names the provider the AuthorizationPolicy uses and the
+    verifier Service and gRPC port the chart creates."""
+    readme = (CHART / "README.md").read_text()
+    m = re.search(r"- name: (\S+)\n\s+envoyExtAuthzGrpc:\n\s+service: (\S+)\n\s+port: (\d+)", readme)
+    assert m, "extensionProviders snippet not found"
+    docs, notes = render(merge(BASE, {"istio": {"enabled": True, "selector": {"app": "mcp"}}}), name="mcpgate")
+    (ap,) = by_kind(docs, "AuthorizationPolicy")
+    svc = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-verifier"))
+    grpc = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    assert m.groups() == (ap["spec"]["provider"]["name"], f"{svc['metadata']['name']}.mcp.svc.cluster.local",
+                          str(grpc))
+    assert " ".join(m.group(0).split()) in " ".join(notes.split())
 
 
 def test_readme_documents_every_value():
