@@ -287,6 +287,10 @@ def test_verifier_only_install():
     ({"issuer": {"enabled": False}, "verifier": {"issuers": ["https://login.example.com"]}},
      "verifier.resource or verifier.routes is required"),
     (merge(BASE, {"issuer": {"signing": {"nextKey": "PEM"}}}), "issuer.signing.nextKey needs issuer.signing.key"),
+    # values.schema.json: misspelt keys and wrong types are refused.
+    (merge(BASE, {"istio": {"enable": True}}), "additional properties 'enable' not allowed"),
+    (merge(BASE, {"verifier": {"replicas": "two"}}), "at '/verifier/replicas': got string, want integer"),
+    (merge(BASE, {"issuer": {"storage": {"kind": "postgres"}}}), "at '/issuer/storage/kind'"),
     (merge(BASE, {"issuer": {"allowList": []}}), "issuer.allowList is required with a github provider"),
 ])
 def test_bad_values_fail_with_a_clear_message(values, message):
