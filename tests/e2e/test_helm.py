@@ -287,6 +287,7 @@ def test_verifier_only_install():
     ({"issuer": {"enabled": False}, "verifier": {"issuers": ["https://login.example.com"]}},
      "verifier.resource or verifier.routes is required"),
     (merge(BASE, {"issuer": {"signing": {"nextKey": "PEM"}}}), "issuer.signing.nextKey needs issuer.signing.key"),
+    (merge(BASE, {"traefik": {"enabled": True}}), "traefik.enabled needs verifier.trustedProxies"),
     # values.schema.json: misspelt keys and wrong types are refused.
     (merge(BASE, {"istio": {"enable": True}}), "additional properties 'enable' not allowed"),
     (merge(BASE, {"verifier": {"replicas": "two"}}), "at '/verifier/replicas': got string, want integer"),
