@@ -10,8 +10,10 @@ custom resources (Istio AuthorizationPolicy, Traefik Middleware,
 ServiceMonitor) have no schemas there: their structure is checked by hand
 (`check_custom_resource`: known fields only, enums, names), which is weaker
 than their CRDs' OpenAPI schemas.
-The rendered issuer.toml and verifier settings are then given to the real
-binaries, which must start with them.
+The rendered issuer.toml, signing key and verifier settings are then given
+to the real binaries, which must start with them, and the rendered Traefik
+middlewares run in a real Traefik in front of the verifier. values.schema.json
+is exercised by the bad-values cases (Helm applies it when rendering).
 """
 
 from __future__ import annotations
