@@ -437,6 +437,7 @@ def test_rendered_traefik_middlewares_work_in_real_traefik(spawn, issuer, verifi
     }}
     (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump({
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {"web": {"address": f"127.0.0.1:{gw}"}},
         "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
     }))

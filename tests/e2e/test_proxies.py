@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,13 @@ def start_proxy(kind: str, spawn, tmp: Path, p: deploy_configs.Ports) -> None:
               ready_port=p.proxy, timeout=30)
     else:
         raise AssertionError(kind)
+    # A listening port is not a loaded route table (Traefik opens its entry
+    # point before the file provider's routers exist): wait for the
+    # verifier's 401 on the protected path.
+    deadline = time.monotonic() + 60
+    while (code := httpx.get(f"http://127.0.0.1:{p.proxy}/mcp", timeout=TIMEOUT).status_code) != 401:
+        assert time.monotonic() < deadline, f"{kind} never routed /mcp to the verifier (last status {code})"
+        time.sleep(0.1)
 
 
 @pytest.fixture
