@@ -6,6 +6,9 @@ use mcpgate::app::verifier::{spawn, VerifierDeps};
 use mcpgate::config::verifier::{Env, VerifierConfig};
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// EX_USAGE: the configuration is invalid.
 const EXIT_CONFIG: u8 = 64;
 
@@ -17,10 +20,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one core (a sidecar's CPU limit, or taskset) a single-threaded
+    // runtime does the same work without the work-stealing machinery.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("verifier: cannot start runtime: {e}");

@@ -279,7 +279,10 @@ def verifier(spawn, bins: Bins):
         redis_url: str | None = None,
         env: dict[str, str] | None = None,
         name: str = "verifier",
+        one_core: bool = False,
     ) -> VerifierHandle:
+        """one_core: run under `taskset -c 0`, where the verifier picks its
+        single-threaded runtime (as under a 1-CPU limit)."""
         counter[0] += 1
         e = {
             "RUST_LOG": "info",
@@ -293,7 +296,11 @@ def verifier(spawn, bins: Bins):
         if redis_url:
             e["MCPGW_VERIFIER_REDIS_URL"] = redis_url
         e.update(env or {})
-        proc = spawn(f"{name}-{counter[0]}", [bins.verifier], env=e, ready_regex=LISTENING_RX, timeout=30)
+        argv = [bins.verifier]
+        if one_core:
+            need(shutil.which("taskset") is not None, "taskset (util-linux)")
+            argv = ["taskset", "-c", "0", bins.verifier]
+        proc = spawn(f"{name}-{counter[0]}", argv, env=e, ready_regex=LISTENING_RX, timeout=30)
         f = listening(proc)
         return VerifierHandle(http=f"http://{f['http']}", grpc=f.get("grpc", ""), proc=proc)
 

@@ -145,7 +145,8 @@ def test_sdk_client_discovers_registers_authorizes_calls_refreshes_and_revocatio
     if storage_kind == "redis":
         cfg["storage"] = {"kind": "redis", "redis_urls": [redis]}
     iss = issuer(cfg)
-    v = verifier(iss.url, mcp_url, redis_url=redis,
+    # With Redis storage the verifier also runs on one core: its single-threaded runtime.
+    v = verifier(iss.url, mcp_url, redis_url=redis, one_core=storage_kind == "redis",
                  env={"MCPGW_VERIFIER_REQUIRED_SCOPES": SCOPE, "MCPGW_VERIFIER_RESOURCE_NAME": "e2e MCP"})
     nginx(v.http, mcp_backend.url, port=gw_port)
 
