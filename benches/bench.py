@@ -473,6 +473,11 @@ def main() -> None:
         min(a.seconds, 5), grpc_body=check_request_frame(keys["RS256"].mint(iss, "cached")))}
     results["peak_rss_kib_cached"] = rss_kib(cached.proc.pid)["VmHWM"]
     cached.stop()
+    # The same, on tokio's multi-threaded runtime (one worker), which the
+    # verifier uses when it has more than one CPU or TOKIO_WORKER_THREADS is set.
+    mt = start_verifier(a.bin_dir, iss, tmp, "verifier-multi-thread", {"TOKIO_WORKER_THREADS": "1"})
+    suite(mt, [("cached RS256, multi-thread runtime", keys["RS256"].mint(iss, "cached"))])
+    mt.stop()
     uncached = start_verifier(a.bin_dir, iss, tmp, "verifier-uncached",
                               {"MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY": "0"})
     suite(uncached, [(f"uncached {alg}", k.mint(iss, f"u-{alg}")) for alg, k in keys.items()])

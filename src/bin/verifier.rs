@@ -21,8 +21,11 @@ fn main() -> ExitCode {
         }
     };
     // On one core (a sidecar's CPU limit, or taskset) a single-threaded
-    // runtime does the same work without the work-stealing machinery.
-    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    // runtime batches the responses of a connection into one write, where
+    // the multi-threaded one flushes each (see BENCHMARKS.md). Setting
+    // TOKIO_WORKER_THREADS asks for the multi-threaded one.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none();
     let mut builder = if one_core {
         tokio::runtime::Builder::new_current_thread()
     } else {
