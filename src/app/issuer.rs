@@ -110,11 +110,12 @@ pub async fn build_idps(
     providers: &[ProviderConfig],
     clock: Arc<dyn Clock>,
 ) -> Result<Vec<Arc<dyn UpstreamIdp>>, StartError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| setup("http client")(e.to_string()))?;
+    let http = crate::infra::http_client::build(
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none()),
+    )
+    .map_err(setup("http client"))?;
     let mut out: Vec<Arc<dyn UpstreamIdp>> = Vec::new();
     for p in providers {
         let secret = p.client_secret.clone();

@@ -6,9 +6,6 @@ use mcpgate::app::issuer::{spawn, IssuerDeps};
 use mcpgate::config::issuer::{Env, IssuerConfig, RawConfig};
 use std::process::ExitCode;
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// EX_USAGE: the configuration is invalid.
 const EXIT_CONFIG: u8 = 64;
 

@@ -5,9 +5,6 @@ use clap::Parser;
 use mcpgate::cli::{self, args::Cli};
 use std::process::ExitCode;
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()

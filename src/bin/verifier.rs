@@ -6,9 +6,6 @@ use mcpgate::app::verifier::{spawn, VerifierDeps};
 use mcpgate::config::verifier::{Env, VerifierConfig};
 use std::process::ExitCode;
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// EX_USAGE: the configuration is invalid.
 const EXIT_CONFIG: u8 = 64;
 

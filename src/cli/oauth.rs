@@ -171,12 +171,13 @@ impl Metadata {
 
 impl Client {
     pub fn new(issuer: String) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcpgate-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let http = crate::infra::http_client::build(
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("mcpgate-cli/", env!("CARGO_PKG_VERSION"))),
+        )
+        .map_err(Error::Config)?;
         Ok(Self { http, issuer })
     }
 

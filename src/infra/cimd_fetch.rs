@@ -217,9 +217,7 @@ impl GuardedFetcher {
         if let Some((name, addrs)) = &pin {
             builder = builder.resolve_to_addrs(name, addrs);
         }
-        let client = builder
-            .build()
-            .map_err(|e| FetchError::Failed(e.to_string()))?;
+        let client = super::http_client::build(builder).map_err(FetchError::Failed)?;
         let mut resp = client
             .get(url)
             .header(http::header::ACCEPT, "application/json")

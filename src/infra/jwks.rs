@@ -59,12 +59,12 @@ pub struct JwksCache {
 
 impl HttpJwksFetcher {
     pub fn new(timeout: Duration, max_bytes: usize) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = super::http_client::build(
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::limited(3)),
+        )?;
         Ok(Self { client, max_bytes })
     }
 }

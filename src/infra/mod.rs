@@ -5,6 +5,7 @@ pub mod cimd_fetch;
 pub mod embedded_store;
 #[cfg(feature = "issuer")]
 pub mod github;
+pub mod http_client;
 #[cfg(feature = "verifier")]
 pub mod jwks;
 #[cfg(feature = "issuer")]
