@@ -17,16 +17,24 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // On one core (a sidecar's CPU limit, or taskset) a single-threaded
-    // runtime batches the responses of a connection into one write, where
-    // the multi-threaded one flushes each (see BENCHMARKS.md). Setting
-    // TOKIO_WORKER_THREADS asks for the multi-threaded one.
-    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
-        && std::env::var_os("TOKIO_WORKER_THREADS").is_none();
-    let mut builder = if one_core {
+    // One thread: the single-threaded runtime, which batches a connection's
+    // responses into one write where the multi-threaded one flushes each
+    // (see BENCHMARKS.md). worker_threads = 0: one thread when one CPU is
+    // available (a CPU limit, taskset), otherwise one worker per CPU.
+    // Tokio's own TOKIO_WORKER_THREADS forces its multi-threaded runtime.
+    let forced_multi = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
+    let threads = match config.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut builder = if forced_multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
     };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,

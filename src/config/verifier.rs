@@ -85,6 +85,8 @@ pub struct RawConfig {
     pub jwks_timeout_secs: Option<f64>,
     /// Verified-token cache size. Defaults to 10000.
     pub token_cache_capacity: Option<u64>,
+    /// Runtime worker threads (0 = by available CPUs). Defaults to 0.
+    pub worker_threads: Option<usize>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
 }
@@ -112,6 +114,8 @@ pub struct VerifierConfig {
     pub jwks_min_refetch: Duration,
     pub jwks_timeout: Duration,
     pub token_cache_capacity: u64,
+    /// Runtime worker threads; 0 = decided by the available CPUs.
+    pub worker_threads: usize,
 }
 
 impl Strings for Env {
@@ -229,6 +233,7 @@ impl RawConfig {
         set!(jwks_min_refetch_secs, ENV_JWKS_MIN_REFETCH_SECS, parse);
         set!(jwks_timeout_secs, ENV_JWKS_TIMEOUT_SECS, parse);
         set!(token_cache_capacity, ENV_TOKEN_CACHE_CAPACITY, parse);
+        set!(worker_threads, ENV_WORKER_THREADS, parse);
         Ok(())
     }
 
@@ -331,6 +336,7 @@ impl RawConfig {
             jwks_min_refetch: secs("jwks_min_refetch_secs", self.jwks_min_refetch_secs, 10.0)?,
             jwks_timeout: secs("jwks_timeout_secs", self.jwks_timeout_secs, 5.0)?,
             token_cache_capacity: self.token_cache_capacity.unwrap_or(10_000),
+            worker_threads: self.worker_threads.unwrap_or(0),
         })
     }
 }

@@ -40,6 +40,7 @@ pub const ENV_JWKS_REFRESH_SECS: &str = "MCPGW_VERIFIER_JWKS_REFRESH_SECS";
 pub const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS";
 pub const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
 pub const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
+pub const ENV_WORKER_THREADS: &str = "MCPGW_VERIFIER_WORKER_THREADS";
 
 const fn k(
     toml: &'static str,
@@ -84,6 +85,7 @@ pub const KEYS: &[KeyDoc] = &[
     k("jwks_min_refetch_secs", ENV_JWKS_MIN_REFETCH_SECS, "Least time between two JWKS fetches per issuer triggered by an unknown kid. Defaults to 10.", "10"),
     k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
     k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", "10000"),
+    k("worker_threads", ENV_WORKER_THREADS, "Threads deciding requests. 1 = a single-threaded runtime, the most Checks per core (it batches a connection's responses into one write); n > 1 = a multi-threaded runtime with n workers; 0 = 1 when one CPU is available (CPU limit, affinity), otherwise one per CPU. Defaults to 0.", "0"),
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
 ];
 
