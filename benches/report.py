@@ -16,6 +16,7 @@ def main(results_path: str, out_path: str, command: str) -> None:
     raw_ossl = r.get("raw_verify_per_s", {})
     raw = r.get("raw_verify_per_s_aws_lc") or raw_ossl
     m = r["machine"]
+    n_lat = r.get("latency_connections", 8)
     L = []
     w = L.append
     w("# Benchmarks\n")
@@ -25,7 +26,8 @@ def main(results_path: str, out_path: str, command: str) -> None:
     w(f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['h2load']}; {r['seconds']} s per run "
       "after a 1 s warm-up. The verifier (or the baseline nginx) is pinned to CPU 0 and h2load to CPU 1 "
       "(`taskset`); the CPU columns are each process's CPU time over the wall time, so a per-core figure is "
-      "requests/s divided by the verifier's CPU.\n")
+      "requests/s divided by the verifier's CPU. This is a shared virtual machine: the same run repeated "
+      "moves by up to about 20%, so compare rows within one run (every ratio here is), not across runs.\n")
     def per_core(x: dict) -> float:
         return x["max_rps"] / max(x["verifier_cpu"], 0.01)
 
@@ -52,8 +54,16 @@ def main(results_path: str, out_path: str, command: str) -> None:
         w(f"| Uncached RS256 >= 75% of the raw verify limit | gRPC {fg:.0%}, ForwardAuth {fh:.0%} "
           f"(of {raw['RS256']:,.0f}/s) | {ok(min(fg, fh) >= TARGETS['uncached_fraction'])} (see below) |")
     if worst_p99:
-        w(f"| p99 < 1 ms at 80% load | worst: {worst_p99['label']} {worst_p99['p99_us'] / 1000:.2f} ms | "
-          f"{ok(worst_p99['p99_us'] < TARGETS['p99_us'])} |")
+        over = [x for x in verifier_runs if x["p99_us"] >= TARGETS["p99_us"]]
+        if over:
+            within = max((x for x in verifier_runs if x["p99_us"] < TARGETS["p99_us"]), key=lambda x: x["p99_us"],
+                         default=None)
+            detail = "over 1 ms: " + ", ".join(f"{x['label']} {x['p99_us'] / 1000:.2f} ms" for x in over)
+            if within:
+                detail += f"; every other run within (worst {within['label']} {within['p99_us'] / 1000:.2f} ms)"
+            w(f"| p99 < 1 ms at 80% load | {detail} | **missed** for those |")
+        else:
+            w(f"| p99 < 1 ms at 80% load | worst: {worst_p99['label']} {worst_p99['p99_us'] / 1000:.2f} ms | met |")
     w(f"| Verifier RSS < 20 MB under load | peak {peak_rss / 1024:.1f} MiB | {ok(peak_rss < TARGETS['rss_kib'])} |")
     if rev:
         w(f"| Revocation propagation p99 < 1 s | {rev['p99_ms']:.1f} ms | "
@@ -61,12 +71,12 @@ def main(results_path: str, out_path: str, command: str) -> None:
     w("")
     w("## Check throughput and latency\n")
     w("Max = closed loop with plenty in flight (gRPC: 16 connections x 4 streams, the way Envoy multiplexes "
-      "Checks over a few HTTP/2 connections; HTTP/1.1: 32 connections). Latency = 8 connections with one "
+      f"Checks over a few HTTP/2 connections; HTTP/1.1: 32 connections). Latency = {n_lat} connections with one "
       "request each: first that shape's own closed-loop max, then a fixed rate of 80% of it (h2load `--rps`), "
       "p50/p99 from h2load's per-request log. gRPC is `envoy.service.auth.v3.Authorization/Check` over h2c; "
       "HTTP is ForwardAuth `GET /auth`. *Uncached* runs use a verifier with `token_cache_capacity = 0`, so "
       "every request does the full signature verification. *Invalid* is a malformed token (401).\n")
-    w("| Run | Max req/s | Verifier CPU | h2load CPU | Req/s per verifier core | Max, 8 x 1 | At 80%: req/s | p50 | p99 |")
+    w(f"| Run | Max req/s | Verifier CPU | h2load CPU | Req/s per verifier core | Max, {n_lat} x 1 | At 80%: req/s | p50 | p99 |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for x in r["runs"]:
         w(f"| {x['label']} | {x['max_rps']:,.0f} | {x['verifier_cpu']:.0%} | {x['loadgen_cpu']:.0%} | "
@@ -85,7 +95,7 @@ def main(results_path: str, out_path: str, command: str) -> None:
     w("## Against the limits\n")
     w("Raw limit: signature verifications/s on one core (CPU 0), same run, measured with the very call the "
       "verifier makes (`benches/verify_speed.rs`: aws-lc-rs `ParsedPublicKey::verify_sig`); `openssl speed "
-      "-seconds 2 -elapsed rsa2048 ecdsap256 ed25519` for reference. *Ceiling* is what a verifier whose own "
+      "-seconds 2 -elapsed rsa2048 ecdsap256 ed25519` for reference. The aws-lc limit is measured at the start and at the end of the run and the larger is used. *Ceiling* is what a verifier whose own "
       "code cost nothing could reach on the same transport: one verification plus one request/response of "
       "nginx `return 200` (the baseline below) per Check, `1 / (1/raw + 1/nginx)`.\n")
     w("| | Raw verify/s (aws-lc, as used) | openssl speed | gRPC uncached per core | of raw | of ceiling | "
@@ -106,6 +116,48 @@ def main(results_path: str, out_path: str, command: str) -> None:
           f"Cached gRPC Check reaches {per_core(cg) / per_core(base_g):.0%} of nginx's h2c rate per core "
           f"({per_core(base_g):,.0f} req/s); cached ForwardAuth reaches {per_core(ch) / per_core(base_h):.0%} "
           f"of nginx's HTTP/1.1 rate per core ({per_core(base_h):,.0f} req/s).\n")
+    mtg = runs.get("grpc cached RS256, multi-thread runtime")
+    w("## What limits it\n")
+    w("Profiles: `perf record -g` of a release build with line tables (`CARGO_PROFILE_RELEASE_STRIP=false "
+      "CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release --bin verifier`) under the same "
+      "h2load load; they are not part of `benches/run`.\n")
+    if cg and mtg:
+        w(f"- **Runtime shape.** On one CPU the verifier runs tokio's single-threaded runtime: a cached gRPC "
+          f"Check costs {1e6 / per_core(cg):.0f} us of CPU there against {1e6 / per_core(mtg):.0f} us on the "
+          f"multi-threaded runtime with one worker ({per_core(cg) / per_core(mtg):.1f}x the throughput). "
+          "`strace -c` under load shows why: the multi-threaded scheduler runs the woken HTTP/2 connection task "
+          "right after each response (its LIFO slot) and so flushes every response with its own `writev`; "
+          "the single-threaded one queues it behind the other ready streams and writes about four responses "
+          "per `writev`. The multi-threaded runtime is what the verifier uses with more than one CPU; "
+          "thread-per-core listeners (SO_REUSEPORT) would pin each Envoy connection to one thread, and Envoy "
+          "opens only one connection per worker, so the recommended shape is 1-CPU verifiers (sidecars, or "
+          "replicas behind a Service). ForwardAuth over HTTP/1.1 has nothing to batch (one request per "
+          "connection at a time), and there the two runtimes differ by no more than the run-to-run noise.")
+    if cg and base_g:
+        w(f"- **Cached Check.** Our own code (bearer parsing, SHA-256 of the token, the cache lookup, the "
+          "decision, metrics) is under 10% of the profile. The rest is the gRPC stack (h2 framing, HPACK, "
+          "prost decoding Envoy's CheckRequest with its header map, tonic), allocation, and loopback TCP in "
+          f"the kernel: nginx's `return 200` over h2c, which has no gRPC and no decision to make, costs "
+          f"{1e6 / per_core(base_g):.0f} us per request here against the verifier's {1e6 / per_core(cg):.0f} us.")
+    if ug and uh and base_g and base_h and "RS256" in raw:
+        vus = 1e6 / raw["RS256"]
+        w(f"- **Uncached RS256 against the raw limit.** One RS256 verification costs {vus:.0f} us on this core "
+          f"(aws-lc, the call the verifier makes; keys are parsed once per JWKS load, which halved the uncached "
+          f"cost). A Check is that plus one request/response, and on this machine a request/response alone "
+          f"costs at least {1e6 / per_core(base_h):.0f} us (HTTP/1.1) or {1e6 / per_core(base_g):.0f} us (h2c), "
+          f"measured as nginx `return 200`. 75% of the raw limit would need the whole request, verification "
+          f"excluded, to cost a third of a verification, {vus / 3:.0f} us: less than nginx needs to answer "
+          f"with nothing. The target is out of reach for any networked verifier here; the *of ceiling* column "
+          f"is the fraction that is ours to improve.")
+    slow = [x for x in verifier_runs if x["p99_us"] >= TARGETS["p99_us"]]
+    if slow:
+        parts = ", ".join(f"{x['label']} {1e6 / per_core(x):.0f} us" for x in slow)
+        w(f"- **p99 over 1 ms.** A Check costs {parts} of CPU on one core, most of it the signature "
+          f"verification. With {n_lat} connections each allowed one request, a request can find "
+          f"{n_lat - 1} ahead of it on the core, so the tail is about {n_lat} "
+          "service times plus the open loop's bunching. In service these Checks are the first sight of each "
+          "token only: every later request with it is a cache hit.")
+    w("")
     w("## Memory, start-up, revocation\n")
     w("| | Measured | Target |")
     w("|---|---:|---:|")
