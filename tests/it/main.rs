@@ -3,6 +3,8 @@
 //! skipped with a message when it is absent.
 
 #[cfg(any(feature = "cli", feature = "issuer"))]
+mod access_token;
+#[cfg(any(feature = "cli", feature = "issuer"))]
 mod browser;
 #[cfg(feature = "cli")]
 mod cli;

@@ -2,8 +2,6 @@
 //! real issuer app, spawned in-process on 127.0.0.1:0.
 
 use super::support::*;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use mcpgate::app::issuer::{spawn, IssuerDeps, RunningIssuer};
 use mcpgate::config::issuer::RawConfig;
 use mcpgate::domain::claims::AccessClaims;
@@ -49,23 +47,7 @@ email = "carol@example.com"
 }
 
 async fn verify(issuer: &str, token: &str) -> AccessClaims {
-    let jwks: JwkSet = http()
-        .get(format!("{issuer}/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
-    let mut v = Validation::new(header.alg);
-    v.set_audience(&[RESOURCE]);
-    v.set_issuer(&[issuer]);
-    jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
-        .unwrap()
-        .claims
+    crate::access_token::verify(&http(), issuer, RESOURCE, token).await
 }
 
 async fn introspect(issuer: &str, token: &str) -> Value {

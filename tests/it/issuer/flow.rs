@@ -3,33 +3,13 @@
 
 use super::harness::*;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use mcpgate::domain::claims::AccessClaims;
 use mcpgate::domain::revocation::{RevocationView, TokenRef};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn verify_jwt(h: &Harness, token: &str) -> AccessClaims {
-    let jwks: JwkSet = h
-        .http
-        .get(format!("{}/jwks", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwk = jwks
-        .find(header.kid.as_deref().unwrap())
-        .expect("kid in JWKS");
-    let mut v = Validation::new(header.alg);
-    v.set_audience(&[RESOURCE]);
-    v.set_issuer(&[&h.base]);
-    jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
-        .unwrap()
-        .claims
+    crate::access_token::verify(&h.http, &h.base, RESOURCE, token).await
 }
 
 #[tokio::test]
