@@ -114,6 +114,7 @@ def spawn(request, logdir: Path):
         started.append(p)
         return p.start()
 
+    _spawn.started = started  # type: ignore[attr-defined]  (tests that stop one, e.g. Redis)
     yield _spawn
     failed = _failed(request)
     for p in reversed(started):

@@ -147,14 +147,46 @@ def test_proxy_allows_denies_and_serves_metadata(gateway):
     assert doc["resource"] == resource and doc["authorization_servers"], (kind, doc)
 
 
-@pytest.mark.parametrize("gateway", ["envoy"], indirect=True)
-def test_envoy_fails_closed_without_the_verifier(gateway):
+@pytest.mark.parametrize("gateway", PROXIES, indirect=True)
+def test_proxy_fails_closed_without_the_verifier(gateway):
+    """No verifier, no request through: a 5xx, never the backend. Envoy
+    (status_on_error) and nginx (error_page) say 503."""
     kind, base, _, tok, _, v = gateway
     assert get(f"{base}/mcp", authorization=f"Bearer {tok}").status_code == 200
     v.proc.stop()
     r = get(f"{base}/mcp", authorization=f"Bearer {tok}")
-    assert r.status_code in (403, 503), (r.status_code, r.text[:200])
+    assert r.status_code >= 500, (kind, r.status_code, r.text[:200])
+    if kind in ("envoy", "nginx"):
+        assert r.status_code == 503, (kind, r.status_code, r.text[:200])
     assert "headers" not in r.text
+
+
+def test_nginx_says_503_when_the_verifier_fails_closed(redis, spawn, issuer, verifier, nginx, tmp_path):
+    """The verifier out of touch with Redis past its staleness bound answers
+    503 (fail closed); nginx's auth_request would make that a 500, the
+    deploy/ config passes it on as 503."""
+    gw = free_port()
+    resource = f"http://127.0.0.1:{gw}/mcp"
+    iss = issuer(default_issuer_config(resource, tmp_path))
+    cid = register(iss.url, [REDIRECT], token_endpoint_auth_method="none").json()["client_id"]
+    g = get_code(iss.url, ALICE[:2], client_id=cid, redirect_uri=REDIRECT, resource=resource, scope="mcp:tools")
+    tok = token(iss.url, {"grant_type": "authorization_code", "code": g.code, "redirect_uri": REDIRECT,
+                          "code_verifier": g.verifier, "client_id": cid}).json()["access_token"]
+    v = verifier(iss.url, resource, redis_url=redis,
+                 env={"MCPGW_VERIFIER_TRUSTED_PROXIES": "127.0.0.1/32",
+                      "MCPGW_VERIFIER_REVOCATION_STALENESS_SECS": "1"})
+    backend = free_port()
+    spawn("echo-backend", [sys.executable, E2E / "echo_backend.py", "--port", str(backend)],
+          ready_port=backend, timeout=30)
+    base = nginx(v.http, f"http://127.0.0.1:{backend}", port=gw)
+    assert get(f"{base}/mcp", authorization=f"Bearer {tok}").status_code == 200
+    redis_proc = next(p for p in spawn.started if p.name == "redis")
+    redis_proc.stop()
+    deadline = time.monotonic() + 15
+    while (code := get(f"{base}/mcp", authorization=f"Bearer {tok}").status_code) == 200:
+        assert time.monotonic() < deadline, "still allowed long after Redis went away"
+        time.sleep(0.2)
+    assert code == 503, code
 
 
 def test_compose_file_is_valid_and_mounts_existing_files():
