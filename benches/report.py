@@ -128,10 +128,11 @@ def main(results_path: str, out_path: str, command: str) -> None:
           "`strace -c` under load shows why: the multi-threaded scheduler runs the woken HTTP/2 connection task "
           "right after each response (its LIFO slot) and so flushes every response with its own `writev`; "
           "the single-threaded one queues it behind the other ready streams and writes about four responses "
-          "per `writev`. The multi-threaded runtime is what the verifier uses with more than one CPU; "
-          "thread-per-core listeners (SO_REUSEPORT) would pin each Envoy connection to one thread, and Envoy "
-          "opens only one connection per worker, so the recommended shape is 1-CPU verifiers (sidecars, or "
-          "replicas behind a Service). ForwardAuth over HTTP/1.1 has nothing to batch (one request per "
+          "per `writev`. With more CPUs the verifier therefore runs one single-threaded runtime per CPU "
+          "(`worker_threads`), each with its own SO_REUSEPORT listener on the shared ports; the kernel spreads "
+          "connections, not requests, over them, so a verifier needs at least as many client connections as "
+          "threads (Envoy opens one per worker). This 2-core machine cannot measure that shape cleanly (h2load "
+          "needs the other core). ForwardAuth over HTTP/1.1 has nothing to batch (one request per "
           "connection at a time), and there the two runtimes differ by no more than the run-to-run noise.")
     if cg and base_g:
         w(f"- **Cached Check.** Our own code (bearer parsing, SHA-256 of the token, the cache lookup, the "

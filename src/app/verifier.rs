@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 /// Longest time a verified token stays in the cache (exp still applies).
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -184,19 +185,36 @@ pub async fn spawn(
 // === impl VerifierApp ===
 
 impl VerifierApp {
+    /// Serves on the current runtime.
     pub async fn serve(self) -> Result<RunningVerifier, StartError> {
-        let http = tokio::net::TcpListener::bind(self.config.http_addr)
-            .await
-            .map_err(|e| StartError::Bind(self.config.http_addr, e))?;
-        let grpc = tokio::net::TcpListener::bind(self.config.grpc_addr)
-            .await
-            .map_err(|e| StartError::Bind(self.config.grpc_addr, e))?;
+        self.serve_on(1).await
+    }
+
+    /// Serves on the current runtime and, when `threads` > 1, on
+    /// `threads - 1` more threads, each with a single-threaded runtime and
+    /// its own SO_REUSEPORT listeners on the same addresses: the kernel
+    /// spreads connections over them, and each thread batches its
+    /// connections' responses (see BENCHMARKS.md). Background work (JWKS
+    /// refresh, revocation mirror) stays on the current runtime.
+    pub async fn serve_on(self, threads: usize) -> Result<RunningVerifier, StartError> {
+        let threads = if cfg!(unix) { threads.max(1) } else { 1 };
+        let shared = threads > 1;
+        let http = bind(self.config.http_addr, shared)?;
+        let grpc = bind(self.config.grpc_addr, shared)?;
         let http_addr = http
             .local_addr()
             .map_err(|e| StartError::Bind(self.config.http_addr, e))?;
         let grpc_addr = grpc
             .local_addr()
             .map_err(|e| StartError::Bind(self.config.grpc_addr, e))?;
+        // Every listener is bound before anything serves: a bind error
+        // fails the start.
+        let mut extra = Vec::new();
+        for _ in 1..threads {
+            let h = bind(http_addr, true)?;
+            let g = bind(grpc_addr, true)?;
+            extra.push((into_std(h, http_addr)?, into_std(g, grpc_addr)?));
+        }
         let (tx, rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -205,36 +223,25 @@ impl VerifierApp {
         tasks.push(tokio::spawn(async move { jwks.refresh_all().await }));
         tasks.push(self.jwks.spawn_refresher());
 
-        let router = crate::adapters::forward_auth::routes(self.state.clone());
-        let mut rx1 = rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-            let stop = async move {
-                let _ = rx1.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(http, svc).with_graceful_shutdown(stop).await {
-                tracing::error!(error = %e, "verifier HTTP server failed");
-            }
-        }));
-
         let (reporter, health) = tonic_health::server::health_reporter();
-        let authz = AuthorizationServer::new(EnvoyAuthz(self.state.clone()));
-        let mut rx2 = rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx2.wait_for(|s| *s).await;
-            };
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(health)
-                .add_service(authz)
-                .serve_with_incoming_shutdown(incoming, stop)
-                .await
-            {
-                tracing::error!(error = %e, "verifier gRPC server failed");
-            }
-        }));
+        tasks.push(tokio::spawn(serve_http(
+            self.state.clone(),
+            http,
+            rx.clone(),
+        )));
+        tasks.push(tokio::spawn(serve_grpc(
+            self.state.clone(),
+            grpc,
+            health.clone(),
+            rx.clone(),
+        )));
+        for (i, (h, g)) in extra.into_iter().enumerate() {
+            let (state, health, rx) = (self.state.clone(), health.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("verifier-{}", i + 1))
+                .spawn(move || serve_thread(state, h, g, health, rx))
+                .map_err(|e| StartError::Setup(format!("cannot start a serving thread: {e}")))?;
+        }
 
         // gRPC health follows revocation freshness.
         let st = self.state.clone();
@@ -257,7 +264,7 @@ impl VerifierApp {
             }
         }));
 
-        tracing::info!(http = %http_addr, grpc = %grpc_addr, "listening");
+        tracing::info!(http = %http_addr, grpc = %grpc_addr, threads, "listening");
         Ok(RunningVerifier {
             http_addr,
             grpc_addr,
@@ -266,6 +273,108 @@ impl VerifierApp {
             tasks,
         })
     }
+}
+
+/// A listener on `addr`; `shared`: SO_REUSEPORT, so that several threads
+/// can each have one on the same address.
+fn bind(addr: SocketAddr, shared: bool) -> Result<tokio::net::TcpListener, StartError> {
+    let err = |e| StartError::Bind(addr, e);
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    #[cfg(unix)]
+    if shared {
+        socket.set_reuseport(true).map_err(err)?;
+    }
+    #[cfg(not(unix))]
+    let _ = shared;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
+}
+
+fn into_std(
+    l: tokio::net::TcpListener,
+    addr: SocketAddr,
+) -> Result<std::net::TcpListener, StartError> {
+    l.into_std().map_err(|e| StartError::Bind(addr, e))
+}
+
+async fn serve_http(
+    state: Arc<VerifierState>,
+    listener: tokio::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let svc = crate::adapters::forward_auth::routes(state)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let stop = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, svc)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "verifier HTTP server failed");
+    }
+}
+
+async fn serve_grpc<H: Health>(
+    state: Arc<VerifierState>,
+    listener: tokio::net::TcpListener,
+    health: HealthServer<H>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stop = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    if let Err(e) = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(AuthorizationServer::new(EnvoyAuthz(state)))
+        .serve_with_incoming_shutdown(incoming, stop)
+        .await
+    {
+        tracing::error!(error = %e, "verifier gRPC server failed");
+    }
+}
+
+/// One more serving thread: its own single-threaded runtime and listeners.
+fn serve_thread<H: Health>(
+    state: Arc<VerifierState>,
+    http: std::net::TcpListener,
+    grpc: std::net::TcpListener,
+    health: HealthServer<H>,
+    stop: watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a serving thread's runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let (http, grpc) = match (
+            tokio::net::TcpListener::from_std(http),
+            tokio::net::TcpListener::from_std(grpc),
+        ) {
+            (Ok(h), Ok(g)) => (h, g),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "serving thread cannot use its listeners");
+                return;
+            }
+        };
+        tokio::join!(
+            serve_http(state.clone(), http, stop.clone()),
+            serve_grpc(state, grpc, health, stop)
+        );
+    });
 }
 
 // === impl RunningVerifier ===

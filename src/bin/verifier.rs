@@ -2,7 +2,7 @@
 //! Configured by `MCPGW_VERIFIER_*` variables and/or the TOML file named by
 //! `MCPGW_VERIFIER_CONFIG`; exits 64 on bad configuration.
 
-use mcpgate::app::verifier::{spawn, VerifierDeps};
+use mcpgate::app::verifier::{build, VerifierDeps};
 use mcpgate::config::verifier::{Env, VerifierConfig};
 use std::process::ExitCode;
 
@@ -17,24 +17,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // One thread: the single-threaded runtime, which batches a connection's
-    // responses into one write where the multi-threaded one flushes each
-    // (see BENCHMARKS.md). worker_threads = 0: one thread when one CPU is
-    // available (a CPU limit, taskset), otherwise one worker per CPU.
-    // Tokio's own TOKIO_WORKER_THREADS forces its multi-threaded runtime.
-    let forced_multi = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
+    // Each serving thread runs a single-threaded runtime, which batches a
+    // connection's responses into one write where tokio's multi-threaded
+    // runtime flushes each (see BENCHMARKS.md). worker_threads = 0: one
+    // thread per available CPU (1 under a CPU limit of 1 or taskset).
+    // Tokio's own TOKIO_WORKER_THREADS selects its multi-threaded runtime
+    // instead, with every connection on it.
+    let multi = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
     let threads = match config.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let mut builder = if forced_multi {
+    let mut builder = if multi {
         tokio::runtime::Builder::new_multi_thread()
-    } else if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
     } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
+        tokio::runtime::Builder::new_current_thread()
     };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -43,12 +40,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(config))
+    rt.block_on(run(config, if multi { 1 } else { threads }))
 }
 
-async fn run(config: VerifierConfig) -> ExitCode {
+async fn run(config: VerifierConfig, threads: usize) -> ExitCode {
     let _guard = mcpgate::telemetry::init("mcpgate-verifier");
-    let running = match spawn(config, VerifierDeps::default()).await {
+    let started = match build(config, VerifierDeps::default()) {
+        Ok(app) => app.serve_on(threads).await,
+        Err(e) => Err(e),
+    };
+    let running = match started {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "verifier failed to start");

@@ -85,7 +85,7 @@ pub struct RawConfig {
     pub jwks_timeout_secs: Option<f64>,
     /// Verified-token cache size. Defaults to 10000.
     pub token_cache_capacity: Option<u64>,
-    /// Runtime worker threads (0 = by available CPUs). Defaults to 0.
+    /// Serving threads (0 = one per available CPU). Defaults to 0.
     pub worker_threads: Option<usize>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
@@ -114,7 +114,7 @@ pub struct VerifierConfig {
     pub jwks_min_refetch: Duration,
     pub jwks_timeout: Duration,
     pub token_cache_capacity: u64,
-    /// Runtime worker threads; 0 = decided by the available CPUs.
+    /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
 }
 

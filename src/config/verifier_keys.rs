@@ -85,7 +85,7 @@ pub const KEYS: &[KeyDoc] = &[
     k("jwks_min_refetch_secs", ENV_JWKS_MIN_REFETCH_SECS, "Least time between two JWKS fetches per issuer triggered by an unknown kid. Defaults to 10.", "10"),
     k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
     k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", "10000"),
-    k("worker_threads", ENV_WORKER_THREADS, "Threads deciding requests. 1 = a single-threaded runtime, the most Checks per core (it batches a connection's responses into one write); n > 1 = a multi-threaded runtime with n workers; 0 = 1 when one CPU is available (CPU limit, affinity), otherwise one per CPU. Defaults to 0.", "0"),
+    k("worker_threads", ENV_WORKER_THREADS, "Serving threads, each a single-threaded runtime with its own listeners on the same addresses (SO_REUSEPORT; the kernel spreads connections over them). 0 = one per available CPU (1 under a CPU limit of 1). Setting TOKIO_WORKER_THREADS instead serves everything on Tokio's multi-threaded runtime. Defaults to 0.", "0"),
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
 ];
 
