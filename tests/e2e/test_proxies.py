@@ -131,6 +131,14 @@ def test_proxy_allows_denies_and_serves_metadata(gateway):
     assert r.status_code == 401, (kind, r.status_code)
     assert 'error="invalid_token"' in r.headers.get("www-authenticate", ""), kind
 
+    # A 12 KB token (a JWT with many claims) reaches the verifier and gets
+    # its answer, not a proxy's header-size error; one over the verifier's
+    # 16 KiB limit is refused the same way.
+    for size in (12 * 1024, 20 * 1024):
+        r = get(f"{base}/mcp", authorization=f"Bearer {'a' * size}.b.c")
+        assert r.status_code == 401, (kind, size, r.status_code, r.text[:200])
+        assert 'error="invalid_token"' in r.headers.get("www-authenticate", ""), (kind, size)
+
     # A tool that needs a scope the token lacks: 403 insufficient_scope.
     r = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                         "params": {"name": "drop_tables", "arguments": {}}},
