@@ -151,3 +151,46 @@ tool_scopes = [{{ method = "tools/call", name = "delete_file", scopes = ["files:
     );
     v.shutdown().await;
 }
+
+#[tokio::test]
+async fn several_serving_threads_share_the_ports() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let app = mcpgate::app::verifier::build(config(&iss.url, &[]), Default::default()).unwrap();
+    let v = app.serve_on(3).await.unwrap();
+    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    // Every call is a new connection; the kernel hands them to any of the
+    // three listeners, and each answers the same.
+    for _ in 0..24 {
+        let r = grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await;
+        assert_eq!(summarize(&r).0, 200, "{r:?}");
+    }
+    for _ in 0..24 {
+        let c = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let r = c
+            .get(format!("http://{}/auth", v.http_addr))
+            .header("authorization", &auth)
+            .header("x-forwarded-host", "mcp.test")
+            .header("x-forwarded-uri", "/mcp")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    v.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taken_port_fails_the_start_with_several_threads() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cfg = config(&iss.url, &[("MCPGW_VERIFIER_GRPC_ADDR", &addr)]);
+    let app = mcpgate::app::verifier::build(cfg, Default::default()).unwrap();
+    let err = app.serve_on(2).await.err().expect("the port is taken");
+    assert!(err.to_string().contains(&addr), "{err}");
+}
