@@ -71,6 +71,16 @@ def start_proxy(kind: str, spawn, tmp: Path, p: deploy_configs.Ports) -> None:
         time.sleep(0.1)
 
 
+def alice_token(issuer_url: str, resource: str) -> tuple[str, str]:
+    """(access token, client id): a public client registered, alice's login
+    scripted, the code exchanged."""
+    cid = register(issuer_url, [REDIRECT], token_endpoint_auth_method="none").json()["client_id"]
+    g = get_code(issuer_url, ALICE[:2], client_id=cid, redirect_uri=REDIRECT, resource=resource, scope="mcp:tools")
+    tok = token(issuer_url, {"grant_type": "authorization_code", "code": g.code, "redirect_uri": REDIRECT,
+                             "code_verifier": g.verifier, "client_id": cid}).json()["access_token"]
+    return tok, cid
+
+
 @pytest.fixture
 def gateway(request, spawn, issuer, verifier, tmp_path):
     """(kind, gateway base URL, resource, access token, client id, verifier)."""
@@ -78,10 +88,7 @@ def gateway(request, spawn, issuer, verifier, tmp_path):
     gw = free_port()
     resource = f"http://127.0.0.1:{gw}/mcp"
     iss = issuer(default_issuer_config(resource, tmp_path))
-    cid = register(iss.url, [REDIRECT], token_endpoint_auth_method="none").json()["client_id"]
-    g = get_code(iss.url, ALICE[:2], client_id=cid, redirect_uri=REDIRECT, resource=resource, scope="mcp:tools")
-    tok = token(iss.url, {"grant_type": "authorization_code", "code": g.code, "redirect_uri": REDIRECT,
-                          "code_verifier": g.verifier, "client_id": cid}).json()["access_token"]
+    tok, cid = alice_token(iss.url, resource)
     vconf = tmp_path / "verifier.toml"
     vconf.write_text(toml_dumps({"routes": [{
         "resource": resource,
@@ -176,10 +183,7 @@ def test_nginx_says_503_when_the_verifier_fails_closed(redis, spawn, issuer, ver
     gw = free_port()
     resource = f"http://127.0.0.1:{gw}/mcp"
     iss = issuer(default_issuer_config(resource, tmp_path))
-    cid = register(iss.url, [REDIRECT], token_endpoint_auth_method="none").json()["client_id"]
-    g = get_code(iss.url, ALICE[:2], client_id=cid, redirect_uri=REDIRECT, resource=resource, scope="mcp:tools")
-    tok = token(iss.url, {"grant_type": "authorization_code", "code": g.code, "redirect_uri": REDIRECT,
-                          "code_verifier": g.verifier, "client_id": cid}).json()["access_token"]
+    tok, cid = alice_token(iss.url, resource)
     v = verifier(iss.url, resource, redis_url=redis,
                  env={"MCPGW_VERIFIER_TRUSTED_PROXIES": "127.0.0.1/32",
                       "MCPGW_VERIFIER_REVOCATION_STALENESS_SECS": "1"})
