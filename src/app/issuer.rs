@@ -300,19 +300,10 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
         trusted_proxies: config.trusted_proxies.clone(),
     });
     let router = routes(state);
-    let (tx, mut rx) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(async move {
-        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-        let stop = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, svc)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "issuer HTTP server failed");
-        }
-    })];
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(super::serve_router(
+        router, listener, rx, "issuer",
+    ))];
     if !core.keys.is_file_managed() {
         tasks.push(tokio::spawn(key_maintenance(
             core.clone(),

@@ -303,42 +303,30 @@ fn into_std(
     l.into_std().map_err(|e| StartError::Bind(addr, e))
 }
 
-async fn serve_http(
-    state: Arc<VerifierState>,
-    listener: tokio::net::TcpListener,
-    mut stop: watch::Receiver<bool>,
-) {
-    let svc = crate::adapters::forward_auth::routes(state)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let stop = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, svc)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "verifier HTTP server failed");
-    }
-}
-
 async fn serve_grpc<H: Health>(
     state: Arc<VerifierState>,
     listener: tokio::net::TcpListener,
     health: HealthServer<H>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let stop = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     if let Err(e) = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(AuthorizationServer::new(EnvoyAuthz(state)))
-        .serve_with_incoming_shutdown(incoming, stop)
+        .serve_with_incoming_shutdown(incoming, super::stopped(stop))
         .await
     {
         tracing::error!(error = %e, "verifier gRPC server failed");
     }
+}
+
+async fn serve_http(
+    state: Arc<VerifierState>,
+    listener: tokio::net::TcpListener,
+    stop: watch::Receiver<bool>,
+) {
+    let router = crate::adapters::forward_auth::routes(state);
+    super::serve_router(router, listener, stop, "verifier").await;
 }
 
 /// One more serving thread: its own single-threaded runtime and listeners.
