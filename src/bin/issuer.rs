@@ -9,28 +9,62 @@ use std::process::ExitCode;
 /// EX_USAGE: the configuration is invalid.
 const EXIT_CONFIG: u8 = 64;
 
-fn config_path() -> Result<Option<String>, String> {
+const USAGE: &str = "\
+usage: issuer [--config <file.toml>] | --help | --version
+
+The mcpgate issuer: an OAuth 2.1 authorization server for MCP (RFC 8414,
+7591/7592, 7009, 7662, 9728 clients, PKCE S256, refresh rotation).
+
+The TOML file comes from --config or MCPGW_ISSUER_CONFIG; MCPGW_ISSUER_*
+variables override it (secrets belong there). Every key is in the README's
+\"Issuer configuration\". An unknown MCPGW_ISSUER_* variable or a bad value
+stops the start with exit code 64.
+";
+
+/// What the command line asks for.
+enum Args {
+    Run(Option<String>),
+    Help,
+    Version,
+}
+
+fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mut path = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--config" | "-c" => path = Some(args.next().ok_or("--config needs a path")?),
             s if s.starts_with("--config=") => path = Some(s["--config=".len()..].to_owned()),
-            "--help" | "-h" => return Err("usage: issuer [--config <file.toml>]".into()),
+            "--help" | "-h" => return Ok(Args::Help),
+            "--version" | "-V" => return Ok(Args::Version),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok(path)
+    Ok(Args::Run(path))
 }
 
-fn load() -> Result<IssuerConfig, String> {
-    let path = config_path()?;
-    let raw = RawConfig::load(path.as_deref(), &Env).map_err(|e| e.to_string())?;
+fn load(path: Option<&str>) -> Result<IssuerConfig, String> {
+    let raw = RawConfig::load(path, &Env).map_err(|e| e.to_string())?;
     raw.validate().map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
-    let config = match load() {
+    let path = match parse_args() {
+        Ok(Args::Run(path)) => path,
+        Ok(Args::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Args::Version) => {
+            println!("issuer {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("issuer: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("issuer: {e}");

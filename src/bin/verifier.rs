@@ -9,7 +9,34 @@ use std::process::ExitCode;
 /// EX_USAGE: the configuration is invalid.
 const EXIT_CONFIG: u8 = 64;
 
+const USAGE: &str = "\
+usage: verifier [--help | --version]
+
+The mcpgate verifier: Envoy ext_authz (gRPC) and ForwardAuth (HTTP) decisions
+on OAuth 2.1 access tokens for MCP servers.
+
+Configured by MCPGW_VERIFIER_* environment variables and/or the TOML file
+named by MCPGW_VERIFIER_CONFIG (the environment wins); every key is in the
+README's \"Verifier configuration\". An unknown MCPGW_VERIFIER_* variable or
+a bad value stops the start with exit code 64.
+";
+
 fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("--help" | "-h") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V") => {
+            println!("verifier {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("verifier: unknown argument `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     let config = match VerifierConfig::load(&Env) {
         Ok(c) => c,
         Err(e) => {

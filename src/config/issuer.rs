@@ -22,10 +22,34 @@ pub const ENV_SIGNING_KEY_FILE: &str = "MCPGW_ISSUER_SIGNING_KEY_FILE";
 pub const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGW_ISSUER_REGISTRATION_INITIAL_ACCESS_TOKEN";
 /// `MCPGW_ISSUER_PROVIDER_<ID>_CLIENT_SECRET` (id upper-cased, `-` → `_`).
 pub const ENV_PROVIDER_PREFIX: &str = "MCPGW_ISSUER_PROVIDER_";
+/// The provider fields the environment can set.
+const PROVIDER_ENV_FIELDS: [&str; 2] = ["CLIENT_ID", "CLIENT_SECRET"];
+
+/// Every fixed `MCPGW_ISSUER_*` variable; anything else with that prefix
+/// (but a configured provider's fields) stops the start. A test checks
+/// that each `ENV_*` constant of this file is listed.
+pub const ENV_NAMES: &[&str] = &[
+    ENV_CONFIG,
+    ENV_ISSUER,
+    ENV_LISTEN,
+    ENV_ADMIN_TOKEN,
+    ENV_ALLOW_LIST,
+    ENV_STORAGE_KIND,
+    ENV_STORAGE_PATH,
+    ENV_STORAGE_REDIS_URLS,
+    ENV_REVOCATION_REDIS_URLS,
+    ENV_SIGNING_KEY_FILE,
+    ENV_INITIAL_ACCESS_TOKEN,
+];
 
 /// Where override strings come from (the process env, or a map in tests).
 pub trait Strings {
     fn get(&self, key: &str) -> Option<String>;
+    /// Every variable name present (to refuse unknown `MCPGW_*` names).
+    /// Defaults to none.
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The process environment.
@@ -212,11 +236,17 @@ impl Strings for Env {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
     }
+    fn names(&self) -> Vec<String> {
+        super::common::process_env_names()
+    }
 }
 
 impl Strings for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
         HashMap::get(self, key).cloned()
+    }
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
     }
 }
 
@@ -254,15 +284,7 @@ pub fn provider_env(id: &str, field: &str) -> String {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
-            let msg = e.message().to_owned();
-            let key = msg
-                .split('`')
-                .nth(1)
-                .map(str::to_owned)
-                .unwrap_or_else(|| "<file>".into());
-            bad(&key, msg)
-        })
+        super::common::from_toml(text).map_err(|e| bad(&e.path, &e))
     }
 
     /// Reads the file named by `path` or `MCPGW_ISSUER_CONFIG` (if any),
@@ -277,8 +299,36 @@ impl RawConfig {
             }
             None => Self::default(),
         };
+        raw.check_env_names(env)?;
         raw.apply_env(env);
         Ok(raw)
+    }
+
+    /// Refuses an `MCPGW_ISSUER_*` variable that nothing reads: a typo, or
+    /// a provider secret for a provider id the file does not configure.
+    fn check_env_names(&self, env: &dyn Strings) -> Result<(), ConfigError> {
+        let provider_vars: Vec<String> = self
+            .providers
+            .iter()
+            .flatten()
+            .map(|p| p.id.clone().or_else(|| p.kind.clone()).unwrap_or_default())
+            .flat_map(|id| PROVIDER_ENV_FIELDS.map(|f| provider_env(&id, f)))
+            .collect();
+        let mut known: Vec<&str> = ENV_NAMES.to_vec();
+        known.extend(provider_vars.iter().map(String::as_str));
+        match super::common::unknown_env("MCPGW_ISSUER_", &env.names(), &known, |_| false) {
+            None => Ok(()),
+            Some((name, hint)) => Err(bad(
+                &name,
+                match hint {
+                    Some(h) => format!("unknown variable; did you mean `{h}`?"),
+                    None if name.starts_with(ENV_PROVIDER_PREFIX) => {
+                        "no configured provider has this id (ids come from `providers[].id`, else `kind`)".into()
+                    }
+                    None => "unknown variable (see the README's issuer configuration)".into(),
+                },
+            )),
+        }
     }
 
     pub fn apply_env(&mut self, env: &dyn Strings) {
@@ -402,7 +452,54 @@ mod tests {
         let e = RawConfig::from_toml("issuer = \"https://a\"\nbogus = 1\n").unwrap_err();
         assert_eq!(e.key, "bogus");
         let e = RawConfig::from_toml("[storage]\nkind = \"embedded\"\npth = \"x\"\n").unwrap_err();
-        assert_eq!(e.key, "pth");
+        assert_eq!(e.key, "storage.pth");
+        assert!(e.to_string().contains("line 3, column 1"), "{e}");
+        assert!(e.to_string().contains("did you mean `path`?"), "{e}");
+        let e = RawConfig::from_toml(
+            "[[resources]]\nresource = \"https://r\"\nscopes = \"mcp:tools\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "resources[0].scopes");
+        assert!(e.to_string().contains("line 3, column 10"), "{e}");
+    }
+
+    #[test]
+    fn every_env_constant_is_known() {
+        let src = include_str!("issuer.rs");
+        for line in src.lines().filter(|l| l.starts_with("pub const ENV_")) {
+            let name = line["pub const ".len()..].split(':').next().unwrap();
+            if name == "ENV_PROVIDER_PREFIX" || name == "ENV_NAMES" {
+                continue;
+            }
+            assert!(
+                src.contains(&format!("    {name},\n")),
+                "{name} is missing from ENV_NAMES"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_environment_variables_stop_the_load() {
+        let with = |k: &str| -> HashMap<String, String> { [(k.to_owned(), "x".to_owned())].into() };
+        let toml = "[[providers]]\nkind = \"github\"\nid = \"gh\"\nclient_id = \"id\"\n";
+        let path =
+            std::env::temp_dir().join(format!("mcpgate-envcheck-{}.toml", std::process::id()));
+        std::fs::write(&path, toml).unwrap();
+        let p = path.to_str();
+        let e = RawConfig::load(p, &with("MCPGW_ISSUER_ADMIN_TOKN")).unwrap_err();
+        assert_eq!(e.key, "MCPGW_ISSUER_ADMIN_TOKN");
+        assert!(
+            e.msg.contains("did you mean `MCPGW_ISSUER_ADMIN_TOKEN`"),
+            "{e}"
+        );
+        let e = RawConfig::load(p, &with("MCPGW_ISSUER_PROVIDER_OKTA_CLIENT_SECRET")).unwrap_err();
+        assert!(
+            e.msg.contains("no configured provider") || e.msg.contains("did you mean"),
+            "{e}"
+        );
+        assert!(RawConfig::load(p, &with("MCPGW_ISSUER_PROVIDER_GH_CLIENT_SECRET")).is_ok());
+        assert!(RawConfig::load(p, &with("MCPGW_ISSUERX")).is_ok());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

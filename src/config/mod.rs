@@ -1,4 +1,5 @@
 //! Configuration: raw (serde, all optional) → validated.
+pub mod common;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 #[cfg(feature = "issuer")]

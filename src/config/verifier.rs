@@ -15,6 +15,11 @@ use std::time::Duration;
 /// tests).
 pub trait Strings {
     fn get(&self, key: &str) -> Option<String>;
+    /// Every variable name present (to refuse unknown `MCPGW_*` names).
+    /// Defaults to none.
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The process environment.
@@ -122,11 +127,17 @@ impl Strings for Env {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
     }
+    fn names(&self) -> Vec<String> {
+        super::common::process_env_names()
+    }
 }
 
 impl Strings for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
         HashMap::get(self, key).cloned()
+    }
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
     }
 }
 
@@ -157,12 +168,29 @@ fn secs(key: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError
     Duration::try_from_secs_f64(v).map_err(|_| bad(key, "must be a non-negative number of seconds"))
 }
 
+/// Refuses an `MCPGW_VERIFIER_*` variable that no key reads (a typo would
+/// otherwise leave a setting at its default without a word).
+fn check_env_names(env: &dyn Strings) -> Result<(), ConfigError> {
+    let known: Vec<&str> = KEYS.iter().filter_map(|k| k.env).collect();
+    match super::common::unknown_env("MCPGW_VERIFIER_", &env.names(), &known, |_| false) {
+        None => Ok(()),
+        Some((name, hint)) => Err(bad(
+            &name,
+            match hint {
+                Some(h) => format!("unknown variable; did you mean `{h}`?"),
+                None => "unknown variable (see the README's verifier configuration)".into(),
+            },
+        )),
+    }
+}
+
 // === impl VerifierConfig ===
 
 impl VerifierConfig {
     /// Reads the file named by `MCPGW_VERIFIER_CONFIG` (if any), applies the
     /// environment, validates.
     pub fn load(env: &dyn Strings) -> Result<Self, ConfigError> {
+        check_env_names(env)?;
         let mut raw = match env.get(ENV_CONFIG) {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
@@ -180,7 +208,7 @@ impl VerifierConfig {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| bad("toml", e.message()))
+        super::common::from_toml(text).map_err(|e| bad(&e.path, &e))
     }
 
     /// Overrides file values with the environment.
@@ -391,6 +419,28 @@ mod tests {
         assert_eq!(e.key, ENV_LEEWAY_SECS);
         let e = RawConfig::from_toml("bogus = 1").unwrap_err();
         assert!(e.msg.contains("bogus"), "{e}");
+        let e = RawConfig::from_toml(
+            "issuers = [\"https://a\"]\n[[routes]]\nrequired_scopes = \"mcp\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "routes[0].required_scopes");
+        assert!(e.to_string().contains("line 3, column 19"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_variable_stops_the_load_with_a_suggestion() {
+        let e = VerifierConfig::load(&env(&[
+            (ENV_ISSUERS, "https://a"),
+            (ENV_RESOURCE, "https://a/b"),
+            ("MCPGW_VERIFIER_REQUIRED_SCOPE", "mcp:tools"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.key, "MCPGW_VERIFIER_REQUIRED_SCOPE");
+        assert!(
+            e.msg
+                .contains("did you mean `MCPGW_VERIFIER_REQUIRED_SCOPES`"),
+            "{e}"
+        );
     }
 
     #[test]
