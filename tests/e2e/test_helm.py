@@ -389,7 +389,7 @@ def test_chart_defaults_render_valid_manifests():
     assert v["MCPGW_VERIFIER_RESOURCE"]["value"] == "http://127.0.0.1:8081/mcp"
     for missing in ("issuer.url is not set", "issuer.protectedResources is not set", "issuer.providers is empty"):
         assert missing in notes, notes
-    assert "WARNING" not in render(BASE)[1].replace("issuer.url", "")  # BASE sets all three
+    assert "WARNING" not in render(BASE)[1]  # BASE sets all three
 
 
 def test_every_knob_lands_where_it_should():
@@ -398,7 +398,8 @@ def test_every_knob_lands_where_it_should():
     deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in by_kind(docs, "Deployment")}
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(docs, "HorizontalPodAutoscaler")}
     pdbs = {p["metadata"]["name"]: p for p in by_kind(docs, "PodDisruptionBudget")}
-    sas = {a["metadata"]["name"]: a for a in by_kind(docs, "ServiceAccount")}
+    (sa,) = by_kind(docs, "ServiceAccount")  # both components share the one named custom-sa
+    sas = {sa["metadata"]["name"]: sa}
     for component, dep in deps.items():
         name = dep["metadata"]["name"]
         assert "replicas" not in dep["spec"]  # the HPA owns it
@@ -433,7 +434,6 @@ def test_every_knob_lands_where_it_should():
         assert "startupProbe" not in c and c["readinessProbe"]["periodSeconds"] == 2
         assert "livenessProbe" in c  # not overridden: the default stays
         assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
-    assert len(sas) == 1  # both components share the one named custom-sa
 
     # NetworkPolicy: the issuer only from the given peers plus the verifiers,
     # the test pod and monitoring; the verifier only from the proxies' and
@@ -449,7 +449,7 @@ def test_every_knob_lands_where_it_should():
     proxies, monitoring = nps["verifier"]["ingress"]
     names = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
              for p in proxies["from"] if "namespaceSelector" in p}
-    assert names == {"istio-system", "traefik", "ingress-nginx", "apps"}  # apps: istio.namespace's sidecars
+    assert names == {"istio-system", "traefik", "ingress-nginx", "envoy-gateway-system", "apps"}  # apps: istio.namespace's sidecars
     assert {"ipBlock": {"cidr": "10.1.0.0/16"}} in proxies["from"]
     assert {p["port"] for p in proxies["ports"]} == {"http", "grpc"}
     assert monitoring["ports"] == [{"port": "http"}]
@@ -526,6 +526,15 @@ def test_verifier_only_install():
     assert e["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://login.example.com"
     assert "MCPGW_VERIFIER_JWKS_URI" not in e  # discovery from the foreign issuer
     assert e["MCPGW_VERIFIER_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis-conn", "key": "url"}
+    # The monitoring, network and test extras without an issuer: nothing of it is named.
+    extras = {"networkPolicy": {"enabled": True}, "prometheusRule": {"enabled": True},
+              "grafanaDashboard": {"enabled": True}, "serviceMonitor": {"enabled": True}}
+    docs, _ = render(merge(values, extras))
+    validate_all(docs)
+    assert "mcpgate-issuer" not in yaml.safe_dump(by_kind(docs, "PrometheusRule") + by_kind(docs, "NetworkPolicy")
+                                                  + by_kind(docs, "Pod")), "issuer objects without an issuer"
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert "McpgateIssuerDown" not in {r.get("alert") for r in rule["spec"]["groups"][0]["rules"]}
 
 
 @pytest.mark.parametrize("values,message", [

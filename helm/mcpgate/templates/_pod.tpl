@@ -103,7 +103,10 @@ lifecycle:
 {{- define "mcpgate.companions" -}}
 {{- $c := index .root.Values .component -}}
 {{- $name := include "mcpgate.componentName" . -}}
-{{- if $c.serviceAccount.create }}
+{{- /* One ServiceAccount when both components are given the same name. */}}
+{{- $shared := and (eq .component "verifier") .root.Values.issuer.enabled .root.Values.issuer.serviceAccount.create
+      (eq (include "mcpgate.serviceAccountName" .) (include "mcpgate.serviceAccountName" (dict "root" .root "component" "issuer"))) }}
+{{- if and $c.serviceAccount.create (not $shared) }}
 ---
 apiVersion: v1
 kind: ServiceAccount
