@@ -392,6 +392,22 @@ def test_chart_defaults_render_valid_manifests():
     assert "WARNING" not in render(BASE)[1]  # BASE sets all three
 
 
+def test_default_issuer_config_is_refused_as_notes_say(bins, tmp_path):
+    """Without a login provider the rendered issuer.toml is refused by the
+    real issuer with the exit code and message NOTES.txt announces."""
+    docs, notes = render({})
+    toml = (by_kind(docs, "Secret")[0]["stringData"]["issuer.toml"]
+            .replace('listen = "0.0.0.0:8080"', 'listen = "127.0.0.1:0"')
+            .replace('path = "/data/issuer.redb"', f'path = "{tmp_path / "issuer.redb"}"'))
+    (tmp_path / "issuer.toml").write_text(toml)
+    r = subprocess.run([bins.issuer, "--config", tmp_path / "issuer.toml"], capture_output=True, text=True,
+                       timeout=30)
+    m = re.search(r"exit (\d+),\s+\"([^\"]+)\"", notes)
+    assert m, notes
+    assert r.returncode == int(m.group(1)), (r.returncode, r.stderr)
+    assert m.group(2) in " ".join(r.stderr.split()).replace("`", ""), r.stderr
+
+
 def test_every_knob_lands_where_it_should():
     docs, notes = render(merge(merge(BASE, FULL), KNOBS))
     validate_all(docs)
