@@ -16,15 +16,17 @@ import re
 
 import httpx
 
+from conftest import need
 from test_helm import BASE, by_kind, merge, render
+
+try:
+    import promql_parser
+except ImportError:  # pragma: no cover - reported by need()
+    promql_parser = None
 
 # Series that do not come from mcpgate: Prometheus' own per-target `up`, and
 # kube-state-metrics (prometheusRule.kubeStateMetrics).
 EXTERNAL = {"up", "kube_deployment_status_replicas_unavailable"}
-
-KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
-            "offset", "inf", "nan"}
-
 
 def exposed_names(text: str) -> set[str]:
     """The series names a /metrics page offers: each family from its `# TYPE`
@@ -43,22 +45,23 @@ def exposed_names(text: str) -> set[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    """Metric names in a PromQL expression (or a Grafana query): identifiers
-    that are not functions, keywords, label names or inside strings,
-    selectors and ranges."""
-    expr = re.sub(r"label_values\(([^,()]+(?:\{[^}]*\})?)\s*,\s*\w+\s*\)", r"\1", expr)
-    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
-    expr = re.sub(r"\{[^}]*\}", "", expr)
-    expr = re.sub(r"\[[^\]]*\]", "", expr)
-    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
-    expr = re.sub(r"\b[0-9][0-9.]*(e[+-]?[0-9]+|ms|s|m|h|d|w|y)?\b", " ", expr)  # numbers, durations
-    out = set()
-    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", expr):
-        rest = expr[m.end():].lstrip()
-        if rest.startswith("(") or m.group(0).lower() in KEYWORDS:
-            continue  # a function call or an operator
-        out.add(m.group(0))
-    return out
+    """Metric names of the vector selectors of a PromQL expression, parsed
+    by a real PromQL parser (promql-parser, the Rust crate's bindings). A
+    Grafana query is made PromQL first: its interval variables become
+    durations and `label_values(selector, label)` its selector."""
+    need(promql_parser is not None, "python package promql-parser (pip install -r tests/e2e/requirements.txt)")
+    expr = re.sub(r"\$__(rate_interval|interval|range)\b", "5m", expr)
+    m = re.fullmatch(r"\s*label_values\((.*),\s*\w+\s*\)\s*", expr, re.S)
+    if m:
+        expr = m.group(1)
+    names: set[str] = set()
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return names
 
 
 def test_metric_names_helpers():
@@ -67,6 +70,7 @@ def test_metric_names_helpers():
     assert metric_names("histogram_quantile(0.99, sum by (le) (rate(h_bucket[$__rate_interval])))") == {"h_bucket"}
     assert metric_names('up{job="v"} == 0 or absent(up{job="v"})') == {"up"}
     assert metric_names('x unless on (pod) y offset 5m') == {"x", "y"}
+    assert metric_names('sum(rate(x[$__rate_interval])) by (pod)') == {"x"}
     assert metric_names('label_values(m_total{namespace="$namespace"}, job)') == {"m_total"}
     page = "# TYPE c counter\nc_total{a=\"b\"} 1\n# TYPE h histogram\n# TYPE g gauge\ng 0\n# EOF\n"
     assert exposed_names(page) == {"c_total", "h_bucket", "h_sum", "h_count", "g"}
