@@ -59,6 +59,7 @@ CRDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
 }
 
 BASE = {
@@ -239,6 +240,10 @@ def check_custom_resource(d: dict) -> None:
             for b in rule["backendRefs"]:
                 assert set(b) <= {"group", "kind", "name", "namespace", "port", "weight", "filters"}, b
                 assert DNS1123.match(b["name"]) and isinstance(b["port"], int) and 0 < b["port"] < 65536, b
+    elif d["kind"] == "ReferenceGrant":
+        assert set(spec) == {"from", "to"}, spec
+        assert all(set(f) == {"group", "kind", "namespace"} for f in spec["from"]), spec
+        assert all(set(t) <= {"group", "kind", "name"} for t in spec["to"]), spec
     elif d["kind"] == "ServiceMonitor":
         assert set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}, spec
         for ep in spec["endpoints"]:
@@ -498,6 +503,18 @@ def test_every_knob_lands_where_it_should():
     assert prm["backendRefs"] == [{"name": vsvc["metadata"]["name"],
                                    "port": next(p["port"] for p in vsvc["spec"]["ports"] if p["name"] == "http")}]
     assert rest["backendRefs"] == [{"name": "mcp-server", "port": 8000}]
+    # The route in the MCP server's namespace: the verifier is reached across
+    # namespaces, which a ReferenceGrant next to it allows.
+    docs, _ = render(merge(merge(BASE, FULL), merge(KNOBS, {"httpRoute": {"mcp": {"namespace": "apps"}}})))
+    validate_all(docs)
+    mroute = next(r for r in by_kind(docs, "HTTPRoute") if r["metadata"]["name"] == "rel-mcpgate-mcp")
+    assert mroute["metadata"]["namespace"] == "apps"
+    assert mroute["spec"]["rules"][0]["backendRefs"][0]["namespace"] == "mcp"
+    assert "namespace" not in mroute["spec"]["rules"][1]["backendRefs"][0]
+    (grant,) = by_kind(docs, "ReferenceGrant")
+    assert "namespace" not in grant["metadata"]  # the release's, where the verifier is
+    assert grant["spec"]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "apps"}]
+    assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": vsvc["metadata"]["name"]}]
 
     # PrometheusRule and dashboard select this release's series (job = the
     # Service name the ServiceMonitor scrapes).
