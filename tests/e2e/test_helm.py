@@ -529,7 +529,15 @@ def test_every_knob_lands_where_it_should():
     assert cm["metadata"]["annotations"] == {"grafana_folder": "Security"}
     dash = json.loads(cm["data"]["mcpgate.json"])
     assert dash["uid"] == "mcpgate" and dash["panels"]
+    # A dashboard Grafana lays out as meant: unique ids, panels on the
+    # 24-column grid without overlaps, every query on the datasource variable.
+    assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+    cells = [(x, y) for p in dash["panels"] for g in [p["gridPos"]]
+             for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])]
+    assert len(cells) == len(set(cells)) and all(x < 24 for x, _ in cells)
+    assert "datasource" in {v["name"] for v in dash["templating"]["list"]}
     for panel in dash["panels"]:
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]), panel
         for target in panel["targets"]:
             check_promql(target["expr"].replace("$__rate_interval", "5m"))
     with pytest.raises(ValueError):  # the parser does refuse broken PromQL
