@@ -524,6 +524,11 @@ def test_every_knob_lands_where_it_should():
     assert {"McpgateDenialSpike", "McpgateKeysUnavailable", "McpgateJwksFetchFailing", "McpgateRevocationStale",
             "McpgateRevocationLag", "McpgateVerifierDown", "McpgateIssuerDown", "McpgateNotReady"} <= set(alerts)
     assert f'job="{vsvc["metadata"]["name"]}"' in alerts["McpgateVerifierDown"]["expr"]
+    other, _ = render(merge(BASE, {"prometheusRule": {"enabled": True, "verifierSelector": 'job="v", env="prod"'}}))
+    validate_all(other)
+    exprs = [r["expr"] for r in by_kind(other, "PrometheusRule")[0]["spec"]["groups"][0]["rules"]]
+    assert 'up{job="v", env="prod"} == 0' in " ".join(exprs)
+    assert all('job="rel-mcpgate-verifier"' not in e for e in exprs)
     (cm,) = by_kind(docs, "ConfigMap")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert cm["metadata"]["annotations"] == {"grafana_folder": "Security"}
