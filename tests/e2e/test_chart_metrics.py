@@ -17,6 +17,7 @@ import re
 import httpx
 
 from conftest import need
+from harness import listening
 from test_helm import BASE, by_kind, merge, render
 
 try:
@@ -97,8 +98,11 @@ def test_alerts_and_dashboard_name_only_existing_metrics(issuer, verifier):
     # (a family without series is not listed at all on the page)
     assert httpx.post(f"{iss.url}/token", data={"grant_type": "bogus"}, timeout=10).status_code == 400
     exposed = set()
-    for base in (iss.url, v.http):
-        r = httpx.get(f"{base}/metrics", timeout=10)
+    for base, proc in ((iss.url, iss.proc), (v.http, v.proc)):
+        # /metrics on the server's own listener, or a separate metrics one
+        # if its `listening` log line names it.
+        metrics = listening(proc).get("metrics")
+        r = httpx.get(f"http://{metrics}/metrics" if metrics else f"{base}/metrics", timeout=10)
         r.raise_for_status()
         exposed |= exposed_names(r.text)
     assert "mcpgate_verifier_decisions_total" in exposed and "mcpgate_issuer_responses_total" in exposed, exposed
