@@ -7,9 +7,10 @@ the templates run through the real text/template + sprig + Helm functions
 Every rendered core manifest is validated against the Kubernetes OpenAPI
 schemas with `kubernetes-validate` (strict: unknown fields fail). The
 custom resources (Istio AuthorizationPolicy, Traefik Middleware,
-ServiceMonitor) have no schemas there: their structure is checked by hand
-(`check_custom_resource`: known fields only, enums, names), which is weaker
-than their CRDs' OpenAPI schemas.
+ServiceMonitor, PrometheusRule, Gateway API HTTPRoute) have no schemas there: their structure is checked by hand
+(`check_custom_resource`: known fields only, enums, names; PrometheusRule
+expressions parsed by a PromQL parser), which is weaker than their CRDs'
+OpenAPI schemas.
 The rendered issuer.toml, signing key and verifier settings are then given
 to the real binaries, which must start with them, and the rendered Traefik
 middlewares run in a real Traefik in front of the verifier. values.schema.json
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
+import json
 import re
 import shutil
 import subprocess
@@ -43,12 +46,20 @@ except ImportError:  # pragma: no cover - reported by need() below
 
 import kubernetes_validate
 
+try:
+    import promql_parser
+except ImportError:  # pragma: no cover - reported by need()
+    promql_parser = None
+
 CHART = REPO / "helm" / "mcpgate"
 K8S = "1.30.0"
 CRDS = {
     ("security.istio.io/v1", "AuthorizationPolicy"),
     ("traefik.io/v1alpha1", "Middleware"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
 }
 
 BASE = {
@@ -90,6 +101,45 @@ FULL = {
     "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
 }
 
+# Every operator knob, on top of FULL (Redis storage, so the issuer may scale).
+POD_KNOBS = {
+    "podLabels": {"team": "platform", "app.kubernetes.io/component": "forged"},
+    "podAnnotations": {"example.com/owner": "platform"},
+    "serviceAccount": {"name": "custom-sa", "annotations": {"iam.example.com/role": "r"}},
+    "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 9, "targetMemoryUtilizationPercentage": 80,
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}},
+    "priorityClassName": "high",
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "DoNotSchedule"}],
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "auth", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+    "envFrom": [{"configMapRef": {"name": "otel"}}],
+    "extraEnv": [{"name": "OTEL_SERVICE_NAME", "value": "mcpgate"}],
+    "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+    "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+    "initContainers": [{"name": "wait", "image": "busybox:1.36", "command": ["true"]}],
+    "extraContainers": [{"name": "log-shipper", "image": "fluent/fluent-bit:3.0"}],
+    "probes": {"startup": None, "readiness": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 2}},
+    "terminationGracePeriodSeconds": 60,
+    "preStopSleepSeconds": 10,
+    "podDisruptionBudget": {"maxUnavailable": 1},
+}
+KNOBS = {
+    "issuer": POD_KNOBS,
+    "verifier": POD_KNOBS,
+    "networkPolicy": {"enabled": True, "issuer": {"from": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress"}}}]}, "verifier": {"from": [{"ipBlock": {"cidr": "10.1.0.0/16"}}]}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+    "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Security"}},
+    "httpRoute": {
+        "issuer": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]},
+        "mcp": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                "backend": {"name": "mcp-server", "port": 8000}},
+    },
+}
+
 
 def merge(a: dict, b: dict) -> dict:
     out = copy.deepcopy(a)
@@ -98,13 +148,21 @@ def merge(a: dict, b: dict) -> dict:
     return out
 
 
-def render(values: dict, name: str = "rel") -> tuple[list[dict], str]:
-    """(manifests, NOTES.txt) of release `name` in namespace mcp."""
+@functools.lru_cache(maxsize=None)
+def _render_text(values_json: str, name: str) -> tuple[tuple[str, str], ...]:
+    # Renders are cached (the same values are rendered by several tests);
+    # callers get freshly parsed, so mutable, manifests.
     need(helm is not None, "python package helm-python-sdk (pip install -r tests/e2e/requirements.txt)")
     with helm.Chart.load(str(CHART)) as chart:
-        out = chart.render(values, name=name, namespace="mcp", is_install=True)
+        out = chart.render(json.loads(values_json), name=name, namespace="mcp", is_install=True)
+    return tuple(sorted(out.items()))
+
+
+def render(values: dict, name: str = "rel") -> tuple[list[dict], str]:
+    """(manifests, NOTES.txt) of release `name` in namespace mcp."""
+    out = _render_text(json.dumps(values, sort_keys=True), name)
     docs, notes = [], ""
-    for path, text in sorted(out.items()):
+    for path, text in out:
         if path.endswith("NOTES.txt"):
             notes = text
             continue
@@ -153,6 +211,39 @@ def check_custom_resource(d: dict) -> None:
             assert all(isinstance(h, str) for h in spec[kind]["authResponseHeaders"])
         else:
             assert kind == "headers" and set(spec[kind]) == {"customRequestHeaders"}, spec
+    elif d["kind"] == "PrometheusRule":
+        assert set(spec) == {"groups"}, spec
+        for group in spec["groups"]:
+            assert set(group) <= {"name", "interval", "rules"} and group["rules"], group
+            for rule in group["rules"]:
+                assert set(rule) <= {"alert", "record", "expr", "for", "labels", "annotations"}, rule
+                assert ("alert" in rule) != ("record" in rule), rule
+                assert re.match(r"^[A-Za-z_:][A-Za-z0-9_:]*$", rule.get("alert") or rule["record"]), rule
+                assert "for" not in rule or re.match(r"^[0-9]+(ms|s|m|h|d)$", rule["for"]), rule
+                assert all(isinstance(v, str) for v in {**rule.get("labels", {}),
+                                                        **rule.get("annotations", {})}.values()), rule
+                check_promql(rule["expr"])
+    elif d["kind"] == "HTTPRoute":
+        assert set(spec) <= {"parentRefs", "hostnames", "rules"}, spec
+        assert spec["parentRefs"] and all(set(r) <= {"group", "kind", "namespace", "name", "sectionName", "port"}
+                                          and r["name"] for r in spec["parentRefs"]), spec
+        # Gateway API hostnames: DNS names (optionally a leading *.), never IPs.
+        for h in spec.get("hostnames", []):
+            assert re.match(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", h), h
+            assert not re.match(r"^[0-9.]+$", h), h
+        for rule in spec["rules"]:
+            assert set(rule) <= {"matches", "filters", "backendRefs", "timeouts"}, rule
+            for m in rule["matches"]:
+                assert set(m) <= {"path", "headers", "queryParams", "method"}, m
+                assert m["path"]["type"] in {"Exact", "PathPrefix", "RegularExpression"}, m
+                assert m["path"]["value"].startswith("/"), m
+            for b in rule["backendRefs"]:
+                assert set(b) <= {"group", "kind", "name", "namespace", "port", "weight", "filters"}, b
+                assert DNS1123.match(b["name"]) and isinstance(b["port"], int) and 0 < b["port"] < 65536, b
+    elif d["kind"] == "ReferenceGrant":
+        assert set(spec) == {"from", "to"}, spec
+        assert all(set(f) == {"group", "kind", "namespace"} for f in spec["from"]), spec
+        assert all(set(t) <= {"group", "kind", "name"} for t in spec["to"]), spec
     elif d["kind"] == "ServiceMonitor":
         assert set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}, spec
         for ep in spec["endpoints"]:
@@ -160,6 +251,14 @@ def check_custom_resource(d: dict) -> None:
             assert re.match(r"^[0-9]+(ms|s|m|h)$", ep["interval"]), ep
     else:  # pragma: no cover
         raise AssertionError(d["kind"])
+
+
+def check_promql(expr: str) -> None:
+    """The expression parses as PromQL (promql-parser, the bindings of the
+    Rust promql-parser crate): brackets, functions, operators and modifiers."""
+    need(promql_parser is not None, "python package promql-parser (pip install -r tests/e2e/requirements.txt)")
+    assert "{{" not in expr, expr  # no Helm template left unrendered
+    promql_parser.parse(expr)
 
 
 def validate_all(docs: list[dict]) -> None:
@@ -172,7 +271,7 @@ def validate_all(docs: list[dict]) -> None:
 
 def test_lint_is_clean():
     need(helm is not None, "python package helm-python-sdk")
-    for values in (BASE, merge(BASE, FULL)):
+    for values in ({}, BASE, merge(BASE, FULL), merge(merge(BASE, FULL), KNOBS)):
         report = helm.lint(str(CHART), values, strict=True)
         # Helm's severities: 1 info, 2 warning, 4 error.
         msgs = [m for m in report["messages"] if m["severity"] > 1]
@@ -183,8 +282,8 @@ def test_default_install_renders_valid_manifests():
     docs, notes = render(BASE)
     validate_all(docs)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["Deployment", "Deployment", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret",
-                     "Service", "Service"], kinds
+    assert kinds == ["Deployment", "Deployment", "PersistentVolumeClaim", "Pod", "PodDisruptionBudget", "Secret",
+                     "Service", "Service", "ServiceAccount", "ServiceAccount"], kinds
     issuer = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-issuer"))
     verifier = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-verifier"))
     assert issuer["spec"]["strategy"]["type"] == "Recreate"
@@ -195,6 +294,16 @@ def test_default_install_renders_valid_manifests():
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        # Own ServiceAccount, no API token: mcpgate never calls Kubernetes.
+        assert pod["serviceAccountName"] == dep["metadata"]["name"] and pod["automountServiceAccountToken"] is False
+        # A shell-less image: the drain delay is the kubelet's sleep action.
+        assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+        assert pod["terminationGracePeriodSeconds"] > 5
+    assert verifier["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["grpc"] == {"port": 9191}
+    (spread,) = verifier["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == verifier["spec"]["selector"]["matchLabels"]
+    for sa in by_kind(docs, "ServiceAccount"):
+        assert sa["automountServiceAccountToken"] is False
     v = env_of(verifier)
     assert v["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://auth.example.com"
     assert v["MCPGW_VERIFIER_RESOURCE"]["value"] == "https://mcp.example.com/mcp"
@@ -269,6 +378,191 @@ def test_full_install_renders_valid_manifests_and_consistent_wiring():
         assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
+def test_chart_defaults_render_valid_manifests():
+    """`helm template` with no values at all: valid manifests (an in-cluster
+    issuer URL and the dev resource), and NOTES.txt says what is missing."""
+    docs, notes = render({})
+    validate_all(docs)
+    issuer = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-issuer"))
+    verifier = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-verifier"))
+    toml = by_kind(docs, "Secret")[0]["stringData"]["issuer.toml"]
+    assert f'issuer = "http://{issuer["metadata"]["name"]}.mcp.svc:8080"' in toml, toml
+    assert 'resource = "http://127.0.0.1:8081/mcp"' in toml
+    v = env_of(verifier)
+    assert v["MCPGW_VERIFIER_ISSUERS"]["value"] == f"http://{issuer['metadata']['name']}.mcp.svc:8080"
+    assert v["MCPGW_VERIFIER_RESOURCE"]["value"] == "http://127.0.0.1:8081/mcp"
+    for missing in ("issuer.url is not set", "issuer.protectedResources is not set", "issuer.providers is empty"):
+        assert missing in notes, notes
+    assert "WARNING" not in render(BASE)[1]  # BASE sets all three
+
+
+def test_default_issuer_config_is_refused_as_notes_say(bins, tmp_path):
+    """Without a login provider the rendered issuer.toml is refused by the
+    real issuer with the exit code and message NOTES.txt announces."""
+    docs, notes = render({})
+    toml = (by_kind(docs, "Secret")[0]["stringData"]["issuer.toml"]
+            .replace('listen = "0.0.0.0:8080"', 'listen = "127.0.0.1:0"')
+            .replace('path = "/data/issuer.redb"', f'path = "{tmp_path / "issuer.redb"}"'))
+    (tmp_path / "issuer.toml").write_text(toml)
+    r = subprocess.run([bins.issuer, "--config", tmp_path / "issuer.toml"], capture_output=True, text=True,
+                       timeout=30)
+    m = re.search(r"exit (\d+),\s+\"([^\"]+)\"", notes)
+    assert m, notes
+    assert r.returncode == int(m.group(1)), (r.returncode, r.stderr)
+    assert m.group(2) in " ".join(r.stderr.split()).replace("`", ""), r.stderr
+
+
+def test_every_knob_lands_where_it_should():
+    docs, notes = render(merge(merge(BASE, FULL), KNOBS))
+    validate_all(docs)
+    deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in by_kind(docs, "Deployment")}
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(docs, "HorizontalPodAutoscaler")}
+    pdbs = {p["metadata"]["name"]: p for p in by_kind(docs, "PodDisruptionBudget")}
+    (sa,) = by_kind(docs, "ServiceAccount")  # both components share the one named custom-sa
+    sas = {sa["metadata"]["name"]: sa}
+    for component, dep in deps.items():
+        name = dep["metadata"]["name"]
+        assert "replicas" not in dep["spec"]  # the HPA owns it
+        hpa = hpas[name]["spec"]
+        assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 9)
+        assert hpa["metrics"] == [{"type": "Resource", "resource": {"name": res, "target": {
+            "type": "Utilization", "averageUtilization": pct}}} for res, pct in (("cpu", 75), ("memory", 80))]
+        assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+        assert pdbs[name]["spec"] == {"maxUnavailable": 1, "selector": dep["spec"]["selector"]}
+        tpl = dep["spec"]["template"]
+        # podLabels are added, but cannot take over the selector's labels.
+        assert tpl["metadata"]["labels"]["team"] == "platform"
+        assert tpl["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        assert dep["spec"]["selector"]["matchLabels"].items() <= tpl["metadata"]["labels"].items()
+        assert tpl["metadata"]["annotations"]["example.com/owner"] == "platform"
+        pod = tpl["spec"]
+        assert pod["serviceAccountName"] == "custom-sa" and pod["automountServiceAccountToken"] is False
+        assert sas["custom-sa"]["metadata"]["annotations"] == {"iam.example.com/role": "r"}
+        assert pod["priorityClassName"] == "high" and pod["terminationGracePeriodSeconds"] == 60
+        (spread,) = pod["topologySpreadConstraints"]
+        assert spread["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+        assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+        assert pod["nodeSelector"] == POD_KNOBS["nodeSelector"] and pod["tolerations"] == POD_KNOBS["tolerations"]
+        assert pod["affinity"] == POD_KNOBS["affinity"]
+        assert [c["name"] for c in pod["initContainers"]] == ["wait"]
+        assert [c["name"] for c in pod["containers"]] == [component, "log-shipper"]
+        assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+        c = pod["containers"][0]
+        assert c["envFrom"] == [{"configMapRef": {"name": "otel"}}]
+        assert env_of(dep)["OTEL_SERVICE_NAME"]["value"] == "mcpgate"
+        assert {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True} in c["volumeMounts"]
+        assert "startupProbe" not in c and c["readinessProbe"]["periodSeconds"] == 2
+        assert "livenessProbe" in c  # not overridden: the default stays
+        assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+
+    # NetworkPolicy: the issuer only from the given peers plus the verifiers,
+    # the test pod and monitoring; the verifier only from the proxies' and
+    # the mesh's namespaces, the test pod and the extra peers.
+    nps = {n["metadata"]["labels"]["app.kubernetes.io/component"]: n["spec"] for n in by_kind(docs, "NetworkPolicy")}
+    assert nps["issuer"]["podSelector"]["matchLabels"] == deps["issuer"]["spec"]["selector"]["matchLabels"]
+    (rule,) = nps["issuer"]["ingress"]
+    assert rule["ports"] == [{"port": "http"}]
+    peers = rule["from"]
+    assert peers[0] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    assert {"podSelector": {"matchLabels": deps["verifier"]["spec"]["selector"]["matchLabels"]}} in peers
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in peers
+    proxies, monitoring = nps["verifier"]["ingress"]
+    names = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+             for p in proxies["from"] if "namespaceSelector" in p}
+    assert names == {"istio-system", "traefik", "ingress-nginx", "envoy-gateway-system", "apps"}  # apps: istio.namespace's sidecars
+    assert {"ipBlock": {"cidr": "10.1.0.0/16"}} in proxies["from"]
+    assert {p["port"] for p in proxies["ports"]} == {"http", "grpc"}
+    assert monitoring["ports"] == [{"port": "http"}]
+    (test_pod,) = by_kind(docs, "Pod")
+    test_selector = {"podSelector": {"matchLabels": {k: v for k, v in test_pod["metadata"]["labels"].items()
+                                                     if k in deps["verifier"]["spec"]["selector"]["matchLabels"]}}}
+    assert test_selector in proxies["from"] and test_selector in peers
+
+    # helm test: a hook pod asking the issuer's metadata and the verifier's
+    # readiness through their Services, with curl and no shell.
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (c,) = test_pod["spec"]["containers"]
+    assert c["command"] == ["curl"] and "--fail" in c["args"]
+    svcs = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
+    urls = [a for a in c["args"] if a.startswith("http://")]
+    assert urls == [f"http://{deps['issuer']['metadata']['name']}.mcp.svc:8080/.well-known/oauth-authorization-server",
+                    f"http://{deps['verifier']['metadata']['name']}.mcp.svc:8081/readyz"]
+    assert all(urlsplit(u).hostname.split(".")[0] in svcs for u in urls)
+
+    # Gateway API routes: the issuer's host to the issuer; the MCP host's
+    # metadata path to the verifier's HTTP port, the rest to the MCP server.
+    routes = {r["metadata"]["name"]: r["spec"] for r in by_kind(docs, "HTTPRoute")}
+    iroute = routes[deps["issuer"]["metadata"]["name"]]
+    assert iroute["hostnames"] == ["auth.example.com"]
+    assert iroute["rules"][0]["backendRefs"] == [{"name": deps["issuer"]["metadata"]["name"], "port": 8080}]
+    mroute = routes["rel-mcpgate-mcp"]
+    assert mroute["hostnames"] == ["mcp.example.com"]
+    prm, rest = mroute["rules"]
+    assert prm["matches"][0]["path"] == {"type": "PathPrefix", "value": "/.well-known/oauth-protected-resource"}
+    vsvc = svcs[deps["verifier"]["metadata"]["name"]]
+    assert prm["backendRefs"] == [{"name": vsvc["metadata"]["name"],
+                                   "port": next(p["port"] for p in vsvc["spec"]["ports"] if p["name"] == "http")}]
+    assert rest["backendRefs"] == [{"name": "mcp-server", "port": 8000}]
+    # The route in the MCP server's namespace: the verifier is reached across
+    # namespaces, which a ReferenceGrant next to it allows.
+    docs, _ = render(merge(merge(BASE, FULL), merge(KNOBS, {"httpRoute": {"mcp": {"namespace": "apps"}}})))
+    validate_all(docs)
+    mroute = next(r for r in by_kind(docs, "HTTPRoute") if r["metadata"]["name"] == "rel-mcpgate-mcp")
+    assert mroute["metadata"]["namespace"] == "apps"
+    assert mroute["spec"]["rules"][0]["backendRefs"][0]["namespace"] == "mcp"
+    assert "namespace" not in mroute["spec"]["rules"][1]["backendRefs"][0]
+    (grant,) = by_kind(docs, "ReferenceGrant")
+    assert "namespace" not in grant["metadata"]  # the release's, where the verifier is
+    assert grant["spec"]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "apps"}]
+    assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": vsvc["metadata"]["name"]}]
+
+    # PrometheusRule and dashboard select this release's series (job = the
+    # Service name the ServiceMonitor scrapes).
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    alerts = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
+    assert {"McpgateDenialSpike", "McpgateKeysUnavailable", "McpgateJwksFetchFailing", "McpgateRevocationStale",
+            "McpgateRevocationLag", "McpgateVerifierDown", "McpgateIssuerDown", "McpgateNotReady"} <= set(alerts)
+    assert f'job="{vsvc["metadata"]["name"]}"' in alerts["McpgateVerifierDown"]["expr"]
+    other, _ = render(merge(BASE, {"prometheusRule": {"enabled": True, "verifierSelector": 'job="v", env="prod"'}}))
+    validate_all(other)
+    exprs = [r["expr"] for r in by_kind(other, "PrometheusRule")[0]["spec"]["groups"][0]["rules"]]
+    assert 'up{job="v", env="prod"} == 0' in " ".join(exprs)
+    assert all('job="rel-mcpgate-verifier"' not in e for e in exprs)
+    (cm,) = by_kind(docs, "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Security"}
+    dash = json.loads(cm["data"]["mcpgate.json"])
+    assert dash["uid"] == "mcpgate" and dash["panels"]
+    # A dashboard Grafana lays out as meant: unique ids, panels on the
+    # 24-column grid without overlaps, every query on the datasource variable.
+    assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+    cells = [(x, y) for p in dash["panels"] for g in [p["gridPos"]]
+             for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])]
+    assert len(cells) == len(set(cells)) and all(x < 24 for x, _ in cells)
+    assert "datasource" in {v["name"] for v in dash["templating"]["list"]}
+    for panel in dash["panels"]:
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]), panel
+        for target in panel["targets"]:
+            check_promql(target["expr"].replace("$__rate_interval", "5m"))
+    with pytest.raises(ValueError):  # the parser does refuse broken PromQL
+        check_promql("sum(rate(x[5m])")
+
+
+def test_probes_and_prestop_can_be_changed_or_dropped():
+    docs, _ = render(merge(BASE, {"verifier": {
+        "preStopSleepSeconds": 0,
+        "probes": {"liveness": {"grpc": {"port": 9191, "service": "x"}, "periodSeconds": 3}, "readiness": None},
+    }, "issuer": {"lifecycle": {"preStop": {"httpGet": {"path": "/healthz", "port": "http"}}}}}))
+    validate_all(docs)
+    deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in by_kind(docs, "Deployment")}
+    v = deps["verifier"]["spec"]["template"]["spec"]["containers"][0]
+    assert "lifecycle" not in v and "readinessProbe" not in v
+    assert v["livenessProbe"] == {"grpc": {"port": 9191, "service": "x"}, "periodSeconds": 3}
+    i = deps["issuer"]["spec"]["template"]["spec"]["containers"][0]
+    assert i["lifecycle"] == {"preStop": {"httpGet": {"path": "/healthz", "port": "http"}}}
+
+
 def test_verifier_only_install():
     values = {"issuer": {"enabled": False},
               "verifier": {"issuers": ["https://login.example.com"], "resource": "https://mcp.example.com/mcp"},
@@ -281,12 +575,38 @@ def test_verifier_only_install():
     assert e["MCPGW_VERIFIER_ISSUERS"]["value"] == "https://login.example.com"
     assert "MCPGW_VERIFIER_JWKS_URI" not in e  # discovery from the foreign issuer
     assert e["MCPGW_VERIFIER_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis-conn", "key": "url"}
+    # The monitoring, network and test extras without an issuer: nothing of it is named.
+    extras = {"networkPolicy": {"enabled": True}, "prometheusRule": {"enabled": True},
+              "grafanaDashboard": {"enabled": True}, "serviceMonitor": {"enabled": True}}
+    docs, _ = render(merge(values, extras))
+    validate_all(docs)
+    assert "mcpgate-issuer" not in yaml.safe_dump(by_kind(docs, "PrometheusRule") + by_kind(docs, "NetworkPolicy")
+                                                  + by_kind(docs, "Pod")), "issuer objects without an issuer"
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert "McpgateIssuerDown" not in {r.get("alert") for r in rule["spec"]["groups"][0]["rules"]}
 
 
 @pytest.mark.parametrize("values,message", [
     (merge(BASE, {"issuer": {"replicas": 2}}), "embedded store is one file for one replica"),
+    (merge(BASE, {"issuer": {"autoscaling": {"enabled": True}}}), "issuer.autoscaling needs issuer.storage.kind=redis"),
+    (merge(BASE, {"verifier": {"autoscaling": {"enabled": True}, "resources": {"requests": {"cpu": None}}}}),
+     "verifier.autoscaling.targetCPUUtilizationPercentage needs verifier.resources.requests.cpu"),
+    (merge(BASE, {"verifier": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}),
+     "verifier.autoscaling.maxReplicas must be at least minReplicas"),
+    (merge(BASE, {"verifier": {"terminationGracePeriodSeconds": 5}}),
+     "verifier.terminationGracePeriodSeconds must exceed verifier.preStopSleepSeconds"),
+    (merge(BASE, {"httpRoute": {"mcp": {"enabled": True, "parentRefs": [{"name": "gw"}]}}}),
+     "httpRoute.mcp.backend.name is required"),
+    (merge(BASE, {"httpRoute": {"mcp": {"enabled": True, "backend": {"name": "mcp"}}}}),
+     "httpRoute.mcp.parentRefs is required"),
+    ({"httpRoute": {"mcp": {"enabled": True, "parentRefs": [{"name": "gw"}], "backend": {"name": "mcp"}}}},
+     "httpRoute.mcp.hostnames is required: the resource's host 127.0.0.1 is an IP address"),
+    (merge(BASE, {"verifier": {"serviceAccount": {"automount": True}}}), "additional properties 'automount' not allowed"),
+    (merge(BASE, {"verifier": {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                                                              "whenUnsatisfiable": "Sometimes"}]}}),
+     "at '/verifier/topologySpreadConstraints/0/whenUnsatisfiable'"),
+    (merge(BASE, {"prometheusRule": {"denialRatio": 2}}), "at '/prometheusRule/denialRatio'"),
     (merge(BASE, {"issuer": {"storage": {"kind": "redis"}}}), "needs redis.url or redis.existingSecret"),
-    ({"issuer": {"protectedResources": BASE["issuer"]["protectedResources"]}}, "issuer.url is required"),
     (merge(BASE, {"istio": {"enabled": True}}), "istio.selector is required"),
     ({"issuer": {"enabled": False}}, "verifier.issuers is required"),
     ({"issuer": {"enabled": False}, "verifier": {"issuers": ["https://login.example.com"]}},

@@ -39,9 +39,22 @@ app.kubernetes.io/component: {{ .component }}
 {{/* The chart's own Secret (only when something inline needs storing). */}}
 {{- define "mcpgate.secretName" -}}{{ include "mcpgate.fullname" . }}-secrets{{- end -}}
 
-{{/* The issuer identifier, required when the issuer is installed. */}}
+{{/* The issuer identifier: issuer.url, else the issuer's in-cluster Service URL. */}}
 {{- define "mcpgate.issuerUrl" -}}
-{{- required "issuer.url is required: the public issuer identifier, e.g. https://auth.example.com" .Values.issuer.url | trimSuffix "/" -}}
+{{- if .Values.issuer.url -}}
+{{- .Values.issuer.url | trimSuffix "/" -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc:%v" (include "mcpgate.issuerName" .) .Release.Namespace .Values.issuer.service.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* issuer.protectedResources as JSON, else the `mcpgate dev` resource (to try the chart out). */}}
+{{- define "mcpgate.protectedResources" -}}
+{{- if .Values.issuer.protectedResources -}}
+{{- toJson .Values.issuer.protectedResources -}}
+{{- else -}}
+{{- toJson (list (dict "resource" "http://127.0.0.1:8081/mcp" "scopes" (list "mcp:tools" "mcp:resources" "mcp:prompts"))) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The environment variable carrying a provider's client secret. */}}

@@ -45,7 +45,7 @@ key_file = "/etc/mcpgate/keys/signing-key.pem"
 next_key_file = "/etc/mcpgate/keys/next-signing-key.pem"
 {{- end }}
 {{- end }}
-{{- range $v.protectedResources }}
+{{- range (include "mcpgate.protectedResources" . | fromJsonArray) }}
 
 [[resources]]
 resource = {{ required "issuer.protectedResources[].resource is required" .resource | toJson }}
