@@ -191,8 +191,14 @@ fn settings(config: &IssuerConfig, issuer: String) -> Settings {
                     .scopes
                     .as_ref()
                     .map(|s| Scopes::from_iter(s.iter().cloned())),
+                default_scopes: r
+                    .default_scopes
+                    .as_ref()
+                    .map(|s| Scopes::from_iter(s.iter().cloned())),
             })
             .collect(),
+        default_resource: config.default_resource.clone(),
+        refresh_max_lifetime: config.refresh_max_lifetime,
         scopes: Scopes::from_iter(config.scopes.iter().cloned()),
         default_scopes: Scopes::from_iter(config.default_scopes.iter().cloned()),
         access_ttl: config.access_ttl,
