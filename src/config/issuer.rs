@@ -19,6 +19,8 @@ pub const ENV_STORAGE_PATH: &str = "MCPGW_ISSUER_STORAGE_PATH";
 pub const ENV_STORAGE_REDIS_URLS: &str = "MCPGW_ISSUER_STORAGE_REDIS_URLS";
 pub const ENV_REVOCATION_REDIS_URLS: &str = "MCPGW_ISSUER_REVOCATION_REDIS_URLS";
 pub const ENV_SIGNING_KEY_FILE: &str = "MCPGW_ISSUER_SIGNING_KEY_FILE";
+pub const ENV_SIGNING_ENCRYPTION_KEY: &str = "MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY";
+pub const ENV_SIGNING_ENCRYPTION_KEY_FILE: &str = "MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY_FILE";
 pub const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGW_ISSUER_REGISTRATION_INITIAL_ACCESS_TOKEN";
 /// `MCPGW_ISSUER_PROVIDER_<ID>_CLIENT_SECRET` (id upper-cased, `-` → `_`).
 pub const ENV_PROVIDER_PREFIX: &str = "MCPGW_ISSUER_PROVIDER_";
@@ -140,6 +142,10 @@ pub struct RawSigning {
     pub retired_key_files: Option<Vec<String>>,
     /// Rotate stored keys automatically this often, in seconds (0 = only via `POST /admin/keys/rotate`). Defaults to 0.
     pub rotation_interval_secs: Option<u64>,
+    /// File holding a 32-byte key (base64, e.g. `openssl rand -base64 32`, or raw) that encrypts the stored signing keys with AES-256-GCM, so a copy of the store (Redis dump, backup) holds no usable private key; mount it from a Secret. Env `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY_FILE`, or the key itself in env `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY`. Turning it on replaces unencrypted stored keys with new ones (tokens they signed stop verifying; clients refresh). Defaults to none (stored keys unencrypted).
+    pub encryption_key_file: Option<String>,
+    /// The encryption key itself (base64), instead of the file; env `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY`. Defaults to none.
+    pub encryption_key: Option<String>,
 }
 
 /// The `[registration]` table.
@@ -319,6 +325,16 @@ impl RawConfig {
             self.signing
                 .get_or_insert_with(RawSigning::default)
                 .key_file = Some(v);
+        }
+        if let Some(v) = env.get(ENV_SIGNING_ENCRYPTION_KEY) {
+            self.signing
+                .get_or_insert_with(RawSigning::default)
+                .encryption_key = Some(v);
+        }
+        if let Some(v) = env.get(ENV_SIGNING_ENCRYPTION_KEY_FILE) {
+            self.signing
+                .get_or_insert_with(RawSigning::default)
+                .encryption_key_file = Some(v);
         }
         if let Some(v) = env.get(ENV_INITIAL_ACCESS_TOKEN) {
             self.registration

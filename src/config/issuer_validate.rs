@@ -38,6 +38,16 @@ pub struct SigningConfig {
     pub retired_key_files: Vec<PathBuf>,
     /// `None` = rotate only on request.
     pub rotation_interval: Option<Duration>,
+    /// Encrypts the stored signing keys.
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+/// Where the signing-key encryption key comes from.
+#[derive(Debug, Clone)]
+pub enum EncryptionKey {
+    /// `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY` (base64).
+    Value(ClientSecret),
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -436,7 +446,29 @@ impl RawConfig {
                 .rotation_interval_secs
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
+            encryption_key: match (
+                sg.encryption_key_file.filter(|f| !f.is_empty()),
+                sg.encryption_key
+                    .filter(|k| !k.is_empty())
+                    .map(ClientSecret::new),
+            ) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "signing.encryption_key_file",
+                        "set the file or MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY, not both",
+                    ))
+                }
+                (Some(f), None) => Some(EncryptionKey::File(PathBuf::from(f))),
+                (None, Some(v)) => Some(EncryptionKey::Value(v)),
+                (None, None) => None,
+            },
         };
+        if signing.key_file.is_some() && signing.encryption_key.is_some() {
+            return Err(bad(
+                "signing.encryption_key_file",
+                "only stored keys are encrypted; file keys are protected by their files",
+            ));
+        }
         if signing.key_file.is_none()
             && (signing.next_key_file.is_some() || !signing.retired_key_files.is_empty())
         {

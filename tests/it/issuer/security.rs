@@ -609,3 +609,82 @@ async fn logout_ends_the_browser_session() {
     assert!(location(&r).contains("/login?"), "{}", location(&r));
     h.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn stored_signing_keys_are_encrypted_with_the_secret_key() {
+    use mcpgate::infra::memory_store::MemoryStore;
+    use mcpgate::issue::store::{Namespace, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let keyfile = dir.path().join("seal.key");
+    std::fs::write(&keyfile, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    let toml = base_toml().replace(
+        "[storage]",
+        &format!(
+            "[signing]\nencryption_key_file = \"{}\"\n[storage]",
+            keyfile.display()
+        ),
+    );
+    let raw: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    // A key planted in the store by someone without the encryption key.
+    raw.put(Namespace::Keys, "planted", br#"{"kid":"planted"}"#, None)
+        .await
+        .unwrap();
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
+    let running = spawn(
+        config,
+        IssuerDeps {
+            store: Some(raw.clone()),
+            revocations: Some(Arc::new(revocations.clone())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let h = Harness {
+        base: running.issuer.clone(),
+        running,
+        http: client(),
+        revocations,
+    };
+    let keys = raw.list(Namespace::Keys).await.unwrap();
+    assert!(keys.len() >= 3, "{}", keys.len());
+    for (kid, v) in &keys {
+        if kid == "planted" {
+            continue;
+        }
+        assert!(v.starts_with(b"mcpgate-sealed-1:"), "{kid}");
+        assert!(!v.windows(11).any(|w| w == b"PRIVATE KEY"), "{kid}");
+    }
+    let jwks: Value = h
+        .http
+        .get(format!("{}/jwks", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(!kids.contains(&"planted"), "{kids:?}");
+    // Tokens are issued as before.
+    let (id, secret, code, v) = confidential_code(&h).await;
+    let (st, t) = exchange(&h, &id, &secret, &code, &v).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    h.running.shutdown().await;
+
+    // A bad key fails the start, with the fix.
+    std::fs::write(&keyfile, "too short").unwrap();
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+    let e = spawn(config, IssuerDeps::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("openssl rand -base64 32"), "{e}");
+}
