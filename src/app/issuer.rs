@@ -8,7 +8,8 @@
 
 use crate::adapters::issuer::{routes, IssuerMetrics, IssuerState};
 use crate::config::issuer::{
-    CimdConfig, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig, StorageConfig,
+    CimdConfig, EncryptionKey, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig,
+    StorageConfig,
 };
 use crate::domain::claims::Scopes;
 use crate::domain::clock::{Clock, SystemClock};
@@ -19,6 +20,7 @@ use crate::infra::memory_store::MemoryStore;
 use crate::infra::oidc::{LazyOidc, OidcSettings};
 use crate::infra::redis_store::RedisSettings;
 use crate::infra::revocation::{LocalRevocations, RedisRevocationSink};
+use crate::infra::sealed_store::{parse_key, SealedKeys};
 use crate::infra::store_backend::{open_store, StoreBackend};
 use crate::issue::cimd::MetadataFetcher;
 use crate::issue::keys::{KeyManager, PemKeys};
@@ -191,8 +193,14 @@ fn settings(config: &IssuerConfig, issuer: String) -> Settings {
                     .scopes
                     .as_ref()
                     .map(|s| Scopes::from_iter(s.iter().cloned())),
+                default_scopes: r
+                    .default_scopes
+                    .as_ref()
+                    .map(|s| Scopes::from_iter(s.iter().cloned())),
             })
             .collect(),
+        default_resource: config.default_resource.clone(),
+        refresh_max_lifetime: config.refresh_max_lifetime,
         scopes: Scopes::from_iter(config.scopes.iter().cloned()),
         default_scopes: Scopes::from_iter(config.default_scopes.iter().cloned()),
         access_ttl: config.access_ttl,
@@ -230,6 +238,20 @@ pub async fn build(
     let store = match deps.store {
         Some(s) => s,
         None => build_store(&config.storage).await?,
+    };
+    let store = match &config.signing.encryption_key {
+        Some(k) => {
+            let raw = match k {
+                EncryptionKey::Value(v) => v.secret().as_bytes().to_vec(),
+                EncryptionKey::File(p) => std::fs::read(p).map_err(|e| {
+                    StartError::Setup(format!("signing encryption key {}: {e}", p.display()))
+                })?,
+            };
+            let key = parse_key(&raw).map_err(setup("signing encryption key"))?;
+            Arc::new(SealedKeys::new(store, &key).map_err(|e| StartError::Setup(e.to_string()))?)
+                as Arc<dyn Store>
+        }
+        None => store,
     };
     let max_lifetime = config.access_ttl + KEY_RETIRE_SLACK;
     let revocations = match deps.revocations {

@@ -19,6 +19,8 @@ pub const ENV_STORAGE_PATH: &str = "MCPGW_ISSUER_STORAGE_PATH";
 pub const ENV_STORAGE_REDIS_URLS: &str = "MCPGW_ISSUER_STORAGE_REDIS_URLS";
 pub const ENV_REVOCATION_REDIS_URLS: &str = "MCPGW_ISSUER_REVOCATION_REDIS_URLS";
 pub const ENV_SIGNING_KEY_FILE: &str = "MCPGW_ISSUER_SIGNING_KEY_FILE";
+pub const ENV_SIGNING_ENCRYPTION_KEY: &str = "MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY";
+pub const ENV_SIGNING_ENCRYPTION_KEY_FILE: &str = "MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY_FILE";
 pub const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGW_ISSUER_REGISTRATION_INITIAL_ACCESS_TOKEN";
 /// `MCPGW_ISSUER_PROVIDER_<ID>_CLIENT_SECRET` (id upper-cased, `-` → `_`).
 pub const ENV_PROVIDER_PREFIX: &str = "MCPGW_ISSUER_PROVIDER_";
@@ -74,12 +76,16 @@ pub struct RawConfig {
     pub listen: Option<String>,
     /// Every scope the issuer grants (`scopes_supported`). Defaults to the union of the resources' scopes.
     pub scopes: Option<Vec<String>>,
-    /// Scopes granted when an authorization request names none. Defaults to all scopes of the requested resource.
+    /// Scopes granted when an authorization request names none (or only scopes the resource does not offer), kept to those the resource offers; a resource's own `default_scopes` wins. Defaults to the resource's scopes except admin ones: a scope is an admin scope when one of its `:`, `.` or `/`-separated parts is `admin` (`mcp:admin`, `admin`, `repo.admin`), so `mcp:admin` is never granted without being asked for.
     pub default_scopes: Option<Vec<String>>,
+    /// The resource of authorization and token requests that send no `resource` (RFC 8707). Defaults to the only resource when there is one (requests must name one otherwise).
+    pub default_resource: Option<String>,
     /// Access-token lifetime in seconds. Defaults to 3600.
     pub access_token_ttl_secs: Option<u64>,
     /// Refresh-token lifetime in seconds (renewed on every rotation). Defaults to 2592000 (30 days).
     pub refresh_token_ttl_secs: Option<u64>,
+    /// Absolute lifetime of a refresh-token family in seconds, counted from the user's login: rotation never extends a grant beyond it and the user must log in again. Defaults to 2592000 (30 days).
+    pub refresh_token_max_lifetime_secs: Option<u64>,
     /// Authorization-code lifetime in seconds. Defaults to 60.
     pub code_ttl_secs: Option<u64>,
     /// Browser login-session lifetime in seconds (repeated authorizations skip the login). Defaults to 28800 (8 hours).
@@ -90,13 +96,13 @@ pub struct RawConfig {
     pub login_timeout_secs: Option<u64>,
     /// Bearer token of the `/admin` API and of admin introspection; env `MCPGW_ISSUER_ADMIN_TOKEN`. Defaults to none (admin API disabled).
     pub admin_token: Option<String>,
-    /// Who may log in through GitHub, Google or OIDC: `*`, usernames, provider subjects (`github:583231`), verified emails, or `@domain`; env `MCPGW_ISSUER_ALLOW_LIST` (comma-separated). Static users are always allowed. Defaults to none (required when such a provider is configured).
+    /// Who may log in through GitHub, Google or OIDC, each entry bound to a provider and an identity it keeps stable: `*`, `github:<login>` (pinned to the account's numeric id at its first login; a later owner of the login is refused, a rename keeps access), `github:id:<numeric id>` (or `github:<numeric id>`), `<provider id>:<sub>` (an OIDC/Google subject, exact), a verified email, or `@domain` (verified emails of that domain). OIDC `preferred_username` never matches; a bare name is a GitHub login when GitHub is the only upstream provider and refused otherwise. Env `MCPGW_ISSUER_ALLOW_LIST` (comma-separated). Static users are always allowed. Defaults to none (required when such a provider is configured).
     pub allow_list: Option<Vec<String>>,
-    /// CIDRs of reverse proxies whose `X-Forwarded-For` is believed (registration rate limit). Defaults to none.
+    /// CIDRs of reverse proxies whose `X-Forwarded-For` is believed (the client address of the registration and login limits; without one, the connection's address counts). Defaults to none.
     pub trusted_proxies: Option<Vec<String>>,
     /// Protected resources (RFC 8707) tokens are minted for. Defaults to none (at least one is required).
     pub resources: Option<Vec<RawResource>>,
-    /// Where state lives. Defaults to the embedded store at `./mcpgate-issuer.redb`.
+    /// Where state lives. Defaults to the embedded store at `.mcpgate/issuer.redb`.
     pub storage: Option<RawStorage>,
     /// Where access-token revocations are published. Defaults to `local` (in-process).
     pub revocation: Option<RawRevocation>,
@@ -118,6 +124,8 @@ pub struct RawResource {
     pub resource: Option<String>,
     /// Scopes grantable for this resource. Defaults to all of `scopes`.
     pub scopes: Option<Vec<String>>,
+    /// Scopes granted for this resource when a request names none. Defaults to the top-level `default_scopes`, else this resource's scopes except admin ones.
+    pub default_scopes: Option<Vec<String>>,
 }
 
 /// The `[storage]` table.
@@ -126,7 +134,7 @@ pub struct RawResource {
 pub struct RawStorage {
     /// `embedded` (one redb file, single replica), `redis` (Redis or Redis Cluster, any number of replicas) or `memory` (tests; lost on restart); env `MCPGW_ISSUER_STORAGE_KIND`. Defaults to `embedded`.
     pub kind: Option<String>,
-    /// File of the embedded store; env `MCPGW_ISSUER_STORAGE_PATH`. Defaults to `./mcpgate-issuer.redb`.
+    /// File of the embedded store (created 0600 in a 0700 directory; a file readable by group or others, or a directory writable by others, is refused at startup); env `MCPGW_ISSUER_STORAGE_PATH`. Defaults to `.mcpgate/issuer.redb`.
     pub path: Option<String>,
     /// Redis URLs (`redis://` or `rediss://`); several mean cluster seeds; env `MCPGW_ISSUER_STORAGE_REDIS_URLS` (comma-separated). Defaults to none (required for `redis`).
     pub redis_urls: Option<Vec<String>>,
@@ -158,6 +166,10 @@ pub struct RawSigning {
     pub retired_key_files: Option<Vec<String>>,
     /// Rotate stored keys automatically this often, in seconds (0 = only via `POST /admin/keys/rotate`). Defaults to 0.
     pub rotation_interval_secs: Option<u64>,
+    /// File holding a 32-byte key (base64, e.g. `openssl rand -base64 32`, or raw) that encrypts the stored signing keys with AES-256-GCM, so a copy of the store (Redis dump, backup) holds no usable private key; mount it from a Secret. Env `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY_FILE`, or the key itself in env `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY`. Turning it on replaces unencrypted stored keys with new ones (tokens they signed stop verifying; clients refresh). Defaults to none (stored keys unencrypted).
+    pub encryption_key_file: Option<String>,
+    /// The encryption key itself (base64), instead of the file; env `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY`. Defaults to none.
+    pub encryption_key: Option<String>,
 }
 
 /// The `[registration]` table.
@@ -363,6 +375,16 @@ impl RawConfig {
             self.signing
                 .get_or_insert_with(RawSigning::default)
                 .key_file = Some(v);
+        }
+        if let Some(v) = env.get(ENV_SIGNING_ENCRYPTION_KEY) {
+            self.signing
+                .get_or_insert_with(RawSigning::default)
+                .encryption_key = Some(v);
+        }
+        if let Some(v) = env.get(ENV_SIGNING_ENCRYPTION_KEY_FILE) {
+            self.signing
+                .get_or_insert_with(RawSigning::default)
+                .encryption_key_file = Some(v);
         }
         if let Some(v) = env.get(ENV_INITIAL_ACCESS_TOKEN) {
             self.registration

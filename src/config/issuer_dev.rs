@@ -78,6 +78,7 @@ pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
         resources: Some(vec![RawResource {
             resource: Some(o.resource),
             scopes: Some(o.scopes),
+            ..Default::default()
         }]),
         storage: Some(storage),
         providers: Some(vec![RawProvider {

@@ -7,7 +7,7 @@ use crate::issue::keys::SigningAlg;
 use crate::issue::users::{AllowList, StaticUser};
 use ipnet::IpNet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where issuer state lives.
@@ -25,6 +25,11 @@ pub enum RevocationConfig {
     Redis { urls: Vec<String> },
 }
 
+/// Where the embedded store lives when `storage.path` is not set.
+pub const DEFAULT_STORE_PATH: &str = ".mcpgate/issuer.redb";
+/// The default of earlier releases, refused so an upgrade does not start empty.
+const LEGACY_STORE_PATH: &str = "./mcpgate-issuer.redb";
+
 #[derive(Debug, Clone)]
 pub struct SigningConfig {
     pub alg: SigningAlg,
@@ -33,6 +38,16 @@ pub struct SigningConfig {
     pub retired_key_files: Vec<PathBuf>,
     /// `None` = rotate only on request.
     pub rotation_interval: Option<Duration>,
+    /// Encrypts the stored signing keys.
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+/// Where the signing-key encryption key comes from.
+#[derive(Debug, Clone)]
+pub enum EncryptionKey {
+    /// `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY` (base64).
+    Value(ClientSecret),
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +94,7 @@ pub struct ProviderConfig {
 pub struct ResourceConfig {
     pub resource: String,
     pub scopes: Option<Vec<String>>,
+    pub default_scopes: Option<Vec<String>>,
 }
 
 /// The validated issuer configuration.
@@ -90,8 +106,11 @@ pub struct IssuerConfig {
     pub resources: Vec<ResourceConfig>,
     pub scopes: Vec<String>,
     pub default_scopes: Vec<String>,
+    /// The resource of requests without `resource` (`None`: they must name one).
+    pub default_resource: Option<String>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    pub refresh_max_lifetime: Duration,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
     pub consent_ttl: Duration,
@@ -247,9 +266,20 @@ impl RawConfig {
                 scopes_key(&format!("resources[{i}].scopes"), s)?;
                 all_scopes.extend(s.iter().cloned());
             }
+            if let Some(d) = &r.default_scopes {
+                let dk = format!("resources[{i}].default_scopes");
+                scopes_key(&dk, d)?;
+                if let Some(x) = d
+                    .iter()
+                    .find(|x| r.scopes.as_ref().is_some_and(|s| !s.contains(x)))
+                {
+                    return Err(bad(&dk, format!("`{x}` is not in this resource's scopes")));
+                }
+            }
             resources.push(ResourceConfig {
                 resource: res,
                 scopes: r.scopes,
+                default_scopes: r.default_scopes,
             });
         }
         let scopes = match self.scopes {
@@ -265,6 +295,30 @@ impl RawConfig {
                 all_scopes.dedup();
                 all_scopes
             }
+        };
+        for (i, r) in resources.iter().enumerate() {
+            if let Some(x) = r
+                .default_scopes
+                .iter()
+                .flatten()
+                .find(|x| !scopes.is_empty() && !scopes.contains(x))
+            {
+                return Err(bad(
+                    &format!("resources[{i}].default_scopes"),
+                    format!("`{x}` is not in scopes"),
+                ));
+            }
+        }
+        let default_resource = match self.default_resource {
+            Some(d) => {
+                let found = resources
+                    .iter()
+                    .find(|r| crate::issue::authorize::same_resource(&r.resource, &d))
+                    .ok_or_else(|| bad("default_resource", "must be one of resources"))?;
+                Some(found.resource.clone())
+            }
+            None if resources.len() == 1 => Some(resources[0].resource.clone()),
+            None => None,
         };
         let default_scopes = self.default_scopes.unwrap_or_default();
         scopes_key("default_scopes", &default_scopes)?;
@@ -294,7 +348,24 @@ impl RawConfig {
         {
             return Err(bad("providers", "at most one static provider"));
         }
-        let allow_list = AllowList::parse(&self.allow_list.unwrap_or_default())
+        // GitHub subjects are `github:<id>` whatever the provider id: no
+        // other provider may take that prefix.
+        if let Some(p) = providers
+            .iter()
+            .find(|p| p.id == "github" && p.kind != ProviderKind::GitHub)
+        {
+            return Err(bad(
+                "providers",
+                format!("provider id `{}` is reserved for kind = \"github\"", p.id),
+            ));
+        }
+        let upstream: Vec<_> = providers
+            .iter()
+            .filter(|p| p.kind != ProviderKind::Static)
+            .collect();
+        let bare_is_github =
+            !upstream.is_empty() && upstream.iter().all(|p| p.kind == ProviderKind::GitHub);
+        let allow_list = AllowList::parse(&self.allow_list.unwrap_or_default(), bare_is_github)
             .map_err(|e| bad("allow_list", e))?;
         if allow_list.is_empty() && providers.iter().any(|p| p.kind != ProviderKind::Static) {
             return Err(bad(
@@ -311,8 +382,25 @@ impl RawConfig {
         let st = self.storage.unwrap_or_default();
         let storage = match st.kind.as_deref().unwrap_or("embedded") {
             "memory" => StorageConfig::Memory,
-            "embedded" => StorageConfig::Embedded {
-                path: PathBuf::from(st.path.as_deref().unwrap_or("./mcpgate-issuer.redb")),
+            "embedded" => match st.path.as_deref() {
+                Some(p) => StorageConfig::Embedded {
+                    path: PathBuf::from(p),
+                },
+                // The old default sat in the working directory, created with
+                // the umask: refuse to silently start on a new, empty store.
+                None if Path::new(LEGACY_STORE_PATH).exists() => {
+                    return Err(bad(
+                        "storage.path",
+                        format!(
+                            "found {LEGACY_STORE_PATH} (the old default); move it with \
+                             `mkdir -m 700 .mcpgate && mv {LEGACY_STORE_PATH} {DEFAULT_STORE_PATH} \
+                             && chmod 600 {DEFAULT_STORE_PATH}`, or set storage.path to keep it"
+                        ),
+                    ))
+                }
+                None => StorageConfig::Embedded {
+                    path: PathBuf::from(DEFAULT_STORE_PATH),
+                },
             },
             "redis" => {
                 let urls = st.redis_urls.clone().unwrap_or_default();
@@ -358,7 +446,29 @@ impl RawConfig {
                 .rotation_interval_secs
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
+            encryption_key: match (
+                sg.encryption_key_file.filter(|f| !f.is_empty()),
+                sg.encryption_key
+                    .filter(|k| !k.is_empty())
+                    .map(ClientSecret::new),
+            ) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "signing.encryption_key_file",
+                        "set the file or MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY, not both",
+                    ))
+                }
+                (Some(f), None) => Some(EncryptionKey::File(PathBuf::from(f))),
+                (None, Some(v)) => Some(EncryptionKey::Value(v)),
+                (None, None) => None,
+            },
         };
+        if signing.key_file.is_some() && signing.encryption_key.is_some() {
+            return Err(bad(
+                "signing.encryption_key_file",
+                "only stored keys are encrypted; file keys are protected by their files",
+            ));
+        }
         if signing.key_file.is_none()
             && (signing.next_key_file.is_some() || !signing.retired_key_files.is_empty())
         {
@@ -406,6 +516,13 @@ impl RawConfig {
             resources,
             scopes,
             default_scopes,
+            default_resource,
+            refresh_max_lifetime: secs(
+                "refresh_token_max_lifetime_secs",
+                self.refresh_token_max_lifetime_secs,
+                2_592_000,
+                60,
+            )?,
             access_ttl: secs(
                 "access_token_ttl_secs",
                 self.access_token_ttl_secs,

@@ -29,7 +29,13 @@ pub struct FetchSettings {
     pub timeout: Duration,
     /// Upper bound applied to `Cache-Control: max-age`. Defaults to 24 h.
     pub max_cache_age: Duration,
+    /// How long a failed fetch is remembered (and answered without
+    /// fetching again). Defaults to 30 s.
+    pub failure_cache: Duration,
 }
+
+/// Most failed URLs remembered at once (the negative cache is bounded).
+const FAILURE_CACHE_ENTRIES: u64 = 10_000;
 
 impl Default for FetchSettings {
     fn default() -> Self {
@@ -39,6 +45,7 @@ impl Default for FetchSettings {
             max_body_bytes: 5 * 1024,
             timeout: Duration::from_secs(5),
             max_cache_age: Duration::from_secs(24 * 3600),
+            failure_cache: Duration::from_secs(30),
         }
     }
 }
@@ -47,6 +54,9 @@ impl Default for FetchSettings {
 #[derive(Debug, Clone)]
 pub struct GuardedFetcher {
     settings: FetchSettings,
+    /// URL → why it failed, for `failure_cache`: a client_id pointing at a
+    /// dead or refused address cannot make the issuer fetch on every hit.
+    failures: moka::sync::Cache<String, String>,
 }
 
 /// IPv4 ranges that are not globally reachable unicast (RFC 6890 and friends).
@@ -156,7 +166,11 @@ pub fn cache_max_age(header: Option<&str>, max: Duration) -> Option<Duration> {
 
 impl GuardedFetcher {
     pub fn new(settings: FetchSettings) -> Self {
-        Self { settings }
+        let failures = moka::sync::Cache::builder()
+            .max_capacity(FAILURE_CACHE_ENTRIES)
+            .time_to_live(settings.failure_cache.max(Duration::from_millis(1)))
+            .build();
+        Self { settings, failures }
     }
 
     fn allowed(&self, ip: IpAddr) -> bool {
@@ -259,10 +273,19 @@ fn req_err(e: reqwest::Error) -> FetchError {
 #[async_trait]
 impl MetadataFetcher for GuardedFetcher {
     async fn fetch(&self, url: &str) -> Result<FetchedDocument, FetchError> {
-        match tokio::time::timeout(self.settings.timeout, self.fetch_inner(url)).await {
+        if let Some(why) = self.failures.get(url) {
+            return Err(FetchError::Failed(format!("failed recently: {why}")));
+        }
+        let r = match tokio::time::timeout(self.settings.timeout, self.fetch_inner(url)).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout),
+        };
+        if let Err(e) = &r {
+            if !self.settings.failure_cache.is_zero() {
+                self.failures.insert(url.to_owned(), e.to_string());
+            }
         }
+        r
     }
 }
 

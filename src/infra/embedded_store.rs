@@ -101,6 +101,65 @@ fn live(expiry_ms: u64, now_ms: u64) -> bool {
     expiry_ms == 0 || expiry_ms > now_ms
 }
 
+/// Makes sure the store file is private before redb opens it: missing
+/// directories are created 0700 and a new file 0600; an existing file that
+/// group or others may read, or a directory others may write (they could
+/// replace the file), is refused with the fix in the message. The file holds
+/// the signing keys, so a readable copy lets anyone mint accepted tokens.
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    let refuse = |what: String| StoreError::Unavailable(format!("embedded store: {what}"));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(db_err)?;
+        }
+        let dmode = std::fs::metadata(dir).map_err(db_err)?.permissions().mode();
+        if dmode & 0o002 != 0 {
+            return Err(refuse(format!(
+                "directory {} is writable by others (mode {:o}); fix it with `chmod 700 {}`",
+                dir.display(),
+                dmode & 0o7777,
+                dir.display()
+            )));
+        }
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                let mode = m.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(refuse(format!(
+                        "{} holds signing keys but is readable by group or others (mode {:o}); \
+                         fix it with `chmod 600 {}`",
+                        path.display(),
+                        mode & 0o7777,
+                        path.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(db_err)?;
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(db_err)?;
+    Ok(())
+}
+
 /// The live payload of a raw stored value, if not expired.
 fn live_payload(raw: &[u8], now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
     let (exp, payload) = decode(raw)?;
@@ -124,9 +183,7 @@ impl EmbeddedStore {
         sweep_every: Duration,
     ) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(db_err)?;
-        }
+        private_file(path)?;
         let db = Database::create(path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         for ns in ALL {

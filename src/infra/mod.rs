@@ -17,6 +17,8 @@ pub mod redis_store;
 #[cfg(any(feature = "verifier", feature = "issuer"))]
 pub mod revocation;
 #[cfg(feature = "issuer")]
+pub mod sealed_store;
+#[cfg(feature = "issuer")]
 pub mod store_backend;
 #[cfg(feature = "verifier")]
 pub mod token_cache;

@@ -60,6 +60,33 @@ impl From<OAuthError> for AuthorizeFailure {
     }
 }
 
+/// Whether a scope is an admin scope, left out of the defaults: one of its
+/// `:`, `.` or `/`-separated parts is `admin` (`mcp:admin`, `repo.admin`).
+pub fn is_admin_scope(scope: &str) -> bool {
+    scope
+        .split([':', '.', '/'])
+        .any(|p| p.eq_ignore_ascii_case("admin"))
+}
+
+/// Whether a sent `resource` names a configured one: scheme and host
+/// compare case-insensitively (RFC 3986 §6.2.2), a default port and a
+/// trailing `/` do not matter; the rest compares exactly.
+pub fn same_resource(configured: &str, sent: &str) -> bool {
+    if configured == sent {
+        return true;
+    }
+    let norm = |s: &str| {
+        url::Url::parse(s)
+            .ok()
+            .filter(|u| u.fragment().is_none())
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+    };
+    match (norm(configured), norm(sent)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Appends query parameters to a redirect URI.
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> Result<String, OAuthError> {
     let mut u = url::Url::parse(base).map_err(OAuthError::server_error)?;
@@ -101,23 +128,28 @@ impl Issuer {
         }
     }
 
-    /// The configured resource a request names (RFC 8707), or the single
-    /// configured default when it names none.
+    /// The configured resource a request names (RFC 8707), or the
+    /// configured `default_resource` when it names none.
     pub fn resolve_resource(&self, sent: &[String]) -> Result<&ResourceSettings, OAuthError> {
-        let mut distinct: Vec<&str> = sent.iter().map(String::as_str).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
         let resources = &self.settings.resources;
-        match distinct.as_slice() {
-            [] if resources.len() == 1 => Ok(&resources[0]),
-            [] => Err(OAuthError::invalid_target("resource is required")),
-            [one] => {
-                let norm = |s: &str| s.trim_end_matches('/').to_owned();
-                resources
-                    .iter()
-                    .find(|r| r.resource == *one || norm(&r.resource) == norm(one))
-                    .ok_or_else(|| OAuthError::invalid_target("unknown resource"))
+        let mut found: Vec<&ResourceSettings> = Vec::new();
+        for one in sent {
+            let r = resources
+                .iter()
+                .find(|r| same_resource(&r.resource, one))
+                .ok_or_else(|| OAuthError::invalid_target("unknown resource"))?;
+            if !found.iter().any(|f| std::ptr::eq(*f, r)) {
+                found.push(r);
             }
+        }
+        match found.as_slice() {
+            [] => self
+                .settings
+                .default_resource
+                .as_deref()
+                .and_then(|d| resources.iter().find(|r| r.resource == d))
+                .ok_or_else(|| OAuthError::invalid_target("resource is required")),
+            [one] => Ok(one),
             _ => Err(OAuthError::invalid_target("only one resource per request")),
         }
     }
@@ -144,7 +176,7 @@ impl Issuer {
         let allowed = |t: &str| {
             allowed_by_resource(t) && client_scopes.as_ref().is_none_or(|c| c.contains(t))
         };
-        let mut tokens: Vec<&str> = requested
+        let tokens: Vec<&str> = requested
             .unwrap_or("")
             .split(' ')
             .filter(|t| !t.is_empty() && !IGNORED_SCOPES.contains(t))
@@ -152,21 +184,25 @@ impl Issuer {
         if let Some(bad) = tokens.iter().find(|t| !is_valid_scope_token(t)) {
             return Err(OAuthError::invalid_scope(format!("malformed scope: {bad}")));
         }
-        if tokens.is_empty() {
-            let defaults = match (&resource.scopes, s.default_scopes.is_empty()) {
-                (_, false) => s.default_scopes.clone(),
-                (Some(rs), true) => rs.clone(),
-                (None, true) => Scopes::default(),
-            };
-            return Ok(Scopes::from_iter(defaults.iter().filter(|t| allowed(t))));
+        // RFC 6749 §3.3: scopes the resource does not offer (`openid`,
+        // `email`, ...) are left out; the token response says what was
+        // granted.
+        let (granted, dropped): (Vec<&str>, Vec<&str>) = tokens.iter().partition(|t| allowed(t));
+        if !dropped.is_empty() {
+            tracing::debug!(dropped = %dropped.join(" "), "requested scopes not granted");
         }
-        tokens.sort_unstable();
-        if let Some(bad) = tokens.iter().find(|t| !allowed(t)) {
-            return Err(OAuthError::invalid_scope(format!(
-                "scope not allowed: {bad}"
-            )));
+        if !granted.is_empty() {
+            return Ok(Scopes::from_iter(granted));
         }
-        Ok(Scopes::from_iter(tokens))
+        let defaults = match (&resource.default_scopes, s.default_scopes.is_empty()) {
+            (Some(d), _) => d.clone(),
+            (None, false) => s.default_scopes.clone(),
+            (None, true) => {
+                let offered = resource.scopes.as_ref().unwrap_or(&s.scopes);
+                Scopes::from_iter(offered.iter().filter(|t| !is_admin_scope(t)))
+            }
+        };
+        Ok(Scopes::from_iter(defaults.iter().filter(|t| allowed(t))))
     }
 
     /// Validates an authorization request and stores it as pending; returns
@@ -234,6 +270,8 @@ impl Issuer {
             csrf_hash: hash_secret(csrf),
             user: None,
             auth_time: None,
+            consented: false,
+            upstream: None,
         };
         let ttl = Some(self.settings.pending_ttl);
         put_json(self.store.as_ref(), Namespace::Pending, &id, &pending, ttl)

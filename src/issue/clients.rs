@@ -4,7 +4,7 @@
 use crate::domain::secret::{ct_eq, ClientSecret};
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::records::{get_json, hash_secret, put_json, ClientRecord, ClientSource};
-use crate::issue::registration::{parse_metadata, validate, AUTH_NONE};
+use crate::issue::registration::{parse_metadata, validate, AUTH_BASIC, AUTH_NONE, AUTH_POST};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 
@@ -168,6 +168,30 @@ impl Issuer {
             (Some(_), None) => return Err(fail("client authentication required")),
             (None, Some(_)) => return Err(fail("public clients have no secret")),
             (None, None) => {}
+        }
+        // The method registered is the only one accepted (RFC 7591 §2): a
+        // secret leaked through one channel cannot be replayed through the
+        // other, and a public client cannot turn confidential.
+        let registered = client
+            .metadata
+            .token_endpoint_auth_method
+            .as_deref()
+            .unwrap_or(AUTH_BASIC);
+        let sent = match creds.method {
+            AuthMethod::None => AUTH_NONE,
+            AuthMethod::Basic => AUTH_BASIC,
+            AuthMethod::Post => AUTH_POST,
+        };
+        if registered != sent {
+            tracing::info!(
+                client_id,
+                registered,
+                sent,
+                "client used another auth method"
+            );
+            return Err(fail(
+                "use the client's registered token_endpoint_auth_method",
+            ));
         }
         Ok(client)
     }

@@ -183,6 +183,14 @@ impl Issuer {
         {
             return Err(OAuthError::invalid_grant("refresh token revoked"));
         }
+        // The absolute lifetime, besides the sliding refresh_ttl: counted
+        // from the login, which rotation carries along unchanged.
+        let max = self.settings.refresh_max_lifetime.as_secs();
+        if self.now() >= g.auth_time.saturating_add(max) {
+            return Err(OAuthError::invalid_grant(
+                "the grant reached its maximum lifetime; log in again",
+            ));
+        }
         self.check_same_resource(&req.resource, &g.resource)?;
         let granted = Scopes::parse(&g.scope);
         let scope = match req.scope.as_deref().map(Scopes::parse) {

@@ -13,6 +13,8 @@ pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const LOGIN_PATH: &str = "/login";
 pub const CALLBACK_PATH: &str = "/callback";
 pub const CONSENT_PATH: &str = "/consent";
+/// Ends the issuer's browser session (GET confirms, POST with CSRF ends it).
+pub const LOGOUT_PATH: &str = "/logout";
 pub const TOKEN_PATH: &str = "/token";
 pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
@@ -43,6 +45,8 @@ impl Issuer {
             "jwks_uri": s.url(JWKS_PATH),
             "revocation_endpoint": s.url(REVOKE_PATH),
             "introspection_endpoint": s.url(INTROSPECT_PATH),
+            // OpenID Connect RP-Initiated Logout 1.0 §2.1.
+            "end_session_endpoint": s.url(LOGOUT_PATH),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],

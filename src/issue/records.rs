@@ -120,6 +120,13 @@ pub struct PendingRecord {
     /// Set once the user logged in.
     pub user: Option<UpstreamUser>,
     pub auth_time: Option<u64>,
+    /// The user approved on mcpgate's consent page before being sent to an
+    /// upstream provider (MCP "confused deputy" rule).
+    #[serde(default)]
+    pub consented: bool,
+    /// The upstream provider chosen, waiting for that consent.
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 /// An upstream login in flight (keyed by `up:<state>` in
@@ -144,6 +151,11 @@ pub struct SessionRecord {
 pub struct ConsentRecord {
     pub scope: String,
     pub resources: Vec<String>,
+    /// Fingerprint of the client's redirect URIs, scope and name when the
+    /// user consented: a change (RFC 7592 PUT, a new metadata document)
+    /// asks again. Empty in older records, which therefore ask again too.
+    #[serde(default)]
+    pub client: String,
 }
 
 /// A "tokens issued at or before" watermark for a subject or client (admin

@@ -75,11 +75,24 @@ fn bad_meta(d: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, d)
 }
 
+/// Bidirectional overrides/isolates/marks and zero-width characters: they
+/// let a name display as another ("\u{202e}" reverses what follows).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
 fn clean_text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, OAuthError> {
     match v {
-        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => Err(bad_meta(
-            format!("{field} is too long or has control characters"),
-        )),
+        Some(s)
+            if s.chars().count() > max
+                || s.chars().any(|c| c.is_control() || is_invisible_format(c)) =>
+        {
+            Err(bad_meta(format!(
+                "{field} is too long or has control, bidi or zero-width characters"
+            )))
+        }
         other => Ok(other.filter(|s| !s.trim().is_empty())),
     }
 }

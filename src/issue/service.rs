@@ -20,6 +20,8 @@ pub struct ResourceSettings {
     pub resource: String,
     /// Scopes grantable for this resource; `None` = all supported scopes.
     pub scopes: Option<Scopes>,
+    /// Granted when a request names no scope (overrides the global ones).
+    pub default_scopes: Option<Scopes>,
 }
 
 /// RFC 7591 registration policy.
@@ -59,8 +61,13 @@ pub struct Settings {
     pub scopes: Scopes,
     /// Granted when a request names no scope.
     pub default_scopes: Scopes,
+    /// The resource of requests that name none.
+    pub default_resource: Option<String>,
     pub access_ttl: Duration,
+    /// Sliding: each rotation renews it.
     pub refresh_ttl: Duration,
+    /// Absolute, from the user's login (`Grant::auth_time`).
+    pub refresh_max_lifetime: Duration,
     pub code_ttl: Duration,
     /// How long a user has to log in and consent.
     pub pending_ttl: Duration,

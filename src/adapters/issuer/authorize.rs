@@ -10,12 +10,13 @@ use crate::domain::secret::ct_eq;
 use crate::issue::authorize::{AuthorizeFailure, AuthorizeParams, Next};
 use crate::issue::error::OAuthError;
 use crate::issue::login::LoginOutcome;
-use crate::issue::metadata::{issuer_path, CONSENT_PATH, LOGIN_PATH};
+use crate::issue::metadata::{issuer_path, CONSENT_PATH, LOGIN_PATH, LOGOUT_PATH};
 use crate::issue::records::random_token;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 type St = State<Arc<IssuerState>>;
@@ -139,13 +140,13 @@ pub async fn authorize_login_get(
     let csrf = csrf_checked(&headers, None)?;
     let id = p.get("req").unwrap_or_default();
     if let Some(provider) = p.get("provider") {
-        let url = st.core.upstream_begin(&id, &csrf, &provider).await?;
-        return Ok(html::see_other(&url));
+        let next = st.core.upstream_begin(&id, &csrf, &provider).await?;
+        return Ok(go(&st, next));
     }
     let view = st.core.login_view(&id, &csrf).await?;
     if let (None, [(only, _)]) = (&view.static_provider, view.upstreams.as_slice()) {
-        let url = st.core.upstream_begin(&id, &csrf, only).await?;
-        return Ok(html::see_other(&url));
+        let next = st.core.upstream_begin(&id, &csrf, only).await?;
+        return Ok(go(&st, next));
     }
     Ok(html::login_page(
         &view,
@@ -157,6 +158,7 @@ pub async fn authorize_login_get(
 /// `POST /login` with `req`, `csrf`, `username`, `password`.
 pub async fn authorize_login_post(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AuthorizeFailure> {
@@ -167,7 +169,16 @@ pub async fn authorize_login_post(
         f.get("username").unwrap_or_default(),
         f.get("password").unwrap_or_default(),
     );
-    match st.core.login_static(&id, &csrf, &user, &pw).await? {
+    let ip = super::client_ip(&st, peer.ip(), &headers).to_string();
+    match st.core.login_static(&id, &csrf, &user, &pw, &ip).await? {
+        LoginOutcome::Limited { view, retry_after } => {
+            st.metrics.count("login", "too_many_requests");
+            let mut resp = html::login_page(&view, &csrf, &format!("{}{LOGIN_PATH}", prefix(&st)));
+            *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            Ok(resp)
+        }
         LoginOutcome::Ok { session, next } => {
             st.metrics.count("login", "ok");
             Ok(with_cookie(go(&st, next), session_cookie(&st, &session)))
@@ -242,4 +253,53 @@ pub async fn authorize_consent_post(
     st.metrics
         .count("consent", if approve { "ok" } else { "access_denied" });
     Ok(html::see_other(&url))
+}
+
+/// `GET /logout`: a confirmation form (a GET never ends the session, so a
+/// link or image elsewhere cannot log the user out).
+pub async fn authorize_logout_get(State(st): St, headers: HeaderMap) -> Response {
+    let (csrf, new_cookie) = match cookies::get(&headers, CSRF_COOKIE) {
+        Some(c) => (c, None),
+        None => match random_token(32) {
+            Ok(c) => (c.clone(), Some(c)),
+            Err(e) => return e.into_response(),
+        },
+    };
+    let signed_in = match cookies::get(&headers, SESSION_COOKIE) {
+        Some(s) => st.core.session(&s).await.is_some(),
+        None => false,
+    };
+    let resp = html::logout_page(&csrf, &format!("{}{LOGOUT_PATH}", prefix(&st)), signed_in);
+    match new_cookie {
+        Some(c) => {
+            let s = &st.core.settings;
+            let cookie = cookies::set(
+                CSRF_COOKIE,
+                &c,
+                &prefix(&st),
+                s.secure_cookies(),
+                s.session_ttl.as_secs().max(s.pending_ttl.as_secs()),
+            );
+            with_cookie(resp, cookie)
+        }
+        None => resp,
+    }
+}
+
+/// `POST /logout` with `csrf`: ends the browser session and clears its
+/// cookie.
+pub async fn authorize_logout_post(
+    State(st): St,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AuthorizeFailure> {
+    let f = Params::parse(&body);
+    csrf_checked(&headers, Some(&f))?;
+    if let Some(s) = cookies::get(&headers, SESSION_COOKIE) {
+        st.core.logout(&s).await?;
+    }
+    st.metrics.count("logout", "ok");
+    let s = &st.core.settings;
+    let clear = cookies::set(SESSION_COOKIE, "", &prefix(&st), s.secure_cookies(), 0);
+    Ok(with_cookie(html::logged_out_page(), clear))
 }

@@ -119,10 +119,29 @@ pub fn consent_page(v: &ConsentView, csrf: &str, consent_url: &str) -> Response 
             .map(|s| format!("<li><code>{}</code></li>", text(s)))
             .collect()
     };
+    let unverified = if v.name_unverified {
+        " <span class=\"muted\">(name chosen by the application, not verified)</span>"
+    } else {
+        ""
+    };
+    let who = match (&v.user, &v.next_provider) {
+        (Some(u), _) => format!(" as <strong>{}</strong>", text(u)),
+        (None, Some(p)) => format!(
+            ". You will sign in with <strong>{}</strong> after approving",
+            text(p)
+        ),
+        (None, None) => String::new(),
+    };
+    let local = if v.redirect_local {
+        "<p class=\"err\">This address is on your own computer: any program running there \
+could receive the access. Approve only if you just started this application.</p>"
+    } else {
+        ""
+    };
     let body = format!(
         "<h1>Allow access?</h1>\
-<p><strong>{}</strong> wants to access <code>{}</code> as <strong>{}</strong>.</p>\
-<p>After you approve, you will be sent to <strong>{}</strong>.</p>\
+<p><strong>{}</strong>{unverified} wants to access <code>{}</code>{who}.</p>\
+<p>After you approve, you will be sent to <strong>{}</strong>: <code>{}</code></p>{local}\
 <p class=\"muted\">Client ID: <code>{}</code></p><p>Requested permissions:</p><ul>{}</ul>\
 <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"req\" value=\"{}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -130,8 +149,8 @@ pub fn consent_page(v: &ConsentView, csrf: &str, consent_url: &str) -> Response 
 <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
         text(&v.client_name),
         text(&v.resource),
-        text(&v.user),
         text(&v.redirect_host),
+        text(&v.redirect_uri),
         text(&v.client_id),
         scopes,
         attr(consent_url),
@@ -139,6 +158,32 @@ pub fn consent_page(v: &ConsentView, csrf: &str, consent_url: &str) -> Response 
         attr(csrf),
     );
     page(StatusCode::OK, "Allow access?", &body)
+}
+
+/// The logout confirmation (field `csrf`, POSTed to `logout_url`).
+pub fn logout_page(csrf: &str, logout_url: &str, signed_in: bool) -> Response {
+    let state = if signed_in {
+        "You are signed in to this authorization server."
+    } else {
+        "You are not signed in."
+    };
+    let body = format!(
+        "<h1>Sign out?</h1><p>{state}</p>\
+<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<button type=\"submit\">Sign out</button></form>",
+        attr(logout_url),
+        attr(csrf),
+    );
+    page(StatusCode::OK, "Sign out?", &body)
+}
+
+pub fn logged_out_page() -> Response {
+    page(
+        StatusCode::OK,
+        "Signed out",
+        "<h1>Signed out</h1><p>Applications you approved keep their access until it expires \
+or you revoke it; the next authorization asks you to sign in again.</p>",
+    )
 }
 
 #[cfg(test)]
@@ -151,10 +196,14 @@ mod tests {
             request_id: "r\"><script>".into(),
             client_id: "c".into(),
             client_name: "<script>alert(1)</script>".into(),
+            name_unverified: true,
             redirect_host: "evil.example".into(),
+            redirect_uri: "https://evil.example/cb?<x>".into(),
+            redirect_local: false,
             scopes: vec!["<b>".into()],
             resource: "https://rs/mcp".into(),
-            user: "u".into(),
+            user: Some("u".into()),
+            next_provider: None,
         };
         let r = consent_page(&v, "t", "/consent");
         assert_eq!(r.headers()[header::X_FRAME_OPTIONS], "DENY");

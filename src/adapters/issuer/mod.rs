@@ -23,6 +23,31 @@ use std::sync::Arc;
 
 pub use error::oauth_error_response;
 
+/// The client's address: the peer, or the nearest untrusted hop of
+/// `X-Forwarded-For` when the peer is a trusted proxy (a client cannot
+/// choose its address otherwise).
+pub(crate) fn client_ip(
+    st: &IssuerState,
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+) -> std::net::IpAddr {
+    let trusted = |ip: &std::net::IpAddr| st.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer)
+}
+
 /// Shared state of the issuer's handlers.
 pub struct IssuerState {
     pub core: Arc<Issuer>,
@@ -110,6 +135,10 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
         .route(
             CONSENT_PATH,
             get(authorize::authorize_consent_get).post(authorize::authorize_consent_post),
+        )
+        .route(
+            LOGOUT_PATH,
+            get(authorize::authorize_logout_get).post(authorize::authorize_logout_post),
         )
         .route(
             &format!("{ADMIN_PATH}/clients"),

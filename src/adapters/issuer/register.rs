@@ -1,6 +1,7 @@
 //! RFC 7591 `POST /register` and RFC 7592 `GET/PUT/DELETE
 //! /register/{client_id}`.
 
+use super::client_ip;
 use super::error::no_store;
 use super::token::auth_param;
 use super::IssuerState;
@@ -10,7 +11,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 type St = State<Arc<IssuerState>>;
@@ -18,25 +19,6 @@ type St = State<Arc<IssuerState>>;
 fn json_body(body: &Bytes) -> Result<serde_json::Value, OAuthError> {
     serde_json::from_slice(body)
         .map_err(|_| OAuthError::new(ErrorCode::InvalidClientMetadata, "the body must be JSON"))
-}
-
-/// The client's address: the peer, or the nearest untrusted hop of
-/// `X-Forwarded-For` when the peer is a trusted proxy.
-fn client_ip(st: &IssuerState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    if !st.trusted_proxies.iter().any(|n| n.contains(&peer)) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !st.trusted_proxies.iter().any(|n| n.contains(ip)))
-        .unwrap_or(peer)
 }
 
 fn reply<T: serde::Serialize>(

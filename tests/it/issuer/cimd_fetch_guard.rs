@@ -64,6 +64,17 @@ async fn loopback_is_refused_by_default() {
         format!("http://{addr}/client.json"),
         format!("http://localhost:{}/client.json", addr.port()),
         format!("http://[::ffff:127.0.0.1]:{}/client.json", addr.port()),
+        // IPv4-compatible, NAT64 and 6to4 spellings of loopback/private.
+        format!("http://[::127.0.0.1]:{}/client.json", addr.port()),
+        format!("http://[64:ff9b::127.0.0.1]:{}/client.json", addr.port()),
+        format!("http://[64:ff9b::10.0.0.1]:{}/client.json", addr.port()),
+        format!("http://[::ffff:10.0.0.1]:{}/client.json", addr.port()),
+        format!(
+            "http://[::ffff:169.254.169.254]:{}/client.json",
+            addr.port()
+        ),
+        format!("http://[2002:7f00:1::]:{}/client.json", addr.port()),
+        format!("http://[0:0:0:0:0:ffff:7f00:1]:{}/client.json", addr.port()),
     ] {
         let err = f.fetch(&url).await.unwrap_err();
         assert!(matches!(err, FetchError::Forbidden(_)), "{url}: {err:?}");
@@ -121,4 +132,42 @@ async fn limits_size_redirects_and_time() {
     assert!(matches!(err, FetchError::Failed(_)), "{err:?}");
     let err = f.fetch(&format!("http://{addr}/slow")).await.unwrap_err();
     assert!(matches!(err, FetchError::Timeout), "{err:?}");
+}
+
+#[tokio::test]
+async fn failed_fetches_are_cached_briefly() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/down.json",
+        get(move || {
+            let c = counter.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{addr}/down.json");
+
+    let f = GuardedFetcher::new(dev_settings(true));
+    for _ in 0..5 {
+        assert!(f.fetch(&url).await.is_err());
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "one fetch, then the cache");
+    let err = f.fetch(&url).await.unwrap_err();
+    assert!(err.to_string().contains("failed recently"), "{err}");
+
+    let uncached = GuardedFetcher::new(FetchSettings {
+        failure_cache: Duration::ZERO,
+        ..dev_settings(true)
+    });
+    assert!(uncached.fetch(&url).await.is_err());
+    assert!(uncached.fetch(&url).await.is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
 }

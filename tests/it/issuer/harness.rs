@@ -226,3 +226,36 @@ pub async fn introspect(h: &Harness, token: &str) -> Value {
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
+
+/// Exchanges a code for a public client (no secret).
+pub async fn exchange_public(
+    h: &Harness,
+    id: &str,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    let (st, _, body) = token(
+        h,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await;
+    (st, body)
+}
+
+/// Logs in through the static form and returns the granted token response
+/// for a public client and the `/authorize` extras.
+pub async fn public_tokens(h: &Harness, id: &str, extra: &[(&str, &str)]) -> Value {
+    let (v, ch) = pkce_pair();
+    let mut b = Browser::new(h);
+    let q = login_and_consent(&mut b, &authorize_url(h, id, &ch, extra)).await;
+    let (st, t) = exchange_public(h, id, &q["code"], &v).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    t
+}

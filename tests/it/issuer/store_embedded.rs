@@ -118,3 +118,40 @@ async fn embedded_store_periodic_sweeper_runs() {
     // The background sweeper already removed it.
     assert_eq!(store.sweep().await.unwrap(), 0);
 }
+
+/// The store holds the signing keys: created private, and refused when
+/// others can read it (or replace it).
+#[cfg(unix)]
+#[tokio::test]
+async fn embedded_store_is_private_and_refuses_readable_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new/dir/issuer.redb");
+    drop(EmbeddedStore::open(&path).unwrap());
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+
+    for bad in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
+        let err = EmbeddedStore::open(&path)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains(&format!("chmod 600 {}", path.display())),
+            "{bad:o}: {err}"
+        );
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let parent = path.parent().unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = EmbeddedStore::open(&path)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("chmod 700"), "{err}");
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).unwrap();
+    drop(EmbeddedStore::open(&path).unwrap());
+}
