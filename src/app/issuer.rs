@@ -37,6 +37,9 @@ use tokio::task::JoinHandle;
 
 /// Clock skew tolerated by verifiers, added to how long retired keys stay.
 const KEY_RETIRE_SLACK: Duration = Duration::from_secs(300);
+/// How often the revocation store is checked against the issuer's own
+/// record of revocations in force.
+const REPUBLISH_INTERVAL: Duration = Duration::from_secs(5);
 /// How often stored keys are re-read (other replicas' rotations).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -97,8 +100,8 @@ pub async fn build_revocations(
 ) -> Result<Arc<dyn RevocationSink>, StartError> {
     Ok(match cfg {
         RevocationConfig::Local => Arc::new(LocalRevocations::new(clock, max_token_lifetime)),
-        RevocationConfig::Redis { urls } => Arc::new(
-            RedisRevocationSink::connect(urls, clock, max_token_lifetime)
+        RevocationConfig::Redis { urls, cluster } => Arc::new(
+            RedisRevocationSink::connect(urls, *cluster, clock, max_token_lifetime)
                 .await
                 .map_err(|e| setup("revocation")(e.to_string()))?,
         ),
@@ -304,6 +307,7 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
     let mut tasks = vec![tokio::spawn(super::serve_router(
         router, listener, rx, "issuer",
     ))];
+    tasks.push(tokio::spawn(revocation_maintenance(core.clone())));
     if !core.keys.is_file_managed() {
         tasks.push(tokio::spawn(key_maintenance(
             core.clone(),
@@ -318,6 +322,23 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
         shutdown: tx,
         tasks,
     })
+}
+
+/// Every [`REPUBLISH_INTERVAL`], makes sure the revocation store holds
+/// every revocation the issuer's own store still keeps in force (a Redis
+/// that restarted without its data gets them back, and verifiers are told).
+async fn revocation_maintenance(core: Arc<Issuer>) {
+    loop {
+        tokio::time::sleep(REPUBLISH_INTERVAL).await;
+        match core.republish_revocations().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                restored = n,
+                "the revocation store had lost revocations; republished them"
+            ),
+            Err(e) => tracing::warn!(error = %e.log_detail(), "republishing revocations failed"),
+        }
+    }
 }
 
 /// Re-reads stored keys and rotates them when due. Replicas race for a

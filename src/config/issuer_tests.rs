@@ -93,7 +93,8 @@ fn redis_storage_feeds_revocation() {
     assert_eq!(
         c.revocation,
         RevocationConfig::Redis {
-            urls: vec!["redis://127.0.0.1:6379".into()]
+            urls: vec!["redis://127.0.0.1:6379".into()],
+            cluster: false,
         }
     );
     assert_eq!(

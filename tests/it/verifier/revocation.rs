@@ -46,6 +46,7 @@ async fn revocation_reaches_two_verifiers_within_a_second() {
     }
     let sink = RedisRevocationSink::connect(
         &[redis.url()],
+        false,
         Arc::new(SystemClock),
         Duration::from_secs(3600),
     )
@@ -184,10 +185,14 @@ async fn revocation_through_redis_cluster() {
         .await
         .is_some()
     );
-    let sink =
-        RedisRevocationSink::connect(&urls, Arc::new(SystemClock), Duration::from_secs(3600))
-            .await
-            .unwrap();
+    let sink = RedisRevocationSink::connect(
+        &urls,
+        false,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     sink.publish(Revocation::Subject {
         id: "user-1".into(),

@@ -1,0 +1,237 @@
+//! A revocation is acknowledged only once published: the issuer with a
+//! revocation sink that fails on demand (in front of the real in-process
+//! set), RFC 7009 and refresh-reuse revocations retried after failures.
+
+use super::harness::*;
+use base64::Engine;
+use mcpgate::app::issuer::{spawn, IssuerDeps};
+use mcpgate::config::issuer::RawConfig;
+use mcpgate::domain::clock::SystemClock;
+use mcpgate::domain::revocation::{
+    Revocation, RevocationError, RevocationSink, RevocationView, TokenRef,
+};
+use mcpgate::infra::revocation::LocalRevocations;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Passes publications to `inner`, except that while `fail_after` is
+/// `n >= 0` it lets `n` more through and then fails every one.
+struct FlakySink {
+    inner: LocalRevocations,
+    fail_after: AtomicI64,
+}
+
+#[async_trait::async_trait]
+impl RevocationSink for FlakySink {
+    async fn publish(&self, r: Revocation) -> Result<(), RevocationError> {
+        let n = self.fail_after.load(Ordering::SeqCst);
+        if n == 0 {
+            return Err(RevocationError("injected failure".into()));
+        }
+        if n > 0 {
+            self.fail_after.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.inner.publish(r).await
+    }
+
+    async fn check(&self) -> Result<(), RevocationError> {
+        match self.fail_after.load(Ordering::SeqCst) {
+            0 => Err(RevocationError("injected failure".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn start_flaky() -> (Harness, Arc<FlakySink>) {
+    let config = RawConfig::from_toml(&base_toml())
+        .unwrap()
+        .validate()
+        .unwrap();
+    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
+    let sink = Arc::new(FlakySink {
+        inner: revocations.clone(),
+        fail_after: AtomicI64::new(-1),
+    });
+    let deps = IssuerDeps {
+        revocations: Some(sink.clone()),
+        ..Default::default()
+    };
+    let running = spawn(config, deps).await.unwrap();
+    let h = Harness {
+        base: running.issuer.clone(),
+        running,
+        http: client(),
+        revocations,
+    };
+    (h, sink)
+}
+
+fn claims(at: &str) -> Value {
+    let p = at.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(p)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn revoked(h: &Harness, at: &str) -> bool {
+    let c = claims(at);
+    h.revocations.is_revoked(TokenRef {
+        jti: c["jti"].as_str().unwrap(),
+        sub: c["sub"].as_str().unwrap(),
+        client_id: c["client_id"].as_str(),
+        iat: c["iat"].as_u64().unwrap(),
+    })
+}
+
+/// A client with a family holding two access tokens: `(id, secret,
+/// [old access, new access], old refresh, live refresh)`.
+async fn family(h: &Harness) -> (String, String, Vec<String>, String, String) {
+    let (id, secret, code, v) = confidential_code(h).await;
+    let (st, first) = exchange(h, &id, &secret, &code, &v).await;
+    assert_eq!(st, StatusCode::OK, "{first}");
+    let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let (st, _, second) = token(
+        h,
+        Some((&id, &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt1)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{second}");
+    let ats = [&first, &second]
+        .iter()
+        .map(|b| b["access_token"].as_str().unwrap().to_owned())
+        .collect();
+    let rt2 = second["refresh_token"].as_str().unwrap().to_owned();
+    (id, secret, ats, rt1, rt2)
+}
+
+#[tokio::test]
+async fn rfc7009_revoke_is_acknowledged_only_once_every_token_is_published() {
+    let (h, sink) = start_flaky().await;
+    for fail_after in [0, 1] {
+        let (id, secret, ats, _, rt) = family(&h).await;
+        // 0: the first publication fails; 1: the second (a partial failure).
+        sink.fail_after.store(fail_after, Ordering::SeqCst);
+        let form = [("token", rt.as_str()), ("token_type_hint", "refresh_token")];
+        let (st, body) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(!ats.iter().all(|a| revoked(&h, a)));
+        // While the sink fails the issuer is not ready.
+        if fail_after == 0 {
+            let r = h
+                .http
+                .get(format!("{}/readyz", h.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        sink.fail_after.store(-1, Ordering::SeqCst);
+        let (st, body) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        for a in &ats {
+            assert!(
+                revoked(&h, a),
+                "retry after fail_after={fail_after} left a token live"
+            );
+            assert_eq!(introspect(&h, a).await["active"], false);
+        }
+        // The refresh token is gone only now.
+        let (st, _, _) = token(
+            &h,
+            Some((&id, &secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+    }
+    let r = h
+        .http
+        .get(format!("{}/readyz", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    h.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_access_token_revocation_that_failed_is_published_by_the_retry() {
+    let (h, sink) = start_flaky().await;
+    let (id, secret, ats, _, _) = family(&h).await;
+    sink.fail_after.store(0, Ordering::SeqCst);
+    let form = [
+        ("token", ats[1].as_str()),
+        ("token_type_hint", "access_token"),
+    ];
+    let (st, _) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    // Not acknowledged, so introspection still vouches for it.
+    assert_eq!(introspect(&h, &ats[1]).await["active"], true);
+    sink.fail_after.store(-1, Ordering::SeqCst);
+    let (st, _) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(revoked(&h, &ats[1]));
+    assert_eq!(introspect(&h, &ats[1]).await["active"], false);
+    h.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_reuse_that_failed_to_revoke_answers_503_and_the_retry_revokes() {
+    let (h, sink) = start_flaky().await;
+    for fail_after in [0, 1] {
+        let (id, secret, ats, old_rt, live_rt) = family(&h).await;
+        sink.fail_after.store(fail_after, Ordering::SeqCst);
+        let reuse = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", old_rt.as_str()),
+        ];
+        let (st, _, body) = token(&h, Some((&id, &secret)), &reuse).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        sink.fail_after.store(-1, Ordering::SeqCst);
+        let (st, _, body) = token(&h, Some((&id, &secret)), &reuse).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+        for a in &ats {
+            assert!(
+                revoked(&h, a),
+                "fail_after={fail_after}: a family token stayed live"
+            );
+        }
+        let (st, _, _) = token(
+            &h,
+            Some((&id, &secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", &live_rt)],
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+    }
+    h.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_revocation_fails_while_the_sink_fails_and_the_retry_publishes() {
+    let (h, sink) = start_flaky().await;
+    let (_, _, ats, _, _) = family(&h).await;
+    sink.fail_after.store(0, Ordering::SeqCst);
+    let send = || async {
+        h.http
+            .post(format!("{}/admin/revoke", h.base))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"sub": claims(&ats[0])["sub"]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(send().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!revoked(&h, &ats[0]));
+    sink.fail_after.store(-1, Ordering::SeqCst);
+    assert!(send().await.is_success());
+    assert!(ats.iter().all(|a| revoked(&h, a)));
+    h.running.shutdown().await;
+}
