@@ -74,9 +74,15 @@ impl RedisRevocationSink {
             [] => return Err(RevocationError("no redis URL configured".into())),
             [one] if !cluster && !is_cluster_node(one, IO_TIMEOUT).await.map_err(err)? => {
                 let client = redis::Client::open(one.as_str()).map_err(err)?;
+                // Reconnect quickly and give up fast: a revocation that
+                // cannot be stored fails (the client retries), it never waits
+                // long or gets acknowledged.
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(IO_TIMEOUT))
-                    .set_response_timeout(Some(IO_TIMEOUT));
+                    .set_response_timeout(Some(IO_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
                 Conn::Managed(
                     ConnectionManager::new_with_config(client, cfg)
                         .await

@@ -235,3 +235,80 @@ async fn admin_revocation_fails_while_the_sink_fails_and_the_retry_publishes() {
     assert!(ats.iter().all(|a| revoked(&h, a)));
     h.running.shutdown().await;
 }
+
+async fn zscore(port: u16, jti: &str) -> Option<f64> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd("ZSCORE")
+        .arg(mcpgate::domain::revocation::JTI_KEY)
+        .arg(jti)
+        .query_async(&mut c)
+        .await
+        .unwrap_or(None)
+}
+
+#[tokio::test]
+async fn redis_killed_mid_revocation_then_the_retry_and_the_republisher_restore_everything() {
+    use crate::verifier::support::RedisServer;
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let port = redis.port;
+    let toml = format!(
+        "{}\n[revocation]\nkind = \"redis\"\nredis_urls = [\"{}\"]\n",
+        base_toml(),
+        redis.url()
+    );
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+    let running = spawn(config, IssuerDeps::default()).await.unwrap();
+    let h = Harness {
+        base: running.issuer.clone(),
+        running,
+        http: client(),
+        revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
+    };
+    let (id, secret, ats, _, rt) = family(&h).await;
+    let jtis: Vec<String> = ats
+        .iter()
+        .map(|a| claims(a)["jti"].as_str().unwrap().to_owned())
+        .collect();
+    redis.kill();
+    let form = [("token", rt.as_str()), ("token_type_hint", "refresh_token")];
+    let (st, _) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    let r = h
+        .http
+        .get(format!("{}/readyz", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Back, empty: the first command after a restart must not be lost.
+    let mut redis = RedisServer::start_on(port).unwrap();
+    let (st, body) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    for j in &jtis {
+        assert!(
+            zscore(port, j).await.is_some(),
+            "acknowledged revocation missing"
+        );
+    }
+    // Lost again: the issuer's own record puts it back.
+    redis.kill();
+    let _redis = RedisServer::start_on(port).unwrap();
+    assert!(zscore(port, &jtis[0]).await.is_none());
+    let mut restored = None;
+    for _ in 0..50 {
+        if let Ok(n) = h.running.core.republish_revocations().await {
+            restored = Some(n);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(restored, Some(jtis.len()));
+    for j in &jtis {
+        assert!(zscore(port, j).await.is_some(), "republish missed {j}");
+    }
+    assert_eq!(h.running.core.republish_revocations().await.unwrap(), 0);
+    h.running.shutdown().await;
+}
