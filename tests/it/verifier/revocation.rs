@@ -421,10 +421,10 @@ async fn cluster_failover_and_master_kill_under_load_lose_no_acknowledged_revoca
     let (mut failed_writes, mut wrongful) = (0, 0);
     let mut longest_outage = Duration::ZERO;
     // Revoke one fresh token per step; every acknowledged one must be denied.
-    let mut step = async |phase: &str,
-                          acknowledged: &mut Vec<String>,
-                          failed: &mut i32,
-                          outage: &mut Duration| {
+    let step = async |phase: &str,
+                      acknowledged: &mut Vec<String>,
+                      failed: &mut i32,
+                      outage: &mut Duration| {
         let c = claims(&iss.url, "mcp");
         let auth = format!("Bearer {}", key.sign(&c));
         let t0 = Instant::now();
