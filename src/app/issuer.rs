@@ -40,7 +40,9 @@ const KEY_RETIRE_SLACK: Duration = Duration::from_secs(300);
 /// How often the revocation store is checked against the issuer's own
 /// record of revocations in force.
 const REPUBLISH_INTERVAL: Duration = Duration::from_secs(5);
-/// How often stored keys are re-read (other replicas' rotations).
+/// How often the signing-key version is polled (other replicas' rotations).
+const KEY_VERSION_POLL: Duration = Duration::from_secs(1);
+/// How often stored keys are re-read in full (retirements, expiries).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Injectable dependencies; `Default` builds everything from config.
@@ -344,8 +346,21 @@ async fn revocation_maintenance(core: Arc<Issuer>) {
 /// Re-reads stored keys and rotates them when due. Replicas race for a
 /// per-key lock counter so only one rotates.
 async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
+    let mut last_full = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+        tokio::time::sleep(KEY_VERSION_POLL).await;
+        // Another replica's rotation: within a second (one GET).
+        match core.keys.reload_if_rotated().await {
+            Ok(true) => {
+                tracing::info!(kid = ?core.keys.current_kid(), "signing keys reloaded after a rotation elsewhere")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "checking the signing-key version failed"),
+        }
+        if last_full.elapsed() < KEY_RELOAD_INTERVAL {
+            continue;
+        }
+        last_full = tokio::time::Instant::now();
         if let Err(e) = core.keys.reload().await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }
