@@ -312,3 +312,100 @@ async fn redis_killed_mid_revocation_then_the_retry_and_the_republisher_restore_
     assert_eq!(h.running.core.republish_revocations().await.unwrap(), 0);
     h.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn key_rotation_under_load_keeps_every_decision_right() {
+    use crate::verifier::support::{grpc_check_host, summarize};
+    use mcpgate::app::verifier::VerifierDeps;
+    let h = start().await;
+    let view: Arc<dyn RevocationView> = Arc::new(h.revocations.clone());
+    let mut env: std::collections::HashMap<String, String> = [
+        ("MCPGW_VERIFIER_HTTP_ADDR", "127.0.0.1:0"),
+        ("MCPGW_VERIFIER_GRPC_ADDR", "127.0.0.1:0"),
+        ("MCPGW_VERIFIER_ISSUERS", h.base.as_str()),
+        ("MCPGW_VERIFIER_RESOURCE", RESOURCE),
+        ("MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.insert("MCPGW_VERIFIER_REQUIRED_SCOPES".into(), "mcp:read".into());
+    let cfg = mcpgate::config::verifier::VerifierConfig::load(&env).unwrap();
+    let v = mcpgate::app::verifier::spawn(
+        cfg,
+        VerifierDeps {
+            revocations: Some(view),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let decide = async |at: &str| {
+        let auth = format!("Bearer {at}");
+        summarize(
+            &grpc_check_host(
+                v.grpc_addr,
+                "127.0.0.1:9",
+                "/mcp",
+                &[("authorization", &auth)],
+            )
+            .await,
+        )
+        .0
+    };
+    let (id, secret, ats, _, rt) = family(&h).await;
+    // The first access token is revoked; the second stays good.
+    let form = [
+        ("token", ats[0].as_str()),
+        ("token_type_hint", "access_token"),
+    ];
+    assert_eq!(
+        post_form(&h, "/revoke", Some((&id, &secret)), &form)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (revoked_at, mut good) = (ats[0].clone(), vec![ats[1].clone()]);
+    let mut rt = rt;
+    let (mut decisions, mut wrong) = (0, 0);
+    for round in 0..5 {
+        for at in &good {
+            decisions += 1;
+            if decide(at).await != 200 {
+                wrong += 1;
+            }
+        }
+        decisions += 1;
+        if decide(&revoked_at).await != 401 {
+            wrong += 1;
+        }
+        let r = h
+            .http
+            .post(format!("{}/admin/keys/rotate", h.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "round {round}");
+        // A token signed by the new key works at once (kid-miss refetch).
+        let (st, _, body) = token(
+            &h,
+            Some((&id, &secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        rt = body["refresh_token"].as_str().unwrap().to_owned();
+        good.push(body["access_token"].as_str().unwrap().to_owned());
+    }
+    for at in &good {
+        decisions += 1;
+        if decide(at).await != 200 {
+            wrong += 1;
+        }
+    }
+    eprintln!("rotation under load: {decisions} decisions, {wrong} wrong");
+    assert_eq!(wrong, 0);
+    v.shutdown().await;
+    h.running.shutdown().await;
+}

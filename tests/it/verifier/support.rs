@@ -225,6 +225,16 @@ pub async fn start(config: VerifierConfig) -> RunningVerifier {
 
 /// One ext_authz Check over a real gRPC connection.
 pub async fn grpc_check(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> CheckResponse {
+    grpc_check_host(addr, "mcp.test", path, headers).await
+}
+
+/// The same, for another `host`.
+pub async fn grpc_check_host(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> CheckResponse {
     let mut c = AuthorizationClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -237,7 +247,7 @@ pub async fn grpc_check(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) 
             request: Some(Request {
                 http: Some(HttpRequest {
                     method: "POST".into(),
-                    host: "mcp.test".into(),
+                    host: host.into(),
                     path: path.into(),
                     headers,
                     ..Default::default()
