@@ -32,6 +32,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 
+/// Entries the mirror holds and Redis lacks count as lost (and are written
+/// back) only when the issuer cannot have pruned them: a `jti` expiring more
+/// than [`SKEW_MARGIN`] from now, a watermark newer than this (the sink
+/// keeps watermarks longer, `WATERMARK_RETENTION`).
+pub const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
+/// Clock difference between issuer and verifier tolerated by the loss check.
+const SKEW_MARGIN: u64 = 60;
+
 /// Settings for [`RedisRevocationMirror`].
 #[derive(Debug, Clone)]
 pub struct MirrorSettings {
@@ -360,7 +368,17 @@ async fn resync(
     let missing = match shared.set.write() {
         Ok(mut set) => {
             set.prune(now, max);
-            let missing = set.missing_from(&fresh);
+            let horizon = now.saturating_sub(LOSS_CHECK_HORIZON.as_secs());
+            let missing: Vec<Revocation> = set
+                .missing_from(&fresh)
+                .into_iter()
+                .filter(|r| match r {
+                    Revocation::Jti { exp, .. } => *exp > now + SKEW_MARGIN,
+                    Revocation::Subject { before, .. } | Revocation::Client { before, .. } => {
+                        *before > horizon
+                    }
+                })
+                .collect();
             for r in fresh.entries() {
                 set.apply(&r);
             }

@@ -26,6 +26,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
 return added
 "#;
 
+/// Subject and client watermarks stay in Redis at least this long (or the
+/// longest token lifetime, if longer): one entry per subject or client, so
+/// cheap, and longer than any verifier's `max_token_lifetime` in practice,
+/// so a verifier never takes the issuer's pruning for data loss (see
+/// [`LOSS_CHECK_HORIZON`](super::mirror::LOSS_CHECK_HORIZON)).
+pub(crate) const WATERMARK_RETENTION: Duration = Duration::from_secs(8 * 86_400);
+
 /// Time limit for connecting and for each command.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -98,7 +105,7 @@ impl RedisRevocationSink {
             conn,
             write: Script::new(WRITE_LUA),
             clock,
-            max_token_lifetime_secs: max_token_lifetime.as_secs(),
+            max_token_lifetime_secs: max_token_lifetime.max(WATERMARK_RETENTION).as_secs(),
         })
     }
 
