@@ -30,13 +30,18 @@ pub async fn is_cluster_node(url: &str, timeout: Duration) -> redis::RedisResult
     let mut c = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| timed_out())??;
-    let info: String = tokio::time::timeout(
+    let info: redis::RedisResult<String> = tokio::time::timeout(
         timeout,
         redis::cmd("INFO").arg("cluster").query_async(&mut c),
     )
     .await
-    .map_err(|_| timed_out())??;
-    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+    .map_err(|_| timed_out())?;
+    match info {
+        Ok(info) => Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1")),
+        // INFO refused (ACL, renamed command): standalone unless configured.
+        Err(e) if !e.is_io_error() && !e.is_connection_dropped() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A cluster client over the seed URLs that follows MOVED/ASK, refreshes
