@@ -409,3 +409,75 @@ async fn key_rotation_under_load_keeps_every_decision_right() {
     v.shutdown().await;
     h.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_issuer_on_one_cluster_seed_revokes_through_a_failover() {
+    use crate::verifier::support::start_cluster_of;
+    let Some(nodes) = start_cluster_of(6, 1).await else {
+        return;
+    };
+    let seed = nodes[0].url();
+    let toml = base_toml().replace(
+        "[storage]\nkind = \"memory\"",
+        &format!("[storage]\nkind = \"redis\"\nredis_urls = [\"{seed}\"]"),
+    );
+    assert!(toml.contains(&seed));
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+    let running = spawn(config, IssuerDeps::default()).await.unwrap();
+    let h = Harness {
+        base: running.issuer.clone(),
+        running,
+        http: client(),
+        revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
+    };
+    let (id, secret, ats, _, rt) = family(&h).await;
+    // Wait for replicas to attach, then fail every master over at once.
+    let t0 = std::time::Instant::now();
+    loop {
+        let replicas: Vec<_> = nodes
+            .iter()
+            .filter(|n| n.cli(&["ROLE"]).starts_with("slave"))
+            .collect();
+        if replicas.len() == 3 {
+            for r in replicas {
+                r.cli(&["CLUSTER", "FAILOVER"]);
+            }
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replicas never attached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let form = [("token", rt.as_str()), ("token_type_hint", "refresh_token")];
+    let t0 = std::time::Instant::now();
+    loop {
+        let (st, _) = post_form(&h, "/revoke", Some((&id, &secret)), &form).await;
+        if st == StatusCode::OK {
+            break;
+        }
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "revocation never acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = redis::cluster::ClusterClient::new(vec![seed.as_str()]).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    for a in &ats {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(mcpgate::domain::revocation::JTI_KEY)
+            .arg(claims(a)["jti"].as_str().unwrap())
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            score.is_some(),
+            "acknowledged revocation missing from the cluster"
+        );
+    }
+    assert_eq!(introspect(&h, &ats[1]).await["active"], false);
+    h.running.shutdown().await;
+}
