@@ -40,6 +40,9 @@ pub struct VerifierMetrics {
     pub revocation_set_size: Gauge,
     /// Seconds from a revocation's publication to its application here.
     pub revocation_propagation: Histogram,
+    /// Mirrored revocations found missing from Redis on a resync (and
+    /// written back).
+    pub revocation_store_lost: Counter,
 }
 
 // === impl VerifierMetrics ===
@@ -80,6 +83,12 @@ impl VerifierMetrics {
             "Entries in the revocation mirror",
             revocation_set_size.clone(),
         );
+        let revocation_store_lost = Counter::default();
+        registry.register(
+            "revocation_store_lost_entries",
+            "Mirrored revocations that Redis no longer held on a resync (written back from the mirror)",
+            revocation_store_lost.clone(),
+        );
         registry.register(
             "revocation_propagation_seconds",
             "Seconds from a revocation's publication by the issuer to its application in this verifier",
@@ -93,6 +102,7 @@ impl VerifierMetrics {
             revocation_stale,
             revocation_set_size,
             revocation_propagation,
+            revocation_store_lost,
         }
     }
 

@@ -16,7 +16,11 @@ pub async fn health_live_get() -> &'static str {
 pub async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response {
     let (age, stale) = st.revocation_status();
     let jwks = (st.jwks_loaded)();
-    let body = if stale {
+    // A mirror that never synced reports `Duration::MAX`.
+    let never = age >= std::time::Duration::MAX.as_secs_f64();
+    let body = if stale && never {
+        serde_json::json!({"status": "not_ready", "reason": "revocation data never synced", "jwks_loaded": jwks})
+    } else if stale {
         serde_json::json!({"status": "not_ready", "reason": format!("revocation data stale for {age:.1}s"), "jwks_loaded": jwks})
     } else {
         serde_json::json!({"status": "ready", "jwks_loaded": jwks})

@@ -39,7 +39,12 @@ use tokio::task::JoinHandle;
 
 /// Clock skew tolerated by verifiers, added to how long retired keys stay.
 const KEY_RETIRE_SLACK: Duration = Duration::from_secs(300);
-/// How often stored keys are re-read (other replicas' rotations).
+/// How often the revocation store is checked against the issuer's own
+/// record of revocations in force.
+const REPUBLISH_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the signing-key version is polled (other replicas' rotations).
+const KEY_VERSION_POLL: Duration = Duration::from_secs(1);
+/// How often stored keys are re-read in full (retirements, expiries).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Injectable dependencies; `Default` builds everything from config.
@@ -99,8 +104,8 @@ pub async fn build_revocations(
 ) -> Result<Arc<dyn RevocationSink>, StartError> {
     Ok(match cfg {
         RevocationConfig::Local => Arc::new(LocalRevocations::new(clock, max_token_lifetime)),
-        RevocationConfig::Redis { urls } => Arc::new(
-            RedisRevocationSink::connect(urls, clock, max_token_lifetime)
+        RevocationConfig::Redis { urls, cluster } => Arc::new(
+            RedisRevocationSink::connect(urls, *cluster, clock, max_token_lifetime)
                 .await
                 .map_err(|e| setup("revocation")(e.to_string()))?,
         ),
@@ -326,6 +331,7 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
     let mut tasks = vec![tokio::spawn(super::serve_router(
         router, listener, rx, "issuer",
     ))];
+    tasks.push(tokio::spawn(revocation_maintenance(core.clone())));
     if !core.keys.is_file_managed() {
         tasks.push(tokio::spawn(key_maintenance(
             core.clone(),
@@ -342,11 +348,41 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
     })
 }
 
+/// Every [`REPUBLISH_INTERVAL`], makes sure the revocation store holds
+/// every revocation the issuer's own store still keeps in force (a Redis
+/// that restarted without its data gets them back, and verifiers are told).
+async fn revocation_maintenance(core: Arc<Issuer>) {
+    loop {
+        tokio::time::sleep(REPUBLISH_INTERVAL).await;
+        match core.republish_revocations().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                restored = n,
+                "the revocation store had lost revocations; republished them"
+            ),
+            Err(e) => tracing::warn!(error = %e.log_detail(), "republishing revocations failed"),
+        }
+    }
+}
+
 /// Re-reads stored keys and rotates them when due. Replicas race for a
 /// per-key lock counter so only one rotates.
 async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
+    let mut last_full = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+        tokio::time::sleep(KEY_VERSION_POLL).await;
+        // Another replica's rotation: within a second (one GET).
+        match core.keys.reload_if_rotated().await {
+            Ok(true) => {
+                tracing::info!(kid = ?core.keys.current_kid(), "signing keys reloaded after a rotation elsewhere")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "checking the signing-key version failed"),
+        }
+        if last_full.elapsed() < KEY_RELOAD_INTERVAL {
+            continue;
+        }
+        last_full = tokio::time::Instant::now();
         if let Err(e) = core.keys.reload().await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }

@@ -91,6 +91,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             let mut settings =
                 MirrorSettings::new(config.redis_urls.clone(), config.max_token_lifetime);
             settings.propagation = Some(metrics.revocation_propagation.clone());
+            settings.lost = Some(metrics.revocation_store_lost.clone());
             let m = Arc::new(RedisRevocationMirror::spawn(settings, clock.clone()));
             let m2 = m.clone();
             (m, Arc::new(move || Some(m2.len())))
@@ -199,8 +200,17 @@ impl VerifierApp {
     pub async fn serve_on(self, threads: usize) -> Result<RunningVerifier, StartError> {
         let threads = if cfg!(unix) { threads.max(1) } else { 1 };
         let shared = threads > 1;
-        let http = bind(self.config.http_addr, shared)?;
-        let grpc = bind(self.config.grpc_addr, shared)?;
+        let (http_at, grpc_at) = if shared {
+            // SO_REUSEPORT would let us join a group someone else (another
+            // verifier of the same user) already holds: first take each
+            // address alone, which fails if anything listens there, then
+            // share it among our own threads only.
+            (probe(self.config.http_addr)?, probe(self.config.grpc_addr)?)
+        } else {
+            (self.config.http_addr, self.config.grpc_addr)
+        };
+        let http = bind(http_at, shared)?;
+        let grpc = bind(grpc_at, shared)?;
         let http_addr = http
             .local_addr()
             .map_err(|e| StartError::Bind(self.config.http_addr, e))?;
@@ -273,6 +283,14 @@ impl VerifierApp {
             tasks,
         })
     }
+}
+
+/// Binds `addr` without SO_REUSEPORT (so it fails while anything listens
+/// there, shared or not) and releases it; returns the address bound (the
+/// port chosen for port 0).
+fn probe(addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let l = bind(addr, false)?;
+    l.local_addr().map_err(|e| StartError::Bind(addr, e))
 }
 
 /// A listener on `addr`; `shared`: SO_REUSEPORT, so that several threads

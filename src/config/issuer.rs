@@ -140,7 +140,7 @@ pub struct RawStorage {
     pub path: Option<String>,
     /// Redis URLs (`redis://` or `rediss://`); several mean cluster seeds; env `MCPGW_ISSUER_STORAGE_REDIS_URLS` (comma-separated). Defaults to none (required for `redis`).
     pub redis_urls: Option<Vec<String>>,
-    /// Use Redis Cluster even with one seed URL. Defaults to false.
+    /// Use Redis Cluster even with one seed URL, for the store and the revocation sink (a seed that reports `cluster_enabled:1` selects cluster mode anyway). Defaults to false.
     pub redis_cluster: Option<bool>,
 }
 

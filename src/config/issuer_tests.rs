@@ -93,11 +93,27 @@ fn redis_storage_feeds_revocation() {
     assert_eq!(
         c.revocation,
         RevocationConfig::Redis {
-            urls: vec!["redis://127.0.0.1:6379".into()]
+            urls: vec!["redis://127.0.0.1:6379".into()],
+            cluster: false,
         }
     );
     assert_eq!(
         provider_env("my-okta", "CLIENT_SECRET"),
         "MCPGW_ISSUER_PROVIDER_MY_OKTA_CLIENT_SECRET"
+    );
+}
+
+#[test]
+fn redis_cluster_flag_reaches_the_revocation_sink() {
+    let t = format!(
+        "{MINIMAL}[storage]\nkind = \"redis\"\nredis_urls = [\"redis://127.0.0.1:7000\"]\nredis_cluster = true\n"
+    );
+    let c = RawConfig::from_toml(&t).unwrap().validate().unwrap();
+    assert_eq!(
+        c.revocation,
+        RevocationConfig::Redis {
+            urls: vec!["redis://127.0.0.1:7000".into()],
+            cluster: true,
+        }
     );
 }

@@ -22,7 +22,12 @@ pub enum StorageConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevocationConfig {
     Local,
-    Redis { urls: Vec<String> },
+    /// `cluster`: force cluster mode with one seed (a seed that reports
+    /// `cluster_enabled:1` selects it anyway); follows `storage.redis_cluster`.
+    Redis {
+        urls: Vec<String>,
+        cluster: bool,
+    },
 }
 
 /// Where the embedded store lives when `storage.path` is not set.
@@ -416,12 +421,14 @@ impl RawConfig {
         };
         let rv = self.revocation.unwrap_or_default();
         let rv_urls = rv.redis_urls.or(st.redis_urls).unwrap_or_default();
+        let rv_cluster = st.redis_cluster.unwrap_or(false);
         let revocation = match rv.kind.as_deref() {
             Some("local") => RevocationConfig::Local,
             None if rv_urls.is_empty() => RevocationConfig::Local,
-            Some("redis") | None if !rv_urls.is_empty() => {
-                RevocationConfig::Redis { urls: rv_urls }
-            }
+            Some("redis") | None if !rv_urls.is_empty() => RevocationConfig::Redis {
+                urls: rv_urls,
+                cluster: rv_cluster,
+            },
             Some("redis") | None => {
                 return Err(bad(
                     "revocation.redis_urls",

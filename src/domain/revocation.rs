@@ -75,6 +75,18 @@ impl Revocation {
     }
 }
 
+impl Revocation {
+    /// A stable key naming what is revoked (kind and id), for records that
+    /// keep one entry per revoked thing.
+    pub fn record_key(&self) -> String {
+        match self {
+            Revocation::Jti { id, .. } => format!("jti:{id}"),
+            Revocation::Subject { id, .. } => format!("sub:{id}"),
+            Revocation::Client { id, .. } => format!("client:{id}"),
+        }
+    }
+}
+
 // === impl RevocationSet ===
 
 impl RevocationSet {
@@ -98,6 +110,34 @@ impl RevocationSet {
         t.client_id
             .and_then(|c| self.clients.get(c))
             .is_some_and(|b| t.iat <= *b)
+    }
+
+    /// Entries of `self` that `other` lacks, or holds with a lower score
+    /// (what `other` would have to gain to cover `self`).
+    pub fn missing_from(&self, other: &RevocationSet) -> Vec<Revocation> {
+        let below = |mine: &HashMap<String, u64>, theirs: &HashMap<String, u64>| {
+            mine.iter()
+                .filter(|(id, v)| theirs.get(*id).is_none_or(|t| t < v))
+                .map(|(id, v)| (id.clone(), *v))
+                .collect::<Vec<_>>()
+        };
+        let mut out = Vec::new();
+        out.extend(
+            below(&self.jtis, &other.jtis)
+                .into_iter()
+                .map(|(id, exp)| Revocation::Jti { id, exp }),
+        );
+        out.extend(
+            below(&self.subjects, &other.subjects)
+                .into_iter()
+                .map(|(id, before)| Revocation::Subject { id, before }),
+        );
+        out.extend(
+            below(&self.clients, &other.clients)
+                .into_iter()
+                .map(|(id, before)| Revocation::Client { id, before }),
+        );
+        out
     }
 
     /// Drops entries that can no longer match a live token.
@@ -172,6 +212,42 @@ mod tests {
     }
 
     #[test]
+    fn missing_from_lists_what_the_other_set_lacks() {
+        let mut mine = RevocationSet::default();
+        let mut theirs = RevocationSet::default();
+        for r in [
+            Revocation::Jti {
+                id: "a".into(),
+                exp: 5,
+            },
+            Revocation::Subject {
+                id: "u".into(),
+                before: 9,
+            },
+        ] {
+            mine.apply(&r);
+        }
+        theirs.apply(&Revocation::Subject {
+            id: "u".into(),
+            before: 3,
+        });
+        let mut m = mine.missing_from(&theirs);
+        m.sort_by_key(|r| r.record_key());
+        assert_eq!(m.len(), 2, "{m:?}");
+        theirs.apply(&m[0]);
+        theirs.apply(&m[1]);
+        assert!(mine.missing_from(&theirs).is_empty());
+        assert_eq!(
+            Revocation::Client {
+                id: "c".into(),
+                before: 1
+            }
+            .record_key(),
+            "client:c"
+        );
+    }
+
+    #[test]
     fn wire_format() {
         let r = Revocation::Jti {
             id: "a".into(),
@@ -197,7 +273,25 @@ pub trait RevocationView: Send + Sync + 'static {
 /// The issuer's write side: records a revocation where every verifier sees it.
 #[async_trait::async_trait]
 pub trait RevocationSink: Send + Sync + 'static {
+    /// Stores `r` durably and publishes it; `Ok` only once both are done.
+    /// Idempotent: publishing again is harmless (scores only grow).
     async fn publish(&self, r: Revocation) -> Result<(), RevocationError>;
+
+    /// Makes sure every entry of `rs` is stored (adding the missing ones
+    /// and publishing those); returns how many were missing. Used to
+    /// repopulate a store that lost data. Defaults to publishing each.
+    async fn ensure(&self, rs: &[Revocation]) -> Result<usize, RevocationError> {
+        for r in rs {
+            self.publish(r.clone()).await?;
+        }
+        Ok(0)
+    }
+
+    /// Whether the sink can take writes now (the issuer's `/readyz`).
+    /// Defaults to yes.
+    async fn check(&self) -> Result<(), RevocationError> {
+        Ok(())
+    }
 }
 
 /// Failure to record a revocation; the issuer must report it, not swallow it.

@@ -21,7 +21,7 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// Every namespace, so tables can be created up front and swept.
-const ALL: [Namespace; 12] = [
+const ALL: [Namespace; 13] = [
     Namespace::Clients,
     Namespace::Codes,
     Namespace::Refresh,
@@ -34,6 +34,7 @@ const ALL: [Namespace; 12] = [
     Namespace::AccessTokens,
     Namespace::ClientMetadataCache,
     Namespace::RateLimits,
+    Namespace::Revocations,
 ];
 
 /// The issuer's store in one redb file.
@@ -58,6 +59,7 @@ pub fn namespace_name(ns: Namespace) -> &'static str {
         Namespace::AccessTokens => "access_tokens",
         Namespace::ClientMetadataCache => "client_metadata_cache",
         Namespace::RateLimits => "rate_limits",
+        Namespace::Revocations => "revocations",
     }
 }
 

@@ -363,6 +363,12 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerifyKey>, String> {
         let kid = jwk.common.key_id.clone().unwrap_or_default();
         out.insert(kid, key);
     }
+    // A set with no usable key (`{"keys":[]}`, only foreign keys) is a
+    // failed fetch: an issuer never rightly publishes no key at all, and
+    // taking it would drop the keys every live token is signed with.
+    if out.is_empty() {
+        return Err("JWKS has no usable signature key".into());
+    }
     Ok(out)
 }
 
@@ -383,5 +389,7 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys["ed"].alg, Algorithm::EdDSA);
         assert!(parse_jwks(b"not json").is_err());
+        assert!(parse_jwks(br#"{"keys":[]}"#).is_err());
+        assert!(parse_jwks(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hs"}]}"#).is_err());
     }
 }

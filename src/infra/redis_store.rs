@@ -67,6 +67,9 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) 
 return n
 "#;
 
+/// Time limit for connecting and for each command.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connection settings for [`RedisStore`].
 #[derive(Debug, Clone, Default)]
 pub struct RedisSettings {
@@ -98,7 +101,10 @@ fn redis_err(e: redis::RedisError) -> StoreError {
 }
 
 fn listable(ns: Namespace) -> bool {
-    matches!(ns, Namespace::Clients | Namespace::Keys)
+    matches!(
+        ns,
+        Namespace::Clients | Namespace::Keys | Namespace::Revocations
+    )
 }
 
 /// `{mcpgate:<ns>}`: the hash tag shared by a namespace's keys.
@@ -133,12 +139,17 @@ impl RedisStore {
     pub async fn connect_with(settings: &RedisSettings) -> Result<Self, StoreError> {
         let conn = match settings.urls.as_slice() {
             [] => return Err(StoreError::Unavailable("no redis URL configured".into())),
-            [one] if !settings.cluster => {
+            [one]
+                if !settings.cluster
+                    && !crate::infra::revocation::is_cluster_node(one, CONNECT_TIMEOUT)
+                        .await
+                        .map_err(redis_err)? =>
+            {
                 let client = redis::Client::open(one.as_str()).map_err(redis_err)?;
                 Conn::Single(ConnectionManager::new(client).await.map_err(redis_err)?)
             }
             many => {
-                let client = redis::cluster::ClusterClient::new(many.iter().map(String::as_str))
+                let client = crate::infra::revocation::cluster_client(many, CONNECT_TIMEOUT)
                     .map_err(redis_err)?;
                 Conn::Cluster(client.get_async_connection().await.map_err(redis_err)?)
             }

@@ -137,7 +137,10 @@ impl Issuer {
         {
             tracing::warn!(family = %t.family_id, "authorization code replayed; revoking its tokens");
             if let Err(e) = self.revoke_family(&t.family_id).await {
+                // Not acknowledged: the redeemed-code record stays, so a
+                // retry revokes (and publishes) again.
                 tracing::error!(error = %e.log_detail(), "revoking a replayed code's tokens failed");
+                return e;
             }
         }
         OAuthError::invalid_grant("invalid or expired code")
@@ -233,7 +236,10 @@ impl Issuer {
         {
             tracing::warn!(family = %r.family_id, "rotated refresh token reused; revoking the family");
             if let Err(e) = self.revoke_family(&r.family_id).await {
+                // Not acknowledged: the rotated-token record stays, so a
+                // retry revokes (and publishes) again.
                 tracing::error!(error = %e.log_detail(), "revoking a refresh family failed");
+                return e;
             }
         }
         OAuthError::invalid_grant("invalid or expired refresh token")
@@ -318,7 +324,7 @@ impl Issuer {
         family_id: &str,
         with_refresh: bool,
     ) -> Result<TokenResponse, OAuthError> {
-        let (access_token, _) = self.mint_access(g, Some(family_id)).await?;
+        let (access_token, claims) = self.mint_access(g, Some(family_id)).await?;
         let mut refresh_token = None;
         if with_refresh {
             let rt = random_token(32)?;
@@ -342,6 +348,9 @@ impl Issuer {
         // A revocation that raced with this issue either saw the new
         // tokens in the family record or left its tombstone for us to see.
         if self.family_revoked(family_id).await? {
+            // This token may be missing from a family record saved by the
+            // racing revocation: publish it by itself first.
+            self.revoke_jti(&claims.jti, claims.exp).await?;
             self.revoke_family(family_id).await?;
             return Err(OAuthError::invalid_grant("refresh token revoked"));
         }

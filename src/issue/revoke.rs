@@ -31,7 +31,10 @@ impl Issuer {
     ///
     /// A tombstone key is written first and never rewritten, so a refresh
     /// racing with this cannot bring the family back by saving its record
-    /// (see [`Issuer::family_revoked`]).
+    /// (see [`Issuer::family_revoked`]). The family record keeps its access
+    /// tokens until every one is recorded and published, and only then is
+    /// the refresh token deleted: a failure part way leaves everything a
+    /// retry needs to publish again, so `Ok` means every verifier was told.
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
         let store = self.store.as_ref();
         let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
@@ -42,16 +45,18 @@ impl Issuer {
         else {
             return Ok(());
         };
-        f.revoked = true;
+        let now = self.now();
+        for (jti, exp) in f.access.iter().filter(|(_, e)| *e > now) {
+            self.revoke_jti(jti, *exp).await?;
+        }
         if let Some(h) = f.current_refresh.take() {
             store.delete(Namespace::Refresh, &h).await?;
         }
-        let now = self.now();
-        let access = std::mem::take(&mut f.access);
-        let ttl = Some(self.settings.refresh_ttl);
-        put_json(store, Namespace::Families, family_id, &f, ttl).await?;
-        for (jti, exp) in access.into_iter().filter(|(_, e)| *e > now) {
-            self.revoke_jti(&jti, exp).await?;
+        if !f.revoked {
+            f.revoked = true;
+            f.access.retain(|(_, e)| *e > now);
+            let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
+            put_json(store, Namespace::Families, family_id, &f, ttl).await?;
         }
         tracing::info!(family = family_id, client_id = %f.client_id, "refresh family revoked");
         Ok(())
@@ -71,17 +76,61 @@ impl Issuer {
         Ok(f.is_none_or(|f| f.revoked))
     }
 
-    /// Revokes one access token everywhere.
+    /// Revokes one access token everywhere: recorded, published, and only
+    /// then forgotten by introspection.
     pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), OAuthError> {
+        self.record_and_publish(Revocation::Jti {
+            id: jti.to_owned(),
+            exp,
+        })
+        .await?;
         self.store.delete(Namespace::AccessTokens, jti).await?;
-        self.revocations
-            .publish(Revocation::Jti {
-                id: jti.to_owned(),
-                exp,
-            })
-            .await?;
         tracing::info!(jti, "access token revoked");
         Ok(())
+    }
+
+    /// Keeps `r` in the issuer's own store (until it no longer matters), then
+    /// publishes it. The record is what [`Issuer::republish_revocations`]
+    /// restores into a revocation store that lost data.
+    pub async fn record_and_publish(&self, r: Revocation) -> Result<(), OAuthError> {
+        let now = self.now();
+        let until = r.expires_at(self.max_token_lifetime().as_secs());
+        if until < now {
+            return Ok(());
+        }
+        let ttl = Some(std::time::Duration::from_secs((until - now).max(1)));
+        put_json(
+            self.store.as_ref(),
+            Namespace::Revocations,
+            &r.record_key(),
+            &r,
+            ttl,
+        )
+        .await?;
+        self.revocations.publish(r).await?;
+        Ok(())
+    }
+
+    /// Re-stores every revocation still in force in the revocation store,
+    /// publishing those it had lost; returns how many were missing.
+    pub async fn republish_revocations(&self) -> Result<usize, OAuthError> {
+        let now = self.now();
+        let max = self.max_token_lifetime().as_secs();
+        let mut all = Vec::new();
+        for (key, v) in self.store.list(Namespace::Revocations).await? {
+            match serde_json::from_slice::<Revocation>(&v) {
+                Ok(r) if r.expires_at(max) >= now => all.push(r),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(key, error = %e, "skipping unreadable revocation record"),
+            }
+        }
+        Ok(self.revocations.ensure(&all).await?)
+    }
+
+    /// The longest an access token can be accepted for: its lifetime plus
+    /// the clock skew verifiers tolerate.
+    pub fn max_token_lifetime(&self) -> std::time::Duration {
+        self.settings.access_ttl + std::time::Duration::from_secs(300)
     }
 
     async fn set_watermark(&self, key: &str) -> Result<u64, OAuthError> {
@@ -95,12 +144,11 @@ impl Issuer {
     /// Revokes every token issued so far to a client.
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), OAuthError> {
         let before = self.set_watermark(&client_mark(client_id)).await?;
-        self.revocations
-            .publish(Revocation::Client {
-                id: client_id.to_owned(),
-                before,
-            })
-            .await?;
+        self.record_and_publish(Revocation::Client {
+            id: client_id.to_owned(),
+            before,
+        })
+        .await?;
         tracing::info!(client_id, "all tokens of client revoked");
         Ok(())
     }
@@ -108,12 +156,11 @@ impl Issuer {
     /// Revokes every token issued so far to a user.
     pub async fn revoke_subject_tokens(&self, sub: &str) -> Result<(), OAuthError> {
         let before = self.set_watermark(&sub_mark(sub)).await?;
-        self.revocations
-            .publish(Revocation::Subject {
-                id: sub.to_owned(),
-                before,
-            })
-            .await?;
+        self.record_and_publish(Revocation::Subject {
+            id: sub.to_owned(),
+            before,
+        })
+        .await?;
         tracing::info!(sub, "all tokens of subject revoked");
         Ok(())
     }

@@ -35,6 +35,11 @@ pub enum Namespace {
     ClientMetadataCache,
     /// Rate-limit counters.
     RateLimits,
+    /// Every revocation still in force, keyed by
+    /// [`Revocation::record_key`](crate::domain::revocation::Revocation::record_key):
+    /// the issuer's own copy, republished when the revocation store lost
+    /// data. Listable.
+    Revocations,
 }
 
 /// Errors of a storage backend. The detail is for logs, never for clients.

@@ -38,19 +38,25 @@ pub async fn health_live_get() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 503 while the store does not answer.
+/// `GET /readyz`: 503 while the store or the revocation sink does not
+/// answer (a revocation could not be acknowledged).
 pub async fn health_ready_get(State(st): St) -> Response {
-    match st.core.store.get(Namespace::RateLimits, "readyz").await {
-        Ok(_) => Json(serde_json::json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "store not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "not_ready", "reason": "storage unavailable"})),
-            )
-                .into_response()
-        }
+    let not_ready = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not_ready", "reason": reason})),
+        )
+            .into_response()
+    };
+    if let Err(e) = st.core.store.get(Namespace::RateLimits, "readyz").await {
+        tracing::warn!(error = %e, "store not ready");
+        return not_ready("storage unavailable");
     }
+    if let Err(e) = st.core.revocations.check().await {
+        tracing::warn!(error = %e, "revocation sink not ready");
+        return not_ready("revocation store unavailable");
+    }
+    Json(serde_json::json!({"status": "ready"})).into_response()
 }
 
 /// `GET /metrics`.

@@ -6,20 +6,39 @@
 //! missed. While connected: apply each message, PING over the pub/sub
 //! connection and resync periodically; every success is "contact", and
 //! [`RevocationView::stale_for`] reports the time since the last contact.
+//! Until the first resync completes the view is stale without bound: a
+//! verifier that never synced decides nothing that needs revocation data.
+//!
+//! A resync merges into the mirror: an entry leaves only when it expires.
+//! A Redis that comes back holding less than the mirror (restarted without
+//! persistence, failed over to a replica that lagged) is reported
+//! (`revocation_store_lost_entries`, a warning) and the missing entries are
+//! written back (`ZADD GT`, which only adds or raises), so verifiers started
+//! later see them too. Write-back needs a Redis user allowed to `ZADD` the
+//! revocation keys; when it is refused the mirror still keeps the entries.
 
 use super::local::now_secs;
-use super::Conn;
+use super::{cluster_client, is_cluster_node, Conn};
 use crate::domain::clock::Clock;
 use crate::domain::revocation::{
     Published, Revocation, RevocationSet, RevocationView, TokenRef, CHANNEL, CLIENT_KEY, JTI_KEY,
     SUBJECT_KEY,
 };
 use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
+
+/// Entries the mirror holds and Redis lacks count as lost (and are written
+/// back) only when the issuer cannot have pruned them: a `jti` expiring more
+/// than [`SKEW_MARGIN`] from now, a watermark newer than this (the sink
+/// keeps watermarks longer, `WATERMARK_RETENTION`).
+pub const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
+/// Clock difference between issuer and verifier tolerated by the loss check.
+const SKEW_MARGIN: u64 = 60;
 
 /// Settings for [`RedisRevocationMirror`].
 #[derive(Debug, Clone)]
@@ -37,6 +56,12 @@ pub struct MirrorSettings {
     /// Observes, per message, seconds from publication to application.
     /// Defaults to none.
     pub propagation: Option<Histogram>,
+    /// Force cluster mode with one seed URL (a seed that reports
+    /// `cluster_enabled:1` selects it anyway). Defaults to false.
+    pub cluster: bool,
+    /// Counts entries Redis had lost and the mirror wrote back. Defaults
+    /// to none.
+    pub lost: Option<Counter>,
 }
 
 struct Shared {
@@ -46,6 +71,8 @@ struct Shared {
     /// Unix millis when the mirror started.
     started_ms: AtomicU64,
     connected: AtomicBool,
+    /// Whether one resync has completed.
+    synced: AtomicBool,
     len: AtomicUsize,
 }
 
@@ -69,6 +96,8 @@ impl MirrorSettings {
             max_token_lifetime,
             io_timeout: Duration::from_secs(2),
             propagation: None,
+            cluster: false,
+            lost: None,
         }
     }
 }
@@ -84,6 +113,7 @@ impl RedisRevocationMirror {
             last_contact_ms: AtomicU64::new(0),
             started_ms: AtomicU64::new(millis(clock.now())),
             connected: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
             len: AtomicUsize::new(0),
         });
         let ping_interval = settings.ping_interval;
@@ -126,6 +156,10 @@ impl RevocationView for RedisRevocationMirror {
     }
 
     fn stale_for(&self, now: SystemTime) -> Option<Duration> {
+        if !self.shared.synced.load(Ordering::Relaxed) {
+            // Never synced: stale without bound, from the first request.
+            return Some(Duration::MAX);
+        }
         let last = self.shared.last_contact_ms.load(Ordering::Relaxed);
         let since = if last == 0 {
             self.shared.started_ms.load(Ordering::Relaxed)
@@ -148,8 +182,9 @@ impl RevocationView for RedisRevocationMirror {
 
 async fn run(settings: MirrorSettings, clock: Arc<dyn Clock>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
+    let mut nodes = Vec::new();
     loop {
-        match session(&settings, clock.as_ref(), &shared, &mut backoff).await {
+        match session(&settings, clock.as_ref(), &shared, &mut backoff, &mut nodes).await {
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "revocation mirror lost redis"),
         }
@@ -172,18 +207,46 @@ async fn within<T>(
         .unwrap_or_else(|_| Err(timeout_err()))
 }
 
-/// One connected session; returns when the connection is lost.
+/// One connected session; returns when the connection is lost. `nodes`
+/// collects the cluster's nodes across sessions, so the subscription can
+/// move to another node when the seeds are gone.
 async fn session(
     s: &MirrorSettings,
     clock: &dyn Clock,
     shared: &Shared,
     backoff: &mut Duration,
+    nodes: &mut Vec<String>,
 ) -> redis::RedisResult<()> {
     let t = s.io_timeout;
+    let cluster = match s.urls.as_slice() {
+        [] => {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no redis URL",
+            )))
+        }
+        [one] => s.cluster || is_cluster_node(one, t).await?,
+        _ => true,
+    };
+    let conn = if cluster {
+        let client = cluster_client(&s.urls, t)?;
+        let conn = Conn::Cluster(within(t, client.get_async_connection()).await?);
+        if let Ok(found) = cluster_nodes(&conn, &s.urls[0], t).await {
+            for n in found {
+                if !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+        }
+        conn
+    } else {
+        let client = redis::Client::open(s.urls[0].as_str())?;
+        Conn::Plain(within(t, client.get_multiplexed_async_connection()).await?)
+    };
     // Classic pub/sub is cluster-wide, so any reachable node will do.
     let mut pubsub = None;
     let mut last_err = None;
-    for url in &s.urls {
+    for url in s.urls.iter().chain(nodes.iter()) {
         let client = redis::Client::open(url.as_str())?;
         match within(t, client.get_async_pubsub()).await {
             Ok(p) => {
@@ -197,13 +260,6 @@ async fn session(
         return Err(last_err.unwrap_or_else(timeout_err));
     };
     within(t, pubsub.subscribe(CHANNEL)).await?;
-    let conn = if s.urls.len() == 1 {
-        let client = redis::Client::open(s.urls[0].as_str())?;
-        Conn::Plain(within(t, client.get_multiplexed_async_connection()).await?)
-    } else {
-        let client = redis::cluster::ClusterClient::new(s.urls.iter().map(String::as_str))?;
-        Conn::Cluster(within(t, client.get_async_connection()).await?)
-    };
     resync(s, clock, shared, &conn).await?;
     shared.connected.store(true, Ordering::Relaxed);
     *backoff = Duration::from_millis(100);
@@ -250,7 +306,38 @@ fn touch(clock: &dyn Clock, shared: &Shared) {
         .store(millis(clock.now()), Ordering::Relaxed);
 }
 
-/// Replaces the mirror with the three sorted sets, pruned.
+/// The `redis://host:port/` of every node `CLUSTER NODES` lists, in the
+/// scheme (and credentials) of `seed`.
+async fn cluster_nodes(conn: &Conn, seed: &str, t: Duration) -> redis::RedisResult<Vec<String>> {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("NODES");
+    let text: String = within(t, conn.query(&cmd)).await?;
+    let Ok(base) = url::Url::parse(seed) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(addr) = line.split_whitespace().nth(1) else {
+            continue;
+        };
+        // host:port@cport[,hostname]
+        let hp = addr.split('@').next().unwrap_or_default();
+        let Some((host, port)) = hp.rsplit_once(':') else {
+            continue;
+        };
+        let (Ok(port), false) = (port.parse::<u16>(), host.is_empty()) else {
+            continue;
+        };
+        let mut u = base.clone();
+        if u.set_host(Some(host)).is_ok() && u.set_port(Some(port)).is_ok() {
+            out.push(u.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Merges the three sorted sets into the mirror and prunes it. What the
+/// mirror holds and Redis lacks is reported and written back.
 async fn resync(
     s: &MirrorSettings,
     clock: &dyn Clock,
@@ -275,11 +362,65 @@ async fn resync(
             });
         }
     }
-    fresh.prune(now_secs(clock), s.max_token_lifetime.as_secs());
-    if let Ok(mut set) = shared.set.write() {
-        shared.len.store(fresh.len(), Ordering::Relaxed);
-        *set = fresh;
-    }
+    let now = now_secs(clock);
+    let max = s.max_token_lifetime.as_secs();
+    fresh.prune(now, max);
+    let missing = match shared.set.write() {
+        Ok(mut set) => {
+            set.prune(now, max);
+            let horizon = now.saturating_sub(LOSS_CHECK_HORIZON.as_secs());
+            let missing: Vec<Revocation> = set
+                .missing_from(&fresh)
+                .into_iter()
+                .filter(|r| match r {
+                    Revocation::Jti { exp, .. } => *exp > now + SKEW_MARGIN,
+                    Revocation::Subject { before, .. } | Revocation::Client { before, .. } => {
+                        *before > horizon
+                    }
+                })
+                .collect();
+            for r in fresh.entries() {
+                set.apply(&r);
+            }
+            shared.len.store(set.len(), Ordering::Relaxed);
+            missing
+        }
+        Err(_) => Vec::new(),
+    };
     touch(clock, shared);
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing = missing.len(),
+            "redis lacks revocations this verifier enforces (data lost?); keeping them and writing them back"
+        );
+        if let Some(c) = &s.lost {
+            c.inc_by(missing.len() as u64);
+        }
+        if let Err(e) = write_back(s, conn, &missing).await {
+            tracing::warn!(error = %e, "writing revocations back to redis failed");
+        }
+    }
+    shared.synced.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `ZADD <set> GT score member ...`, one command per set: adds what is
+/// missing, raises what is lower, never lowers or removes.
+async fn write_back(s: &MirrorSettings, conn: &Conn, rs: &[Revocation]) -> redis::RedisResult<()> {
+    for key in [JTI_KEY, SUBJECT_KEY, CLIENT_KEY] {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(key).arg("GT");
+        let mut n = 0;
+        for r in rs {
+            let (k, member, score) = super::sink::key_of(r);
+            if k == key {
+                cmd.arg(score).arg(member);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            within(s.io_timeout, conn.query::<i64>(&cmd)).await?;
+        }
+    }
     Ok(())
 }

@@ -1,21 +1,46 @@
-//! [`RedisRevocationSink`]: ZADD (keep the max score) + prune, then PUBLISH.
+//! [`RedisRevocationSink`]: one Lua script (ZADD keeping the max score, and
+//! prune; its three keys declared and sharing the `{mcpgate}` hash tag, so a
+//! cluster runs it on one node and the client follows MOVED/ASK), then
+//! PUBLISH (which a cluster broadcasts to every node).
 
 use super::local::now_secs;
-use super::Conn;
+use super::{cluster_client, is_cluster_node, Conn};
 use crate::domain::clock::{unix_millis, Clock};
 use crate::domain::revocation::{
     Published, Revocation, RevocationError, RevocationSink, CHANNEL, CLIENT_KEY, JTI_KEY,
     SUBJECT_KEY,
 };
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The issuer's revocation writer on Redis or Redis Cluster. All keys share
-/// the `{mcpgate}` hash tag, so the write pipeline stays in one slot.
+/// KEYS: jti, subject, client sets. ARGV[1] which set (1..3), ARGV[2]
+/// score, ARGV[3] member, ARGV[4] now, ARGV[5] horizon. Adds (or raises)
+/// the member, prunes expired members; returns 1 if the member was new.
+const WRITE_LUA: &str = r#"
+local added = redis.call('ZADD', KEYS[tonumber(ARGV[1])], 'GT', ARGV[2], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
+return added
+"#;
+
+/// Subject and client watermarks stay in Redis at least this long (or the
+/// longest token lifetime, if longer): one entry per subject or client, so
+/// cheap, and longer than any verifier's `max_token_lifetime` in practice,
+/// so a verifier never takes the issuer's pruning for data loss (see
+/// [`LOSS_CHECK_HORIZON`](super::mirror::LOSS_CHECK_HORIZON)).
+pub(crate) const WATERMARK_RETENTION: Duration = Duration::from_secs(8 * 86_400);
+
+/// Time limit for connecting and for each command.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The issuer's revocation writer on Redis or Redis Cluster.
 #[derive(Clone)]
 pub struct RedisRevocationSink {
     conn: Conn,
+    write: Script,
     clock: Arc<dyn Clock>,
     max_token_lifetime_secs: u64,
 }
@@ -33,32 +58,89 @@ pub(crate) fn key_of(r: &Revocation) -> (&'static str, &str, u64) {
     }
 }
 
+fn slot_of(key: &str) -> u8 {
+    match key {
+        JTI_KEY => 1,
+        SUBJECT_KEY => 2,
+        _ => 3,
+    }
+}
+
 // === impl RedisRevocationSink ===
 
 impl RedisRevocationSink {
-    /// Connects: one URL = standalone (reconnecting), several = cluster seeds.
+    /// Connects: several URLs, `cluster`, or a single URL whose server
+    /// runs in cluster mode = cluster; otherwise standalone (reconnecting).
     pub async fn connect(
         urls: &[String],
+        cluster: bool,
         clock: Arc<dyn Clock>,
         max_token_lifetime: Duration,
     ) -> Result<Self, RevocationError> {
         let conn = match urls {
             [] => return Err(RevocationError("no redis URL configured".into())),
-            [one] => {
+            [one] if !cluster && !is_cluster_node(one, IO_TIMEOUT).await.map_err(err)? => {
                 let client = redis::Client::open(one.as_str()).map_err(err)?;
-                Conn::Managed(ConnectionManager::new(client).await.map_err(err)?)
+                // Reconnect quickly and give up fast: a revocation that
+                // cannot be stored fails (the client retries), it never waits
+                // long or gets acknowledged.
+                let cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(IO_TIMEOUT))
+                    .set_response_timeout(Some(IO_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                Conn::Managed(
+                    ConnectionManager::new_with_config(client, cfg)
+                        .await
+                        .map_err(err)?,
+                )
             }
             many => {
-                let client = redis::cluster::ClusterClient::new(many.iter().map(String::as_str))
-                    .map_err(err)?;
+                let client = cluster_client(many, IO_TIMEOUT).map_err(err)?;
                 Conn::Cluster(client.get_async_connection().await.map_err(err)?)
             }
         };
         Ok(Self {
             conn,
+            write: Script::new(WRITE_LUA),
             clock,
-            max_token_lifetime_secs: max_token_lifetime.as_secs(),
+            max_token_lifetime_secs: max_token_lifetime.max(WATERMARK_RETENTION).as_secs(),
         })
+    }
+
+    /// Whether this sink talks to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// Stores one revocation; returns whether it was missing.
+    async fn store(&self, r: &Revocation) -> Result<bool, RevocationError> {
+        let now = now_secs(self.clock.as_ref());
+        let horizon = now.saturating_sub(self.max_token_lifetime_secs);
+        let (key, member, score) = key_of(r);
+        let mut inv = self.write.key(JTI_KEY);
+        inv.key(SUBJECT_KEY)
+            .key(CLIENT_KEY)
+            .arg(slot_of(key))
+            .arg(score)
+            .arg(member)
+            .arg(now)
+            .arg(horizon);
+        let added: i64 = self.conn.invoke(&inv).await.map_err(err)?;
+        Ok(added == 1)
+    }
+
+    async fn announce(&self, r: Revocation) -> Result<(), RevocationError> {
+        let msg = Published {
+            revocation: r,
+            published_ms: Some(unix_millis(self.clock.now())),
+        };
+        let payload = serde_json::to_string(&msg).map_err(|e| RevocationError(e.to_string()))?;
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(CHANNEL).arg(payload);
+        self.conn.query::<i64>(&publish).await.map_err(err)?;
+        Ok(())
     }
 }
 
@@ -71,41 +153,26 @@ impl std::fmt::Debug for RedisRevocationSink {
 #[async_trait::async_trait]
 impl RevocationSink for RedisRevocationSink {
     async fn publish(&self, r: Revocation) -> Result<(), RevocationError> {
-        let now = now_secs(self.clock.as_ref());
-        let horizon = now.saturating_sub(self.max_token_lifetime_secs);
-        let (key, member, score) = key_of(&r);
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("ZADD")
-            .arg(key)
-            .arg("GT")
-            .arg(score)
-            .arg(member)
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(JTI_KEY)
-            .arg("-inf")
-            .arg(format!("({now}"))
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(SUBJECT_KEY)
-            .arg("-inf")
-            .arg(format!("({horizon}"))
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(CLIENT_KEY)
-            .arg("-inf")
-            .arg(format!("({horizon}"))
-            .ignore();
-        self.conn.pipe::<()>(&p).await.map_err(err)?;
-        let msg = Published {
-            revocation: r,
-            published_ms: Some(unix_millis(self.clock.now())),
-        };
-        let payload = serde_json::to_string(&msg).map_err(|e| RevocationError(e.to_string()))?;
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(CHANNEL).arg(payload);
-        self.conn.query::<i64>(&publish).await.map_err(err)?;
+        self.store(&r).await?;
+        self.announce(r).await
+    }
+
+    async fn ensure(&self, rs: &[Revocation]) -> Result<usize, RevocationError> {
+        let mut missing = 0;
+        for r in rs {
+            if self.store(r).await? {
+                missing += 1;
+                self.announce(r.clone()).await?;
+            }
+        }
+        Ok(missing)
+    }
+
+    async fn check(&self) -> Result<(), RevocationError> {
+        // On the revocation slot's master (a cluster routes by key).
+        let mut cmd = redis::cmd("ZCARD");
+        cmd.arg(JTI_KEY);
+        self.conn.query::<i64>(&cmd).await.map_err(err)?;
         Ok(())
     }
 }

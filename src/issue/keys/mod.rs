@@ -5,6 +5,12 @@
 //! before it signs anything; on rotation it becomes `current`, the old
 //! current becomes `retired` and stays published until every token it
 //! signed has expired (`retire_after`), and a new `next` is generated.
+//!
+//! Replicas agree: the first key pair is chosen by a store-side
+//! compare-and-set ([`GENESIS`], written only if absent, then re-read, so
+//! replicas starting together all adopt the winner's pair), and every
+//! rotation bumps [`VERSION`], which each replica polls cheaply (one GET a
+//! second) to reload at once after another replica rotated.
 
 use crate::domain::claims::{AccessClaims, AT_JWT_TYP};
 use crate::issue::store::{Namespace, Store, StoreError};
@@ -60,6 +66,12 @@ struct LoadedKey {
     dec: DecodingKey,
     jwk: Jwk,
 }
+
+/// Store key (in [`Namespace::Keys`]) of the agreed first key pair.
+pub const GENESIS: &str = "meta:genesis";
+/// Store key (in [`Namespace::Keys`]) of the signing-key version: the kid
+/// of the latest rotation's current key.
+pub const VERSION: &str = "meta:version";
 
 /// PEM key material from files: the signing key, optionally the key to
 /// pre-publish, and retired keys still to publish.
@@ -237,16 +249,67 @@ impl KeyManager {
             .iter()
             .any(|r| r.state == KeyState::Current && r.alg == alg)
         {
-            km.put(&new_record(alg, KeyState::Current, now)?).await?;
-            km.put(&new_record(alg, KeyState::Next, now)?).await?;
+            km.agree_on_first_keys(now).await?;
         }
         km.reload().await?;
         Ok(km)
     }
 
+    /// Proposes a current and next key with put-if-absent, then adopts
+    /// whatever pair won (ours or a replica's that started at the same
+    /// time) and stores its records (the same bytes, whoever writes them).
+    async fn agree_on_first_keys(&self, now: u64) -> Result<(), KeyError> {
+        let alg = self.alg;
+        let mine = vec![
+            new_record(alg, KeyState::Current, now)?,
+            new_record(alg, KeyState::Next, now)?,
+        ];
+        let bytes = serde_json::to_vec(&mine).map_err(invalid)?;
+        self.store
+            .put_if_absent(Namespace::Keys, GENESIS, &bytes, None)
+            .await?;
+        let agreed = match self.store.get(Namespace::Keys, GENESIS).await? {
+            Some(v) => serde_json::from_slice::<Vec<KeyRecord>>(&v).map_err(invalid)?,
+            None => mine,
+        };
+        // A genesis from another algorithm (configuration changed) does
+        // not apply: start a new pair for this one.
+        let agreed = if agreed.iter().all(|r| r.alg == alg) {
+            agreed
+        } else {
+            vec![
+                new_record(alg, KeyState::Current, now)?,
+                new_record(alg, KeyState::Next, now)?,
+            ]
+        };
+        for r in &agreed {
+            self.put(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Reloads when another replica rotated (the stored version differs
+    /// from our current kid); returns whether it reloaded.
+    pub async fn reload_if_rotated(&self) -> Result<bool, KeyError> {
+        if self.file_managed {
+            return Ok(false);
+        }
+        let Some(v) = self.store.get(Namespace::Keys, VERSION).await? else {
+            return Ok(false);
+        };
+        if Some(String::from_utf8_lossy(&v).into_owned()) == self.current_kid() {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+
     async fn stored(&self) -> Result<Vec<KeyRecord>, KeyError> {
         let mut out = Vec::new();
         for (kid, v) in self.store.list(Namespace::Keys).await? {
+            if kid.starts_with("meta:") {
+                continue;
+            }
             match serde_json::from_slice::<KeyRecord>(&v) {
                 Ok(r) => out.push(r),
                 Err(e) => tracing::warn!(kid, error = %e, "skipping unreadable signing key"),
@@ -322,6 +385,9 @@ impl KeyManager {
         };
         self.put(&current).await?;
         self.put(&new_record(self.alg, KeyState::Next, now)?)
+            .await?;
+        self.store
+            .put(Namespace::Keys, VERSION, current.kid.as_bytes(), None)
             .await?;
         self.reload().await?;
         tracing::info!(kid = %current.kid, "signing key rotated");

@@ -94,3 +94,71 @@ fn pem_keys_use_thumbprint_kids() {
     )
     .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_agree_and_follow_a_rotation() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        starts.push(tokio::spawn(async move {
+            KeyManager::from_store(SigningAlg::ES256, store, Duration::from_secs(60), 100)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut replicas = Vec::new();
+    for s in starts {
+        replicas.push(s.await.unwrap());
+    }
+    let jwks = |k: &KeyManager| {
+        let mut kids: Vec<_> = k
+            .jwks()
+            .keys
+            .iter()
+            .map(|j| j.common.key_id.clone())
+            .collect();
+        kids.sort();
+        kids
+    };
+    for r in &replicas[1..] {
+        assert_eq!(r.current_kid(), replicas[0].current_kid());
+        assert_eq!(jwks(r), jwks(&replicas[0]));
+    }
+    assert_eq!(jwks(&replicas[0]).len(), 2, "one current and one next");
+    let new = replicas[0].rotate(200).await.unwrap();
+    for r in &replicas[1..] {
+        assert!(r.reload_if_rotated().await.unwrap());
+        assert_eq!(r.current_kid().as_deref(), Some(new.as_str()));
+        assert!(!r.reload_if_rotated().await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_replica_adopts_the_pair_another_one_proposed_first() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    // Another replica won the compare-and-set but has not stored its keys.
+    let theirs = vec![
+        new_record(SigningAlg::ES256, KeyState::Current, 50).unwrap(),
+        new_record(SigningAlg::ES256, KeyState::Next, 50).unwrap(),
+    ];
+    let bytes = serde_json::to_vec(&theirs).unwrap();
+    assert!(store
+        .put_if_absent(Namespace::Keys, GENESIS, &bytes, None)
+        .await
+        .unwrap());
+    let km = KeyManager::from_store(SigningAlg::ES256, store, Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(km.current_kid().as_deref(), Some(theirs[0].kid.as_str()));
+    let mut kids: Vec<_> = km
+        .jwks()
+        .keys
+        .iter()
+        .filter_map(|j| j.common.key_id.clone())
+        .collect();
+    kids.sort();
+    let mut want = vec![theirs[0].kid.clone(), theirs[1].kid.clone()];
+    want.sort();
+    assert_eq!(kids, want);
+}

@@ -4,6 +4,7 @@ mod cimd_fetch_guard;
 mod flow;
 mod harness;
 mod negatives;
+mod revocation_faults;
 mod security;
 mod store_embedded;
 mod store_redis;

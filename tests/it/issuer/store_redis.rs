@@ -68,6 +68,23 @@ async fn redis_store_cluster_passes_suite() {
         one.get(Namespace::Clients, "x").await.unwrap().as_deref(),
         Some(&b"y"[..])
     );
+    // One seed without the flag: the node says it is a cluster member.
+    let seed = RedisStore::connect(&[urls[2].clone()]).await.unwrap();
+    assert!(seed.is_cluster());
+    assert_eq!(
+        seed.get(Namespace::Clients, "x").await.unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
+    // The revocation records namespace is listable in a cluster too.
+    seed.put(
+        Namespace::Revocations,
+        "jti:a",
+        b"{}",
+        Some(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seed.list(Namespace::Revocations).await.unwrap().len(), 1);
     drop(nodes);
 }
 

@@ -194,3 +194,33 @@ async fn a_taken_port_fails_the_start_with_several_threads() {
     let err = app.serve_on(2).await.err().expect("the port is taken");
     assert!(err.to_string().contains(&addr), "{err}");
 }
+
+#[tokio::test]
+async fn a_second_verifier_on_the_same_ports_fails_whatever_the_threads() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let cfg = config(&iss.url, &[]);
+    let first = mcpgate::app::verifier::build(cfg, Default::default())
+        .unwrap()
+        .serve_on(2)
+        .await
+        .unwrap();
+    for threads in [1, 2, 4] {
+        let (h, g) = (first.http_addr.to_string(), first.grpc_addr.to_string());
+        let cfg = config(
+            &iss.url,
+            &[
+                ("MCPGW_VERIFIER_HTTP_ADDR", &h),
+                ("MCPGW_VERIFIER_GRPC_ADDR", &g),
+            ],
+        );
+        let app = mcpgate::app::verifier::build(cfg, Default::default()).unwrap();
+        let err = app
+            .serve_on(threads)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a second verifier started with {threads} threads"));
+        assert!(err.to_string().contains("cannot bind"), "{err}");
+    }
+    first.shutdown().await;
+}

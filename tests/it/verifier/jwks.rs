@@ -76,3 +76,52 @@ async fn unknown_kids_are_rate_limited() {
     );
     v.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_empty_or_unreachable_jwks_keeps_the_last_good_keys() {
+    let k1 = TestKey::es256("k1");
+    let iss = Issuer::start(&[&k1]).await;
+    let v = start(config(
+        &iss.url,
+        &[
+            ("MCPGW_VERIFIER_JWKS_REFRESH_SECS", "0.1"),
+            ("MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS", "0"),
+        ],
+    ))
+    .await;
+    let t1 = format!("Bearer {}", k1.sign(&claims(&iss.url, "mcp")));
+    let check =
+        async || summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await).0;
+    assert_eq!(check().await, 200);
+    for phase in ["empty", "unreachable"] {
+        if phase == "empty" {
+            iss.set_keys(&[]);
+        } else {
+            iss.set_fail(true);
+        }
+        // Several refreshes (and kid-miss refetches) happen meanwhile.
+        let hits = iss.jwks_hits();
+        let t0 = std::time::Instant::now();
+        while iss.jwks_hits() < hits + 3 {
+            assert_eq!(
+                check().await,
+                200,
+                "{phase} JWKS dropped the last good keys"
+            );
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(5),
+                "no refresh"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(check().await, 200, "{phase}");
+    }
+    let m = reqwest::get(format!("http://{}/metrics", v.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("jwks_fetches_total{result=\"error\"}"), "{m}");
+    v.shutdown().await;
+}

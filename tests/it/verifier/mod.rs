@@ -4,4 +4,4 @@ mod grpc;
 mod http;
 mod jwks;
 mod revocation;
-mod support;
+pub(crate) mod support;

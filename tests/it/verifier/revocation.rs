@@ -46,6 +46,7 @@ async fn revocation_reaches_two_verifiers_within_a_second() {
     }
     let sink = RedisRevocationSink::connect(
         &[redis.url()],
+        false,
         Arc::new(SystemClock),
         Duration::from_secs(3600),
     )
@@ -184,10 +185,14 @@ async fn revocation_through_redis_cluster() {
         .await
         .is_some()
     );
-    let sink =
-        RedisRevocationSink::connect(&urls, Arc::new(SystemClock), Duration::from_secs(3600))
-            .await
-            .unwrap();
+    let sink = RedisRevocationSink::connect(
+        &urls,
+        false,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     sink.publish(Revocation::Subject {
         id: "user-1".into(),
@@ -207,4 +212,312 @@ async fn revocation_through_redis_cluster() {
         t0.elapsed()
     );
     v.shutdown().await;
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn redis_data_loss_keeps_the_mirror_and_writes_the_revocations_back() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let port = redis.port;
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let cfg = config(&iss.url, &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())]);
+    let v = start(cfg.clone()).await;
+    let c = claims(&iss.url, "mcp");
+    let auth = format!("Bearer {}", key.sign(&c));
+    let live = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(&v, &auth).await
+            == 200)
+        .await
+        .is_some()
+    );
+    let sink = RedisRevocationSink::connect(
+        &[redis.url()],
+        false,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let jti = c["jti"].as_str().unwrap().to_owned();
+    sink.publish(Revocation::Jti {
+        id: jti.clone(),
+        exp: c["exp"].as_u64().unwrap(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), async || status(&v, &auth).await
+            == 401)
+        .await
+        .is_some()
+    );
+    // SIGKILL, and back with nothing (no persistence configured).
+    redis.kill();
+    let _redis2 = RedisServer::start_on(port).unwrap();
+    // Every decision meanwhile: the revoked token is never allowed, until
+    // the mirror has resynced and written the entry back.
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut wrongful = 0;
+    let t0 = Instant::now();
+    let restored = loop {
+        if status(&v, &auth).await == 200 {
+            wrongful += 1;
+        }
+        assert_eq!(status(&v, &live).await, 200);
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            let score: Option<f64> = redis::cmd("ZSCORE")
+                .arg(mcpgate::domain::revocation::JTI_KEY)
+                .arg(&jti)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(None);
+            if score.is_some() {
+                break Some(t0.elapsed());
+            }
+        }
+        if t0.elapsed() > Duration::from_secs(8) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        wrongful, 0,
+        "revoked token allowed after redis lost its data"
+    );
+    assert!(
+        restored.is_some(),
+        "the lost revocation was not written back"
+    );
+    assert_eq!(status(&v, &auth).await, 401);
+    let m = reqwest::get(format!("http://{}/metrics", v.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&m, "mcpgate_verifier_revocation_store_lost_entries_total") >= 1.0,
+        "{m}"
+    );
+    let late = start(cfg).await;
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(&late, &live).await
+            == 200)
+        .await
+        .is_some()
+    );
+    assert_eq!(status(&late, &auth).await, 401);
+    for x in [v, late] {
+        x.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_verifier_started_while_redis_is_down_fails_closed_from_its_first_request() {
+    let Some(probe) = RedisServer::start() else {
+        return;
+    };
+    let port = probe.port;
+    drop(probe);
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(
+        &iss.url,
+        &[(
+            "MCPGW_VERIFIER_REDIS_URL",
+            &format!("redis://127.0.0.1:{port}"),
+        )],
+    ))
+    .await;
+    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    let ready = format!("http://{}/readyz", v.http_addr);
+    // From the very first request, before any staleness bound elapsed.
+    assert_eq!(status(&v, &auth).await, 503);
+    let r = reqwest::get(&ready).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("never synced"));
+    for _ in 0..20 {
+        assert_ne!(status(&v, &auth).await, 200);
+    }
+    let _redis = RedisServer::start_on(port).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(8), async || status(&v, &auth).await
+            == 200)
+        .await
+        .is_some(),
+        "never synced after redis came up"
+    );
+    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 200);
+    v.shutdown().await;
+}
+
+/// `(master port, replica port)` of the slot holding the revocation keys.
+fn revocation_master(nodes: &[RedisServer]) -> (u16, Option<u16>) {
+    let slot: u16 = nodes[0]
+        .cli(&["CLUSTER", "KEYSLOT", mcpgate::domain::revocation::JTI_KEY])
+        .trim()
+        .parse()
+        .unwrap();
+    let text = nodes[0].cli(&["CLUSTER", "NODES"]);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let port = |r: &Vec<&str>| -> u16 {
+        r[1].split('@')
+            .next()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let master = rows
+        .iter()
+        .find(|r| {
+            r[2].contains("master")
+                && !r[2].contains("fail")
+                && r[8..].iter().any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+                })
+        })
+        .expect("a master owns the slot");
+    let replica = rows
+        .iter()
+        .find(|r| r[3] == master[0] && r[2].contains("slave") && !r[2].contains("fail"))
+        .map(port);
+    (port(master), replica)
+}
+
+#[tokio::test]
+async fn cluster_failover_and_master_kill_under_load_lose_no_acknowledged_revocation() {
+    let Some(mut nodes) = start_cluster_of(6, 1).await else {
+        return;
+    };
+    // One seed each, as an operator would configure: cluster mode is found.
+    let seed = nodes[0].url();
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(&iss.url, &[("MCPGW_VERIFIER_REDIS_URL", &seed)])).await;
+    let sink = RedisRevocationSink::connect(
+        std::slice::from_ref(&seed),
+        false,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    assert!(sink.is_cluster());
+    let t_start = Instant::now();
+    let mut acknowledged: Vec<String> = Vec::new();
+    let (mut failed_writes, mut wrongful) = (0, 0);
+    let mut longest_outage = Duration::ZERO;
+    // Revoke one fresh token per step; every acknowledged one must be denied.
+    let step = async |phase: &str,
+                      acknowledged: &mut Vec<String>,
+                      failed: &mut i32,
+                      outage: &mut Duration| {
+        let c = claims(&iss.url, "mcp");
+        let auth = format!("Bearer {}", key.sign(&c));
+        let t0 = Instant::now();
+        loop {
+            let r = sink
+                .publish(Revocation::Jti {
+                    id: c["jti"].as_str().unwrap().to_owned(),
+                    exp: c["exp"].as_u64().unwrap(),
+                })
+                .await;
+            if r.is_ok() {
+                break;
+            }
+            *failed += 1;
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{phase}: writes never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        *outage = (*outage).max(t0.elapsed());
+        acknowledged.push(auth);
+    };
+    for _ in 0..10 {
+        step(
+            "steady",
+            &mut acknowledged,
+            &mut failed_writes,
+            &mut longest_outage,
+        )
+        .await;
+    }
+    // Graceful failover of the master holding {mcpgate}.
+    let mut found = revocation_master(&nodes);
+    for _ in 0..100 {
+        if found.1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        found = revocation_master(&nodes);
+    }
+    let (master, replica) = found;
+    let replica = replica.expect("the slot has a replica");
+    let rnode = nodes.iter().find(|n| n.port == replica).unwrap();
+    assert!(rnode.cli(&["CLUSTER", "FAILOVER"]).contains("OK"));
+    for _ in 0..20 {
+        step(
+            "failover",
+            &mut acknowledged,
+            &mut failed_writes,
+            &mut longest_outage,
+        )
+        .await;
+    }
+    // Kill the new master outright.
+    let (now_master, _) = revocation_master(&nodes);
+    assert_ne!(now_master, master, "failover did not happen");
+    let i = nodes.iter().position(|n| n.port == now_master).unwrap();
+    nodes[i].kill();
+    for _ in 0..20 {
+        step(
+            "master killed",
+            &mut acknowledged,
+            &mut failed_writes,
+            &mut longest_outage,
+        )
+        .await;
+    }
+    // Every acknowledged revocation is enforced, by this verifier and by
+    // one started now (from the surviving nodes).
+    let late = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_REDIS_URL", &nodes[(i + 1) % 6].url())],
+    ))
+    .await;
+    for auth in &acknowledged {
+        for x in [&v, &late] {
+            let denied = wait_until(Duration::from_secs(10), async || {
+                status(x, auth).await == 401
+            })
+            .await;
+            if denied.is_none() {
+                wrongful += 1;
+            }
+        }
+    }
+    eprintln!(
+        "cluster: {} acknowledged revocations, {failed_writes} failed (unacknowledged) writes, longest write outage {longest_outage:?}, {wrongful} lost, total {:?}",
+        acknowledged.len(),
+        t_start.elapsed()
+    );
+    assert_eq!(wrongful, 0, "acknowledged revocations lost in the cluster");
+    for x in [v, late] {
+        x.shutdown().await;
+    }
 }

@@ -225,6 +225,16 @@ pub async fn start(config: VerifierConfig) -> RunningVerifier {
 
 /// One ext_authz Check over a real gRPC connection.
 pub async fn grpc_check(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> CheckResponse {
+    grpc_check_host(addr, "mcp.test", path, headers).await
+}
+
+/// The same, for another `host`.
+pub async fn grpc_check_host(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> CheckResponse {
     let mut c = AuthorizationClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -237,7 +247,7 @@ pub async fn grpc_check(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) 
             request: Some(Request {
                 http: Some(HttpRequest {
                     method: "POST".into(),
-                    host: "mcp.test".into(),
+                    host: host.into(),
                     path: path.into(),
                     headers,
                     ..Default::default()
@@ -338,6 +348,16 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// `redis-cli -p <port> <args>`'s output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -365,8 +385,13 @@ fn cluster_port() -> u16 {
 /// Three cluster-enabled masters joined with `redis-cli --cluster create`;
 /// `None` when redis-server is absent.
 pub async fn start_cluster() -> Option<Vec<RedisServer>> {
+    start_cluster_of(3, 0).await
+}
+
+/// `count` cluster-enabled nodes with `replicas` replicas per master.
+pub async fn start_cluster_of(count: usize, replicas: u8) -> Option<Vec<RedisServer>> {
     let mut nodes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..count {
         nodes.push(RedisServer::spawn(cluster_port(), true)?);
     }
     let addrs: Vec<String> = nodes
@@ -376,7 +401,7 @@ pub async fn start_cluster() -> Option<Vec<RedisServer>> {
     let out = std::process::Command::new("redis-cli")
         .args(["--cluster", "create"])
         .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
         .output()
         .unwrap();
     assert!(
