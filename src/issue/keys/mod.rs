@@ -268,9 +268,20 @@ impl KeyManager {
         self.store
             .put_if_absent(Namespace::Keys, GENESIS, &bytes, None)
             .await?;
-        let agreed = match self.store.get(Namespace::Keys, GENESIS).await? {
-            Some(v) => serde_json::from_slice::<Vec<KeyRecord>>(&v).map_err(invalid)?,
-            None => mine,
+        let agreed = match self.store.get(Namespace::Keys, GENESIS).await {
+            Ok(Some(v)) => serde_json::from_slice::<Vec<KeyRecord>>(&v).map_err(invalid)?,
+            Ok(None) => mine,
+            // A genesis this replica cannot open (written before key
+            // encryption was turned on, or under another encryption key)
+            // is never used; ours replaces it.
+            Err(StoreError::Corrupt(e)) => {
+                tracing::warn!(error = %e, "replacing an unreadable first key pair");
+                self.store
+                    .put(Namespace::Keys, GENESIS, &bytes, None)
+                    .await?;
+                mine
+            }
+            Err(e) => return Err(e.into()),
         };
         // A genesis from another algorithm (configuration changed) does
         // not apply: start a new pair for this one.
@@ -284,6 +295,13 @@ impl KeyManager {
         };
         for r in &agreed {
             self.put(r).await?;
+        }
+        // The version every replica polls names the agreed current key (it
+        // also replaces a version record this replica could not open).
+        if let Some(current) = agreed.iter().find(|r| r.state == KeyState::Current) {
+            self.store
+                .put(Namespace::Keys, VERSION, current.kid.as_bytes(), None)
+                .await?;
         }
         Ok(())
     }

@@ -688,3 +688,84 @@ async fn stored_signing_keys_are_encrypted_with_the_secret_key() {
         .to_string();
     assert!(e.contains("openssl rand -base64 32"), "{e}");
 }
+
+/// Turning key encryption on for a store that already holds unencrypted
+/// keys (and the replicas' first-pair and version records): the issuer
+/// starts, never uses or publishes the old keys, and signs with new,
+/// sealed ones.
+#[tokio::test]
+async fn key_encryption_can_be_turned_on_for_an_existing_store() {
+    use mcpgate::infra::memory_store::MemoryStore;
+    use mcpgate::issue::store::{Namespace, Store};
+    let raw: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let start = |toml: String| {
+        let raw = raw.clone();
+        async move {
+            let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+            let revocations =
+                LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
+            let running = spawn(
+                config,
+                IssuerDeps {
+                    store: Some(raw),
+                    revocations: Some(Arc::new(revocations.clone())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            Harness {
+                base: running.issuer.clone(),
+                running,
+                http: client(),
+                revocations,
+            }
+        }
+    };
+    let kids = |h: &Harness| {
+        let (http, base) = (h.http.clone(), h.base.clone());
+        async move {
+            let jwks: Value = http
+                .get(format!("{base}/jwks"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let h = start(base_toml()).await;
+    let old = kids(&h).await;
+    assert!(!old.is_empty());
+    h.running.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let keyfile = dir.path().join("seal.key");
+    std::fs::write(&keyfile, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    let sealed = base_toml().replace(
+        "[storage]",
+        &format!(
+            "[signing]\nencryption_key_file = \"{}\"\n[storage]",
+            keyfile.display()
+        ),
+    );
+    let h = start(sealed).await;
+    let new = kids(&h).await;
+    assert!(!new.is_empty());
+    assert!(new.iter().all(|k| !old.contains(k)), "{old:?} {new:?}");
+    for key in ["meta:genesis", "meta:version"] {
+        let v = raw.get(Namespace::Keys, key).await.unwrap().unwrap();
+        assert!(v.starts_with(b"mcpgate-sealed-1:"), "{key}");
+    }
+    let (id, secret, code, v) = confidential_code(&h).await;
+    let (st, t) = exchange(&h, &id, &secret, &code, &v).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    h.running.shutdown().await;
+}
