@@ -242,15 +242,30 @@ pub fn canonical_host(raw: &str) -> Result<Cow<'_, str>, CanonError> {
         });
     }
     let h = h.strip_suffix('.').unwrap_or(h);
-    if h.is_empty() || h.starts_with('.') || h.ends_with('.') || h.contains("..") {
+    // One pass over the name: empty labels are refused; a name of
+    // lower-case letters, digits and `-` with no Punycode label (`xn--`,
+    // which IDNA must check) is already canonical.
+    let b = h.as_bytes();
+    if b.is_empty() || b[0] == b'.' || b[b.len() - 1] == b'.' {
         return Err(CanonError::BadHost);
     }
-    let plain = h
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    // A plain name may still hold a Punycode label (`xn--`) that IDNA
-    // would reject; those go through the full check.
-    if plain && !h.contains("xn--") {
+    let mut plain = true;
+    let mut label_start = true;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            if label_start {
+                return Err(CanonError::BadHost);
+            }
+            label_start = true;
+            continue;
+        }
+        if label_start && (c == b'x' || c == b'X') && b[i..].len() >= 4 {
+            plain &= !b[i..i + 4].eq_ignore_ascii_case(b"xn--");
+        }
+        label_start = false;
+        plain &= c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
+    }
+    if plain {
         return Ok(Cow::Borrowed(h));
     }
     let ascii = idna::domain_to_ascii_cow(h.as_bytes(), idna::AsciiDenyList::URL)
