@@ -32,37 +32,68 @@ impl Authorization for EnvoyAuthz {
             return Err(Status::invalid_argument("missing attributes.request.http"));
         };
         let h = &http.headers;
-        // With `encode_raw_headers`, Envoy sends `header_map` instead.
+        // With `encode_raw_headers`, Envoy sends `header_map` (one entry
+        // per header line) instead of `headers` (duplicates joined by `,`).
         let raw = http
             .header_map
             .as_ref()
             .map(|m| m.headers.as_slice())
             .unwrap_or(&[]);
-        let get = |k: &str| {
-            h.get(k).map(String::as_str).or_else(|| {
-                raw.iter()
-                    .find(|hv| hv.key.eq_ignore_ascii_case(k))
-                    .and_then(|hv| {
-                        if hv.raw_value.is_empty() {
-                            Some(hv.value.as_str())
-                        } else {
-                            std::str::from_utf8(&hv.raw_value).ok()
-                        }
-                    })
-            })
+        let mut ambiguous = false;
+        // One copy of a header: several lines in `header_map`, or a `,`
+        // (Envoy's join) in the joined map, are refused, never first-wins.
+        let mut get = |k: &str| -> Option<&str> {
+            if let Some(v) = h.get(k) {
+                if v.contains(',') {
+                    ambiguous = true;
+                }
+                return Some(v.as_str());
+            }
+            let mut it = raw.iter().filter(|hv| hv.key.eq_ignore_ascii_case(k));
+            let hv = it.next()?;
+            if it.next().is_some() {
+                ambiguous = true;
+            }
+            if hv.raw_value.is_empty() {
+                Some(hv.value.as_str())
+            } else {
+                let v = std::str::from_utf8(&hv.raw_value).ok();
+                if v.is_none() {
+                    ambiguous = true;
+                }
+                v
+            }
         };
+        let authorization = get("authorization");
+        let mcp_method = get("mcp-method");
+        let mcp_name = get("mcp-name");
+        let protocol_version = get("mcp-protocol-version");
+        let partial = get("x-envoy-auth-partial-body").is_some_and(|v| v == "true");
+        let authority = get(":authority");
         let host = if http.host.is_empty() {
-            get(":authority").unwrap_or("")
+            authority.unwrap_or("")
         } else {
             &http.host
+        };
+        // The body as Envoy buffered it (`with_request_body`); a truncated
+        // one is no body at all (the strongest scopes apply).
+        let body = if partial {
+            None
+        } else if !http.raw_body.is_empty() {
+            Some(http.raw_body.as_slice())
+        } else {
+            Some(http.body.as_bytes()).filter(|b| !b.is_empty())
         };
         let areq = AuthzRequest {
             method: &http.method,
             host,
             path: &http.path,
-            unverified_authorization: get("authorization"),
-            mcp_method: get("mcp-method"),
-            mcp_name: get("mcp-name"),
+            unverified_authorization: authorization,
+            mcp_method,
+            mcp_name,
+            protocol_version,
+            body,
+            ambiguous,
         };
         let d = self.0.authorizer.check(&areq).await;
         self.0.record("grpc", &d);
@@ -100,6 +131,10 @@ pub fn to_check_response(st: &VerifierState, d: Decision) -> CheckResponse {
         }
         Decision::Deny(deny) => {
             let (code, grpc) = match deny.status {
+                400 => (
+                    HttpStatusCode::BadRequest,
+                    Status::invalid_argument("bad request"),
+                ),
                 401 => (
                     HttpStatusCode::Unauthorized,
                     Status::unauthenticated("unauthorized"),

@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -52,20 +53,51 @@ pub fn effective_host<'a>(st: &VerifierState, peer: SocketAddr, h: &'a HeaderMap
     header_str(h, "host").unwrap_or("")
 }
 
-/// `ANY /auth[/*]`.
+/// The one readable copy of a header. Several copies (any spelling: the
+/// map is case-insensitive), or a value that is not visible ASCII, set
+/// `ambiguous`: the request is refused rather than decided on one of them.
+fn one<'a>(h: &'a HeaderMap, name: &str, ambiguous: &mut bool) -> Option<&'a str> {
+    let mut it = h.get_all(name).iter();
+    let first = it.next()?;
+    if it.next().is_some() {
+        *ambiguous = true;
+    }
+    match first.to_str() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            *ambiguous = true;
+            None
+        }
+    }
+}
+
+/// `ANY /auth[/*]`. The original method, URI and host come from the
+/// trusted proxy's `X-Forwarded-*` or `X-Original-*` headers; where both
+/// are present they must agree (one source of truth), and every fact must
+/// arrive once. A forwarded body (Traefik `forwardBody`) is the JSON-RPC
+/// request the per-tool scopes are decided on.
 pub async fn forward_auth_check_any(
     State(st): State<Arc<VerifierState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let trusted = st.is_trusted_proxy(peer.ip());
-    let fwd = |a: &str, b: &str| {
-        if trusted {
-            header_str(&headers, a).or_else(|| header_str(&headers, b))
-        } else {
-            None
+    let mut ambiguous = false;
+    let mut fwd = |a: &str, b: &str| {
+        if !trusted {
+            return None;
+        }
+        let x = one(&headers, a, &mut ambiguous);
+        let y = one(&headers, b, &mut ambiguous);
+        match (x, y) {
+            (Some(x), Some(y)) if x != y => {
+                ambiguous = true;
+                None
+            }
+            (x, y) => x.or(y),
         }
     };
     let own_path = uri
@@ -73,13 +105,30 @@ pub async fn forward_auth_check_any(
         .strip_prefix(AUTH_PATH)
         .filter(|p| !p.is_empty())
         .unwrap_or("/");
+    let f_method = fwd("x-forwarded-method", "x-original-method");
+    let f_path = fwd("x-forwarded-uri", "x-original-uri");
+    let f_host = fwd("x-forwarded-host", "x-original-host");
+    let host = match f_host {
+        Some(h) => h,
+        None => one(&headers, "host", &mut ambiguous).unwrap_or(""),
+    };
+    let authorization = match headers.get_all(header::AUTHORIZATION).iter().count() {
+        0 | 1 => header_str(&headers, "authorization"),
+        _ => {
+            ambiguous = true;
+            None
+        }
+    };
     let areq = AuthzRequest {
-        method: fwd("x-forwarded-method", "x-original-method").unwrap_or(method.as_str()),
-        host: effective_host(&st, peer, &headers),
-        path: fwd("x-forwarded-uri", "x-original-uri").unwrap_or(own_path),
-        unverified_authorization: header_str(&headers, "authorization"),
-        mcp_method: header_str(&headers, "mcp-method"),
-        mcp_name: header_str(&headers, "mcp-name"),
+        method: f_method.unwrap_or(method.as_str()),
+        host,
+        path: f_path.unwrap_or(own_path),
+        unverified_authorization: authorization,
+        mcp_method: one(&headers, "mcp-method", &mut ambiguous),
+        mcp_name: one(&headers, "mcp-name", &mut ambiguous),
+        protocol_version: one(&headers, "mcp-protocol-version", &mut ambiguous),
+        body: Some(body.as_ref()).filter(|b| !b.is_empty()),
+        ambiguous,
     };
     let d = st.authorizer.check(&areq).await;
     st.record("http", &d);

@@ -62,7 +62,7 @@ pub struct RawConfig {
     pub revocation_staleness_secs: Option<f64>,
     /// Longest token lifetime in seconds. Defaults to 86400.
     pub max_token_lifetime_secs: Option<u64>,
-    /// `exp`/`nbf` leeway in seconds. Defaults to 60.
+    /// `exp`/`nbf`/`iat` leeway in seconds. Defaults to 60.
     pub leeway_secs: Option<u64>,
     /// Require `typ: at+jwt`. Defaults to false.
     pub require_at_jwt_typ: Option<bool>,

@@ -4,7 +4,7 @@ use super::bearer::{parse_bearer, BearerError};
 use super::decision::{Decision, Deny, DenyReason, VerifiedToken};
 use super::jwt::{check_time, verify_signature, JwtSettings, KeySource};
 use super::policy::{Route, Routes};
-use super::request::{host_without_port, path_only, AuthzRequest};
+use super::request::{canonical_host, canonical_path, AuthzRequest};
 use crate::domain::clock::{unix_secs, Clock};
 use crate::domain::revocation::{RevocationView, TokenRef};
 use std::sync::Arc;
@@ -53,9 +53,15 @@ fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Decision {
 impl Authorizer {
     /// Decides one request. No I/O unless a signing key must be fetched.
     pub async fn check(&self, req: &AuthzRequest<'_>) -> Decision {
-        let host = host_without_port(req.host);
-        let path = path_only(req.path);
-        let Some(route) = self.routes.find(host, path) else {
+        // Decide only on the canonical target (DESIGN.md §4): anything
+        // without one is refused, never matched against a weaker route.
+        if req.ambiguous {
+            return deny(400, None, DenyReason::Ambiguous);
+        }
+        let (Ok(host), Ok(path)) = (canonical_host(req.host), canonical_path(req.path)) else {
+            return deny(400, None, DenyReason::BadRequest);
+        };
+        let Some(route) = self.routes.find(&host, &path) else {
             return deny(403, None, DenyReason::NoRoute);
         };
         if route.public {
@@ -104,13 +110,13 @@ impl Authorizer {
     /// The verified token, from the cache or by full verification.
     async fn token(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, DenyReason> {
         let h = hash(token);
-        let leeway = self.settings.jwt.leeway_secs;
+        let s = &self.settings.jwt;
         if let Some(vt) = self.cache.get(&h) {
-            check_time(&vt.claims, now, leeway)?;
+            check_time(&vt.claims, now, s)?;
             return Ok(vt);
         }
-        let claims = verify_signature(&self.settings.jwt, self.keys.as_ref(), token).await?;
-        check_time(&claims, now, leeway)?;
+        let claims = verify_signature(s, self.keys.as_ref(), token).await?;
+        check_time(&claims, now, s)?;
         let vt = Arc::new(VerifiedToken::new(claims));
         self.cache.insert(h, vt.clone());
         Ok(vt)
@@ -134,7 +140,16 @@ impl Authorizer {
         if self.revocations.is_revoked(t) {
             return deny(401, Some(&route.challenge_invalid), DenyReason::Revoked);
         }
-        let needed = route.scopes_for(req.mcp_method, req.mcp_name);
+        let needed = match route.needed_scopes(
+            req.method,
+            req.mcp_method,
+            req.mcp_name,
+            req.protocol_version,
+            req.body,
+        ) {
+            Ok(n) => n,
+            Err(r) => return deny(400, None, r),
+        };
         if !vt.scopes.is_superset(&needed) {
             let ch = route.challenge_insufficient(&needed);
             return deny(403, Some(&ch), DenyReason::InsufficientScope);
@@ -219,6 +234,7 @@ mod tests {
                     issuers: vec!["https://iss".into()],
                     leeway_secs: 60,
                     require_at_jwt_typ: false,
+                    max_token_lifetime_secs: 86_400,
                 },
                 allow_parent_audience: false,
                 revocation_staleness: Duration::from_secs(30),
@@ -269,5 +285,71 @@ mod tests {
             reason(a.check(&basic).await),
             Some(DenyReason::MissingToken)
         );
+
+        // JWT hygiene: unknown `crit`, `iat` in the future, a lifetime
+        // beyond max_token_lifetime_secs.
+        let t = 1_160; // the clock's time now
+        let sign = |header: jsonwebtoken::Header, claims: serde_json::Value| {
+            format!(
+                "Bearer {}",
+                jsonwebtoken::encode(&header, &claims, &enc).unwrap()
+            )
+        };
+        let base = |exp: u64, iat: u64| serde_json::json!({"iss": "https://iss", "sub": "u", "aud": "https://r/mcp", "exp": exp, "iat": iat, "jti": format!("j{exp}-{iat}"), "scope": "mcp"});
+        let ed = || jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        let mut crit = ed();
+        crit.crit = Some(vec!["exp-ext".into()]);
+        let cases = [
+            (
+                sign(crit, base(t + 100, t)),
+                Some(DenyReason::UnknownCritical),
+            ),
+            (sign(ed(), base(t + 86_400, t)), None),
+            (
+                sign(ed(), base(t + 86_401, t)),
+                Some(DenyReason::LifetimeTooLong),
+            ),
+            (
+                sign(ed(), base(400_000_000, t)),
+                Some(DenyReason::LifetimeTooLong),
+            ),
+            (sign(ed(), base(t + 1_000, t + 60)), None),
+            (
+                sign(ed(), base(t + 40_000_000, t + 31_536_000)),
+                Some(DenyReason::NotYetValid),
+            ),
+            (
+                sign(ed(), base(t + 1_000, t + 61)),
+                Some(DenyReason::NotYetValid),
+            ),
+        ];
+        for (auth, want) in cases {
+            let r = AuthzRequest {
+                unverified_authorization: Some(&auth),
+                ..req
+            };
+            assert_eq!(reason(a.check(&r).await), want);
+        }
+        // Several Authorization headers and non-canonical targets: 400.
+        for r in [
+            AuthzRequest {
+                ambiguous: true,
+                ..req
+            },
+            AuthzRequest {
+                path: "/mcp/..%2fadmin",
+                ..req
+            },
+            AuthzRequest {
+                path: "/../mcp",
+                ..req
+            },
+            AuthzRequest { host: "r..", ..req },
+        ] {
+            match a.check(&r).await {
+                Decision::Deny(d) => assert_eq!(d.status, 400, "{r:?}"),
+                Decision::Allow(_) => panic!("{r:?} allowed"),
+            }
+        }
     }
 }

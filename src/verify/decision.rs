@@ -76,6 +76,16 @@ pub enum DenyReason {
     RevocationStale,
     #[error("no route for request")]
     NoRoute,
+    #[error("request target has no canonical form")]
+    BadRequest,
+    #[error("several or disagreeing copies of one request fact")]
+    Ambiguous,
+    #[error("MCP headers disagree with the JSON-RPC body")]
+    McpMismatch,
+    #[error("token lifetime exceeds max_token_lifetime_secs")]
+    LifetimeTooLong,
+    #[error("token has an unsupported critical header")]
+    UnknownCritical,
 }
 
 // === impl DenyReason ===
@@ -100,6 +110,11 @@ impl DenyReason {
             DenyReason::InsufficientScope => "insufficient_scope",
             DenyReason::RevocationStale => "revocation_stale",
             DenyReason::NoRoute => "no_route",
+            DenyReason::BadRequest => "bad_request",
+            DenyReason::Ambiguous => "ambiguous",
+            DenyReason::McpMismatch => "mcp_mismatch",
+            DenyReason::LifetimeTooLong => "lifetime_too_long",
+            DenyReason::UnknownCritical => "unknown_critical",
         }
     }
 }

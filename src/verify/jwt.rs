@@ -87,6 +87,10 @@ pub struct JwtSettings {
     pub issuers: Vec<String>,
     pub leeway_secs: u64,
     pub require_at_jwt_typ: bool,
+    /// Longest accepted `exp - iat` (`max_token_lifetime_secs`): the
+    /// revocation mirror keeps subject/client watermarks this long, so a
+    /// token may never outlive them.
+    pub max_token_lifetime_secs: u64,
 }
 
 #[derive(serde::Deserialize)]
@@ -104,6 +108,11 @@ pub async fn verify_signature(
         jsonwebtoken::decode_header(unverified_token).map_err(|_| DenyReason::MalformedToken)?;
     if !ALLOWED_ALGS.contains(&header.alg) {
         return Err(DenyReason::BadAlgorithm);
+    }
+    // RFC 7515 §4.1.11: no extension is understood here, so any `crit`
+    // makes the token unacceptable.
+    if header.crit.is_some() {
+        return Err(DenyReason::UnknownCritical);
     }
     match header.typ.as_deref() {
         Some(t)
@@ -152,13 +161,19 @@ pub async fn verify_signature(
     Ok(claims)
 }
 
-/// `exp`/`nbf` against the injected `now` with `leeway`.
-pub fn check_time(c: &AccessClaims, now: u64, leeway: u64) -> Result<(), DenyReason> {
+/// `exp`/`nbf`/`iat` against the injected `now` with the leeway, and the
+/// token's lifetime (`exp - iat`) against `max_token_lifetime_secs`.
+pub fn check_time(c: &AccessClaims, now: u64, s: &JwtSettings) -> Result<(), DenyReason> {
+    let leeway = s.leeway_secs;
     if now >= c.exp.saturating_add(leeway) {
         return Err(DenyReason::Expired);
     }
-    if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+    let soon = now.saturating_add(leeway);
+    if c.nbf.is_some_and(|nbf| nbf > soon) || c.iat > soon {
         return Err(DenyReason::NotYetValid);
+    }
+    if c.exp.saturating_sub(c.iat) > s.max_token_lifetime_secs {
+        return Err(DenyReason::LifetimeTooLong);
     }
     Ok(())
 }

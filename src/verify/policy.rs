@@ -2,7 +2,10 @@
 //! scopes, public routes; RFC 8707 audience matching; RFC 6750 / MCP
 //! challenges.
 
+use super::decision::DenyReason;
+use super::request::{canonical_host, decode_mcp_header, headers_bound_to_body};
 use crate::domain::claims::{Audience, Scopes};
+use std::borrow::Cow;
 
 /// Scopes an MCP operation needs, keyed by the `Mcp-Method` and optional
 /// `Mcp-Name` request headers.
@@ -24,6 +27,9 @@ pub struct Route {
     pub resource: String,
     pub required_scopes: Scopes,
     pub tool_scopes: Vec<ToolRule>,
+    /// The required scopes plus every tool rule's: what a request that
+    /// cannot be classified needs on a route with tool rules.
+    pub strongest_scopes: Scopes,
     pub public: bool,
     pub fail_open_on_stale_revocation: bool,
     /// URL of this resource's RFC 9728 metadata document.
@@ -65,12 +71,22 @@ impl Route {
         let challenge_missing = format!("Bearer resource_metadata=\"{prm_url}\"{scope_part}");
         let challenge_invalid =
             format!("Bearer error=\"invalid_token\", resource_metadata=\"{prm_url}\"{scope_part}");
+        let strongest_scopes = tool_scopes
+            .iter()
+            .fold(required_scopes.clone(), |acc, r| acc.union(&r.scopes));
+        // Routes are matched against canonical hosts; a configured host
+        // that has no canonical form can only be matched exactly.
+        let host = host.map(|h| match canonical_host(&h) {
+            Ok(c) => c.into_owned(),
+            Err(_) => h.to_ascii_lowercase(),
+        });
         Self {
-            host: host.map(|h| h.to_ascii_lowercase()),
+            host,
             path_prefix,
             resource,
             required_scopes,
             tool_scopes,
+            strongest_scopes,
             public,
             fail_open_on_stale_revocation,
             prm_url,
@@ -102,6 +118,69 @@ impl Route {
         }
     }
 
+    /// Scopes this request needs, from what can be known of the MCP
+    /// operation (DESIGN.md §4, one source of truth per fact):
+    /// - a route without tool rules: its required scopes (nothing parsed);
+    /// - a forwarded JSON-RPC body: the union over its messages (a batch
+    ///   included) of what each `method` / tool name needs; `Mcp-Method` /
+    ///   `Mcp-Name` headers that disagree with the body are refused;
+    /// - else, on a POST: the (decoded) headers when the protocol version
+    ///   binds them to the body (2026-07-28 and later), otherwise the
+    ///   strongest scopes the route's rules can require;
+    /// - any other method (GET stream, DELETE session): the required ones.
+    pub fn needed_scopes(
+        &self,
+        http_method: &str,
+        mcp_method: Option<&str>,
+        mcp_name: Option<&str>,
+        protocol_version: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Cow<'_, Scopes>, DenyReason> {
+        if self.tool_scopes.is_empty() {
+            return Ok(Cow::Borrowed(&self.required_scopes));
+        }
+        let bad = |_| DenyReason::BadRequest;
+        let hm = mcp_method.map(decode_mcp_header).transpose().map_err(bad)?;
+        let hn = mcp_name.map(decode_mcp_header).transpose().map_err(bad)?;
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            let Some(calls) = rpc_calls(body) else {
+                return Ok(Cow::Borrowed(&self.strongest_scopes));
+            };
+            let mut out: Option<Scopes> = None;
+            for c in &calls {
+                let method = c.method.as_deref();
+                let name = match method {
+                    Some("resources/read") => c.uri(),
+                    _ => c.name(),
+                };
+                if hm.as_deref().is_some_and(|h| Some(h) != method)
+                    || hn.as_deref().is_some_and(|h| Some(h) != name)
+                {
+                    return Err(DenyReason::McpMismatch);
+                }
+                if let Cow::Owned(s) = self.scopes_for(method, name) {
+                    out = Some(match out {
+                        Some(o) => o.union(&s),
+                        None => s,
+                    });
+                }
+            }
+            return Ok(match out {
+                Some(s) => Cow::Owned(s),
+                None => Cow::Borrowed(&self.required_scopes),
+            });
+        }
+        if !http_method.eq_ignore_ascii_case("POST") {
+            return Ok(Cow::Borrowed(&self.required_scopes));
+        }
+        match hm {
+            Some(m) if headers_bound_to_body(protocol_version) => Ok(Cow::Owned(
+                self.scopes_for(Some(&m), hn.as_deref()).into_owned(),
+            )),
+            _ => Ok(Cow::Borrowed(&self.strongest_scopes)),
+        }
+    }
+
     /// The 403 step-up challenge (MCP 2025-11-25).
     pub fn challenge_insufficient(&self, needed: &Scopes) -> String {
         format!(
@@ -119,10 +198,49 @@ impl Route {
     }
 
     fn matches(&self, host: &str, path: &str) -> bool {
-        self.host
-            .as_deref()
-            .is_none_or(|h| h.eq_ignore_ascii_case(host))
+        self.host.as_deref().is_none_or(|h| h == host)
             && prefix_at_boundary(&self.path_prefix, path)
+    }
+}
+
+/// One JSON-RPC message, only the fields the policy reads, borrowed from
+/// the body (everything else is skipped unparsed).
+#[derive(serde::Deserialize)]
+struct RpcMessage<'a> {
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<RpcParams<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RpcParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+}
+
+impl RpcMessage<'_> {
+    fn name(&self) -> Option<&str> {
+        self.params.as_ref().and_then(|p| p.name.as_deref())
+    }
+    fn uri(&self) -> Option<&str> {
+        self.params.as_ref().and_then(|p| p.uri.as_deref())
+    }
+}
+
+/// The messages of a JSON-RPC body (one object or a non-empty batch), or
+/// `None` when it is not one we can read (then nothing is assumed).
+/// serde rejects duplicate keys, so `{"method":"a","method":"b"}` is not
+/// read either way.
+fn rpc_calls(body: &[u8]) -> Option<Vec<RpcMessage<'_>>> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first == b'[' {
+        let v: Vec<RpcMessage<'_>> = serde_json::from_slice(body).ok()?;
+        (!v.is_empty()).then_some(v)
+    } else {
+        serde_json::from_slice(body).ok().map(|m| vec![m])
     }
 }
 
@@ -165,7 +283,7 @@ impl Routes {
         Self { routes }
     }
 
-    /// The route for `host` (no port) and `path` (no query): host-specific
+    /// The route for a canonical `host` and `path`: host-specific
     /// routes win over any-host ones, then the longest prefix.
     pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
         self.routes
@@ -237,5 +355,134 @@ mod tests {
             "https://mcp.example.com/m",
             "https://mcp.example.com/mcp"
         ));
+    }
+
+    #[test]
+    fn needed_scopes_classify_every_client() {
+        let r = route(
+            None,
+            "/mcp",
+            vec![
+                ToolRule {
+                    method: "tools/call".into(),
+                    name: Some("delete_repo".into()),
+                    scopes: Scopes::parse("mcp:admin"),
+                },
+                ToolRule {
+                    method: "resources/read".into(),
+                    name: Some("file:///secret".into()),
+                    scopes: Scopes::parse("files:read"),
+                },
+            ],
+        );
+        let new = Some("2026-07-28");
+        let old = Some("2025-11-25");
+        let need = |m: &str, mm, mn, v, b: Option<&str>| {
+            r.needed_scopes(m, mm, mn, v, b.map(str::as_bytes))
+                .map(|c| c.into_owned())
+        };
+        let admin = |s: &Scopes| s.contains("mcp:admin");
+        let call = |name: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","arguments":{{"x":[1,{{"y":"z"}}]}}}}}}"#
+            )
+        };
+        // Headers, decoded, on 2026-07-28.
+        assert!(admin(
+            &need("POST", Some("tools/call"), Some("delete_repo"), new, None).unwrap()
+        ));
+        assert!(admin(
+            &need(
+                "POST",
+                Some("tools/call"),
+                Some("=?base64?ZGVsZXRlX3JlcG8=?="),
+                new,
+                None
+            )
+            .unwrap()
+        ));
+        assert!(!admin(
+            &need("POST", Some("tools/call"), Some("read"), new, None).unwrap()
+        ));
+        // Unclassifiable POSTs: the strongest scopes.
+        for (mm, v) in [
+            (None, new),
+            (Some("tools/call"), old),
+            (Some("tools/call"), None),
+        ] {
+            let s = need("POST", mm, Some("read"), v, None).unwrap();
+            assert!(admin(&s) && s.contains("files:read"), "{mm:?} {v:?}");
+        }
+        assert!(!admin(&need("GET", None, None, None, None).unwrap()));
+        // The body decides, for every protocol version.
+        assert!(admin(
+            &need("POST", None, None, old, Some(&call("delete_repo"))).unwrap()
+        ));
+        assert!(!admin(
+            &need("POST", None, None, None, Some(&call("read"))).unwrap()
+        ));
+        let batch = format!("[{}, {}]", call("read"), call("delete_repo"));
+        assert!(admin(
+            &need("POST", None, None, None, Some(&batch)).unwrap()
+        ));
+        let res = r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///secret"}}"#;
+        assert!(need("POST", None, None, None, Some(res))
+            .unwrap()
+            .contains("files:read"));
+        // Not JSON-RPC we can read (duplicate keys, truncated): strongest.
+        let dup =
+            r#"{"method":"tools/list","method":"tools/call","params":{"name":"delete_repo"}}"#;
+        assert!(admin(&need("POST", None, None, None, Some(dup)).unwrap()));
+        assert!(admin(
+            &need("POST", None, None, None, Some(&call("read")[..40])).unwrap()
+        ));
+        assert!(admin(&need("POST", None, None, None, Some("[]")).unwrap()));
+        // Headers that disagree with the body: refused.
+        assert_eq!(
+            need(
+                "POST",
+                Some("tools/call"),
+                Some("read"),
+                new,
+                Some(&call("delete_repo"))
+            ),
+            Err(DenyReason::McpMismatch)
+        );
+        assert_eq!(
+            need("POST", Some("tools/list"), None, new, Some(&call("read"))),
+            Err(DenyReason::McpMismatch)
+        );
+        assert_eq!(
+            need(
+                "POST",
+                Some("tools/call"),
+                Some("=?BASE64?eA==?="),
+                new,
+                None
+            ),
+            Err(DenyReason::BadRequest)
+        );
+        assert!(need(
+            "POST",
+            Some("tools/call"),
+            Some("=?base64?cmVhZA==?="),
+            new,
+            Some(&call("read"))
+        )
+        .is_ok());
+        // No tool rules: nothing parsed, nothing refused.
+        let plain = route(None, "/", vec![]);
+        assert!(plain
+            .needed_scopes("POST", Some("=?BASE64?"), None, None, Some(b"{"))
+            .is_ok());
+    }
+
+    #[test]
+    fn route_hosts_are_canonical() {
+        let rs = Routes::new(vec![
+            route(None, "/", vec![]),
+            route(Some("Strict.Example."), "/", vec![]),
+        ]);
+        assert!(rs.find("strict.example", "/").unwrap().host.is_some());
     }
 }

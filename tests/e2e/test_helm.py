@@ -206,7 +206,11 @@ def check_custom_resource(d: dict) -> None:
         (kind,) = spec  # exactly one middleware per resource
         if kind == "forwardAuth":
             assert set(spec[kind]) <= {"address", "trustForwardHeader", "authResponseHeaders",
-                                       "authResponseHeadersRegex", "authRequestHeaders", "tls"}, spec
+                                       "authResponseHeadersRegex", "authRequestHeaders", "tls",
+                                       "forwardBody", "maxBodySize"}, spec
+            # The body reaches the verifier (per-tool scopes from it), bounded.
+            assert spec[kind]["forwardBody"] is True and spec[kind]["maxBodySize"] > 0, spec
+            assert "Authorization" in spec[kind]["authRequestHeaders"], spec
             assert re.match(r"^https?://[^/]+/", spec[kind]["address"])
             assert all(isinstance(h, str) for h in spec[kind]["authResponseHeaders"])
         else:
@@ -372,7 +376,9 @@ def test_full_install_renders_valid_manifests_and_consistent_wiring():
     http_port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
     assert auth["address"] == f"http://{svc['metadata']['name']}.mcp.svc:{http_port}/auth"
     assert "X-User-Id" in auth["authResponseHeaders"] and auth["trustForwardHeader"] is False
-    assert mws["rel-mcpgate-drop-authorization"]["spec"]["headers"]["customRequestHeaders"] == {"Authorization": ""}
+    assert mws["rel-mcpgate-drop-authorization"]["spec"]["headers"]["customRequestHeaders"] == {
+        "Authorization": "", "X_User_Id": "", "X_User_Name": "", "X_User_Email": "", "X_User_Scopes": "",
+        "X_Client_Id": ""}
     for sm in by_kind(docs, "ServiceMonitor"):
         assert sm["metadata"]["labels"]["release"] == "prom"
         assert sm["spec"]["endpoints"][0]["path"] == "/metrics"

@@ -109,6 +109,14 @@ def get(url: str, **headers: str) -> httpx.Response:
     return httpx.get(url, headers=headers, timeout=TIMEOUT)
 
 
+def challenge(r: httpx.Response) -> str:
+    """The one WWW-Authenticate header (a list compare: two copies joined by
+    httpx would still pass a substring test)."""
+    www = r.headers.get_list("www-authenticate")
+    assert len(www) == 1, www
+    return www[0]
+
+
 @pytest.mark.parametrize("gateway", PROXIES, indirect=True)
 def test_proxy_allows_denies_and_serves_metadata(gateway):
     kind, base, resource, tok, cid, _ = gateway
@@ -129,14 +137,14 @@ def test_proxy_allows_denies_and_serves_metadata(gateway):
     # No token: 401 pointing at the protected-resource metadata.
     r = get(f"{base}/mcp")
     assert r.status_code == 401, (kind, r.status_code)
-    www = r.headers.get("www-authenticate", "")
+    www = challenge(r)
     assert www.startswith("Bearer ") and f'resource_metadata="{prm}"' in www, (kind, www)
     assert "error=" not in www, (kind, www)
 
     # A garbage token: 401 invalid_token.
     r = get(f"{base}/mcp", authorization="Bearer not.a.jwt")
     assert r.status_code == 401, (kind, r.status_code)
-    assert 'error="invalid_token"' in r.headers.get("www-authenticate", ""), kind
+    assert 'error="invalid_token"' in challenge(r), kind
 
     # A 12 KB token (a JWT with many claims) reaches the verifier and gets
     # its answer, not a proxy's header-size error; one over the verifier's
@@ -144,7 +152,7 @@ def test_proxy_allows_denies_and_serves_metadata(gateway):
     for size in (12 * 1024, 20 * 1024):
         r = get(f"{base}/mcp", authorization=f"Bearer {'a' * size}.b.c")
         assert r.status_code == 401, (kind, size, r.status_code, r.text[:200])
-        assert 'error="invalid_token"' in r.headers.get("www-authenticate", ""), (kind, size)
+        assert 'error="invalid_token"' in challenge(r), (kind, size)
 
     # A tool that needs a scope the token lacks: 403 insufficient_scope.
     r = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -152,7 +160,7 @@ def test_proxy_allows_denies_and_serves_metadata(gateway):
                    headers={"authorization": f"Bearer {tok}", "mcp-method": "tools/call",
                             "mcp-name": "drop_tables"}, timeout=TIMEOUT)
     assert r.status_code == 403, (kind, r.status_code)
-    www = r.headers.get("www-authenticate", "")
+    www = challenge(r)
     assert 'error="insufficient_scope"' in www and "mcp:admin" in www, (kind, www)
 
     # The metadata document, public, through the proxy.

@@ -120,19 +120,33 @@ tool_scopes = [{{ method = "tools/call", name = "delete_file", scopes = ["files:
         iss.url
     )))
     .await;
+    // A POST that cannot be classified (no Mcp-Method, no body) on a route
+    // with tool rules needs the strongest scopes those rules can require.
     let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "files:read")));
     let (status, h, _) =
         summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &auth)]).await);
     assert_eq!(status, 403);
     assert_eq!(
         h["www-authenticate"],
-        "Bearer error=\"insufficient_scope\", scope=\"mcp\", resource_metadata=\"http://mcp.test/.well-known/oauth-protected-resource/mcp\""
+        "Bearer error=\"insufficient_scope\", scope=\"files:write mcp\", resource_metadata=\"http://mcp.test/.well-known/oauth-protected-resource/mcp\""
     );
     let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    // Headers before 2026-07-28 are not bound to the body: strongest.
+    let old = [
+        ("authorization", auth.as_str()),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "read_file"),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    assert_eq!(
+        summarize(&grpc_check(v.grpc_addr, "/mcp", &old).await).0,
+        403
+    );
     let read = [
         ("authorization", auth.as_str()),
         ("mcp-method", "tools/call"),
         ("mcp-name", "read_file"),
+        ("mcp-protocol-version", "2026-07-28"),
     ];
     assert_eq!(
         summarize(&grpc_check(v.grpc_addr, "/mcp", &read).await).0,
@@ -141,7 +155,8 @@ tool_scopes = [{{ method = "tools/call", name = "delete_file", scopes = ["files:
     let del = [
         ("authorization", auth.as_str()),
         ("mcp-method", "tools/call"),
-        ("mcp-name", "delete_file"),
+        ("mcp-name", "=?base64?ZGVsZXRlX2ZpbGU=?="),
+        ("mcp-protocol-version", "2026-07-28"),
     ];
     let (status, h, _) = summarize(&grpc_check(v.grpc_addr, "/mcp", &del).await);
     assert_eq!(status, 403);
@@ -223,4 +238,151 @@ async fn a_second_verifier_on_the_same_ports_fails_whatever_the_threads() {
         assert!(err.to_string().contains("cannot bind"), "{err}");
     }
     first.shutdown().await;
+}
+
+fn check_with(
+    path: &str,
+    headers: &[(&str, &str)],
+    raw: bool,
+    body: &[u8],
+) -> envoy_types::pb::envoy::service::auth::v3::CheckRequest {
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    let mut http = HttpRequest {
+        method: "POST".into(),
+        host: "mcp.test".into(),
+        path: path.into(),
+        raw_body: body.to_vec(),
+        ..Default::default()
+    };
+    if raw {
+        http.header_map = Some(HeaderMap {
+            headers: headers
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: k.to_string(),
+                    raw_value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+    } else {
+        for (k, v) in headers {
+            http.headers.insert(k.to_string(), v.to_string());
+        }
+    }
+    envoy_types::pb::envoy::service::auth::v3::CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(http),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The body decides per-tool scopes for every protocol version; headers
+/// that disagree with it, duplicated headers (raw header_map or Envoy's
+/// joined value) and non-canonical paths are refused with 400.
+#[tokio::test]
+async fn body_duplicates_and_canonical_paths() {
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config_toml(&format!(
+        r#"
+issuers = ["{}"]
+[[routes]]
+resource = "http://mcp.test/mcp"
+required_scopes = ["mcp"]
+tool_scopes = [{{ method = "tools/call", name = "delete_file", scopes = ["files:write"] }}]
+"#,
+        iss.url
+    )))
+    .await;
+    let mut c = AuthorizationClient::connect(format!("http://{}", v.grpc_addr))
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    let a = auth.as_str();
+    let call = |name: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#)
+    };
+    let (read, del) = (call("read_file"), call("delete_file"));
+    let batch = format!("[{read},{del}]");
+    let joined = format!("{a},Bearer x");
+    // (path, headers, as header_map, body, status)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, &'a str, u16);
+    let cases: Vec<Case> = vec![
+        ("/mcp", vec![("authorization", a)], false, &read, 200),
+        ("/mcp", vec![("authorization", a)], true, &read, 200),
+        ("/mcp", vec![("authorization", a)], false, &del, 403),
+        ("/mcp", vec![("authorization", a)], false, &batch, 403),
+        (
+            "/mcp",
+            vec![("authorization", a), ("mcp-protocol-version", "2025-11-25")],
+            true,
+            &del,
+            403,
+        ),
+        (
+            "/mcp",
+            vec![
+                ("authorization", a),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "read_file"),
+            ],
+            false,
+            &del,
+            400,
+        ),
+        (
+            "/mcp",
+            vec![("authorization", a), ("authorization", a)],
+            true,
+            &read,
+            400,
+        ),
+        (
+            "/mcp",
+            vec![("authorization", a), ("Authorization", "Bearer x")],
+            true,
+            &read,
+            400,
+        ),
+        ("/mcp", vec![("authorization", &joined)], false, &read, 400),
+        (
+            "/mcp",
+            vec![("authorization", a), ("mcp-name", "read_file,delete_file")],
+            false,
+            "",
+            400,
+        ),
+        (
+            "/mcp/..%2fadmin",
+            vec![("authorization", a)],
+            false,
+            &read,
+            400,
+        ),
+        (
+            "/mcp/../../mcp",
+            vec![("authorization", a)],
+            false,
+            &read,
+            400,
+        ),
+        ("/x/../mcp", vec![("authorization", a)], false, &read, 200),
+    ];
+    for (i, (path, headers, raw, body, want)) in cases.into_iter().enumerate() {
+        let r = c
+            .check(check_with(path, &headers, raw, body.as_bytes()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summarize(&r).0, want, "case {i}: {path} {headers:?} {body}");
+    }
+    v.shutdown().await;
 }

@@ -105,6 +105,142 @@ async fn forward_auth_decisions() {
     v.shutdown().await;
 }
 
+/// One source of truth: X-Forwarded-* and X-Original-* that disagree, any
+/// fact sent twice, and several Authorization headers are refused (400);
+/// a forwarded body (Traefik forwardBody) decides per-tool scopes.
+#[tokio::test]
+async fn forward_auth_refuses_ambiguity_and_reads_the_body() {
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config_toml(&format!(
+        r#"
+issuers = ["{}"]
+trusted_proxies = ["127.0.0.1/32"]
+[[routes]]
+resource = "http://mcp.test/mcp"
+required_scopes = ["mcp"]
+tool_scopes = [{{ method = "tools/call", name = "delete_file", scopes = ["files:write"] }}]
+[[routes]]
+host = "open.test"
+resource = "http://open.test/"
+path_prefix = "/"
+public = true
+"#,
+        iss.url
+    )))
+    .await;
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/auth", v.http_addr);
+    let good = format!("Bearer {}", key.sign(&claims(&iss.url, "mcp")));
+    let call = |n: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{n}"}}}}"#)
+    };
+    let base = || {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-forwarded-method", "POST".parse().unwrap());
+        h.insert("x-forwarded-host", "mcp.test".parse().unwrap());
+        h.insert("x-forwarded-uri", "/mcp".parse().unwrap());
+        h.insert("authorization", good.parse().unwrap());
+        h
+    };
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut h = base();
+        for (k, v) in extra {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    };
+    let cases: Vec<(reqwest::header::HeaderMap, String, u16)> = vec![
+        (base(), call("read_file"), 200),
+        (base(), call("delete_file"), 403),
+        (base(), String::new(), 403),
+        (with(&[("x-original-uri", "/mcp")]), call("read_file"), 200),
+        (
+            with(&[("x-original-uri", "/public")]),
+            call("read_file"),
+            400,
+        ),
+        (
+            with(&[("x-forwarded-uri", "/public")]),
+            call("read_file"),
+            400,
+        ),
+        (
+            with(&[("x-original-host", "open.test")]),
+            call("read_file"),
+            400,
+        ),
+        (
+            with(&[("x-forwarded-host", "open.test")]),
+            call("read_file"),
+            400,
+        ),
+        (
+            with(&[("x-original-method", "GET")]),
+            call("delete_file"),
+            400,
+        ),
+        (
+            with(&[("authorization", "Bearer x")]),
+            call("read_file"),
+            400,
+        ),
+        (with(&[("AUTHORIZATION", &good)]), call("read_file"), 400),
+        (
+            with(&[("mcp-method", "tools/call"), ("mcp-name", "read_file")]),
+            call("delete_file"),
+            400,
+        ),
+        (
+            with(&[("mcp-name", "a"), ("mcp-name", "b")]),
+            call("read_file"),
+            400,
+        ),
+        (
+            with(&[("mcp-protocol-version", "2025-11-25")]),
+            call("delete_file"),
+            403,
+        ),
+    ];
+    for (i, (h, body, want)) in cases.into_iter().enumerate() {
+        let r = c
+            .post(&url)
+            .headers(h.clone())
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "case {i}: {h:?} {body}");
+    }
+    // Non-canonical targets and hosts: 400, never a weaker route.
+    for (uri, host) in [
+        ("/mcp/..%2fadmin", "mcp.test"),
+        ("/../mcp", "mcp.test"),
+        ("/mcp\\x", "mcp.test"),
+        ("/mcp", "open..test"),
+        ("/mcp", "open.test, mcp.test"),
+    ] {
+        let r = c
+            .get(&url)
+            .header("x-forwarded-uri", uri)
+            .header("x-forwarded-host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{uri} {host}");
+    }
+    // A trailing dot, upper case and a port are the same host.
+    let r = c
+        .get(&url)
+        .header("x-forwarded-uri", "/")
+        .header("x-forwarded-host", "OPEN.test.:443")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    v.shutdown().await;
+}
+
 #[tokio::test]
 async fn forwarded_headers_from_untrusted_peers_are_ignored() {
     let key = TestKey::es256("k1");
