@@ -47,6 +47,9 @@ pub struct RawConfig {
     pub resource_name: Option<String>,
     /// Advertised authorization servers. Defaults to the issuers.
     pub authorization_servers: Option<Vec<String>>,
+    /// AS metadata at the resource origin: serve, redirect or off.
+    /// Defaults to serve with a single authorization server.
+    pub authorization_server_metadata: Option<String>,
     /// Shorthand required scopes. Defaults to none.
     pub required_scopes: Option<Vec<String>>,
     /// Shorthand scopes_supported. Defaults to the required scopes.
@@ -99,6 +102,8 @@ pub struct VerifierConfig {
     /// (issuer, explicit jwks_uri).
     pub issuers: Vec<(String, Option<String>)>,
     pub authorization_servers: Vec<String>,
+    /// Serving the authorization server's metadata at the resource origin.
+    pub as_metadata: AsMetadataMode,
     pub routes: Vec<RouteConfig>,
     pub redis_urls: Vec<String>,
     pub revocation_staleness: Duration,
@@ -116,6 +121,18 @@ pub struct VerifierConfig {
     pub token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
+}
+
+/// What the verifier answers at the resource origin's authorization-server
+/// metadata paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsMetadataMode {
+    /// A cached copy of the authorization server's document.
+    Serve,
+    /// A 307 redirect to the authorization server's document.
+    Redirect,
+    /// 404.
+    Off,
 }
 
 impl Strings for Env {
@@ -210,6 +227,11 @@ impl RawConfig {
         set!(resource, ENV_RESOURCE, str);
         set!(resource_name, ENV_RESOURCE_NAME, str);
         set!(authorization_servers, ENV_AUTHORIZATION_SERVERS, list);
+        set!(
+            authorization_server_metadata,
+            ENV_AUTHORIZATION_SERVER_METADATA,
+            str
+        );
         set!(required_scopes, ENV_REQUIRED_SCOPES, list);
         set!(scopes_supported, ENV_SCOPES_SUPPORTED, list);
         set!(redis_urls, ENV_REDIS_URL, list);
@@ -261,6 +283,25 @@ impl RawConfig {
         let authorization_servers = self
             .authorization_servers
             .unwrap_or_else(|| issuers.iter().map(|(i, _)| i.clone()).collect());
+        let single = authorization_servers.len() == 1;
+        let as_metadata = match self.authorization_server_metadata.as_deref() {
+            None if single => AsMetadataMode::Serve,
+            None | Some("off") => AsMetadataMode::Off,
+            Some("serve") if single => AsMetadataMode::Serve,
+            Some("redirect") if single => AsMetadataMode::Redirect,
+            Some("serve" | "redirect") => {
+                return Err(bad(
+                    "authorization_server_metadata",
+                    "needs exactly one authorization server",
+                ))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "authorization_server_metadata",
+                    "expected serve, redirect or off",
+                ))
+            }
+        };
         let mut raw_routes = self.routes.unwrap_or_default();
         if let Some(resource) = self.resource {
             raw_routes.push(RawRoute {
@@ -308,6 +349,7 @@ impl RawConfig {
             grpc_addr,
             issuers,
             authorization_servers,
+            as_metadata,
             routes,
             redis_urls: self.redis_urls.unwrap_or_default(),
             revocation_staleness: secs(

@@ -41,6 +41,7 @@ pub const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SEC
 pub const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
 pub const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
 pub const ENV_WORKER_THREADS: &str = "MCPGW_VERIFIER_WORKER_THREADS";
+pub const ENV_AUTHORIZATION_SERVER_METADATA: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVER_METADATA";
 
 const fn k(
     toml: &'static str,
@@ -66,6 +67,7 @@ pub const KEYS: &[KeyDoc] = &[
     k("resource", ENV_RESOURCE, "Single-resource shorthand: canonical resource URI (RFC 8707) of a catch-all route, e.g. https://mcp.example.com/mcp. Defaults to none (use [[routes]]).", ""),
     k("resource_name", ENV_RESOURCE_NAME, "Human-readable `resource_name` of the shorthand resource's metadata. Defaults to none.", ""),
     k("authorization_servers", ENV_AUTHORIZATION_SERVERS, "`authorization_servers` advertised in protected-resource metadata. Defaults to the issuers.", ""),
+    k("authorization_server_metadata", ENV_AUTHORIZATION_SERVER_METADATA, "What the verifier answers at the resource origin's `/.well-known/oauth-authorization-server[/path]` and `/.well-known/openid-configuration` (clients of the 2025-03-26 MCP revision look there): `serve` (a copy of the authorization server's RFC 8414 / OpenID document, fetched and refreshed with the JWKS; a 307 redirect to it until the first fetch succeeds), `redirect` (307 to the authorization server's own URL) or `off` (404). Needs a single authorization server. Defaults to `serve` with a single authorization server, else `off`.", ""),
     k("required_scopes", ENV_REQUIRED_SCOPES, "Scopes every request to the shorthand resource needs (space or comma separated). Defaults to none.", ""),
     k("scopes_supported", ENV_SCOPES_SUPPORTED, "`scopes_supported` of the shorthand resource's metadata (`offline_access` is never listed). Defaults to the required scopes.", ""),
     k("redis_urls", ENV_REDIS_URL, "Redis URL(s) the revocation mirror subscribes to; several (comma list) mean Redis Cluster seeds. Defaults to none (no revocation source: in-process only).", ""),

@@ -211,7 +211,8 @@ async fn code_exchange_refusals_change_nothing() {
 
 #[tokio::test]
 async fn refresh_refusals_and_reuse_detection() {
-    let h = start().await;
+    // No grace window: the first reuse counts (tests/it/clients covers it).
+    let h = start_toml(&format!("refresh_grace_secs = 0\n{}", base_toml()), None).await;
     let (id, secret, code, verifier) = confidential_code(&h).await;
     let (_, t) = exchange(&h, &id, &secret, &code, &verifier).await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();
