@@ -92,6 +92,8 @@ pub struct RawConfig {
     pub worker_threads: Option<usize>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
+    /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
+    pub issuer_claims: Option<Vec<super::verifier_claims::RawIssuerClaims>>,
 }
 
 /// The validated configuration.
@@ -121,6 +123,8 @@ pub struct VerifierConfig {
     pub token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
+    /// Claim mapping per issuer (absent: mcpgate's own claims).
+    pub claims: HashMap<String, crate::domain::claim_map::ClaimMapping>,
 }
 
 /// What the verifier answers at the resource origin's authorization-server
@@ -278,6 +282,10 @@ impl RawConfig {
         if let Some(u) = &self.jwks_uri {
             https_or_loopback("jwks_uri", u)?;
         }
+        let claims = super::verifier_claims::validate_issuer_claims(
+            self.issuer_claims.unwrap_or_default(),
+            &issuers,
+        )?;
         let jwks_uri = self.jwks_uri;
         let issuers: Vec<_> = issuers.into_iter().map(|i| (i, jwks_uri.clone())).collect();
         let authorization_servers = self
@@ -350,6 +358,7 @@ impl RawConfig {
             issuers,
             authorization_servers,
             as_metadata,
+            claims,
             routes,
             redis_urls: self.redis_urls.unwrap_or_default(),
             revocation_staleness: secs(

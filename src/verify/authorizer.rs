@@ -219,6 +219,7 @@ mod tests {
                     issuers: vec!["https://iss".into()],
                     leeway_secs: 60,
                     require_at_jwt_typ: false,
+                    claims: Default::default(),
                 },
                 allow_parent_audience: false,
                 revocation_staleness: Duration::from_secs(30),
