@@ -190,4 +190,13 @@ pub struct DevArgs {
     /// The dev user's password. Defaults to a random one, printed at start.
     #[arg(long, env = ENV_DEV_PASSWORD, hide_env_values = true)]
     pub password: Option<String>,
+    /// Access-token lifetime in seconds (at least 30; short ones exercise
+    /// clients' refresh). Defaults to 3600.
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<u64>,
+    /// A verifier TOML file (routes, tool scopes, issuer_claims, ...); its
+    /// listen addresses and issuers are replaced by dev's. Defaults to one
+    /// route for --resource.
+    #[arg(long, value_name = "FILE")]
+    pub verifier_config: Option<PathBuf>,
 }
