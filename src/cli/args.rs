@@ -71,6 +71,10 @@ pub struct RegisterArgs {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// The MCP server's URL: its 401 and protected-resource metadata name
+    /// the authorization server and the resource (instead of --issuer and
+    /// --resource).
+    pub server: Option<String>,
     /// The protected resource (RFC 8707), e.g. https://mcp.example.com/mcp.
     #[arg(long)]
     pub resource: Option<String>,
