@@ -41,6 +41,8 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Operator commands (the issuer's admin API).
     Admin(AdminArgs),
+    /// Show, update or delete the client this CLI registered (RFC 7592).
+    Client(ClientArgs),
     /// Run an issuer and a verifier in this process for local development.
     Dev(DevArgs),
     /// Read a password on stdin and print its Argon2id hash, for a static
@@ -90,6 +92,29 @@ pub struct LoginArgs {
     /// RFC 7591 initial access token, if the issuer requires one.
     #[arg(long, env = ENV_INITIAL_ACCESS_TOKEN, hide_env_values = true)]
     pub initial_access_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Print the client's registration as the issuer has it.
+    Show,
+    /// Change the client's name or redirect URIs.
+    Update {
+        /// A new `client_name`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replacement redirect URIs (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// Delete the client at the issuer (its tokens die with it) and forget it.
+    Delete,
 }
 
 #[derive(Debug, Args)]

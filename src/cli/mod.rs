@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod client;
 pub mod dev;
 pub mod discover;
 pub mod hash;
@@ -140,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Revoke(a) => session::revoke(&ctx, &a).await,
         Command::Whoami(a) => session::whoami(&ctx, &a),
         Command::Admin(a) => admin::run(&ctx, &a).await,
+        Command::Client(a) => client::run(&ctx, &a).await,
         Command::Dev(a) => dev::run(&a).await,
         Command::HashPassword => hash::run(std::io::stdin().lock(), &mut std::io::stdout()),
     }

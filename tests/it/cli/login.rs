@@ -412,3 +412,71 @@ async fn login_discovers_the_issuer_from_the_mcp_server() {
     v.shutdown().await;
     iss.shutdown().await;
 }
+
+/// `mcpgate client show|update|delete` (RFC 7592) on the client it registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_show_update_delete() {
+    let iss = issuer().await;
+    let base = iss.issuer.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("tokens.json");
+    let cmd = |args: &[&str]| {
+        let mut c = mcpgate(&base, &store);
+        c.args(args);
+        c
+    };
+    let r = run(cmd(&["register", "--confidential", "--name", "before"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = r.stdout.trim().to_owned();
+    let secret = token_file(&store)["issuers"][base.as_str()]["client"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = run(cmd(&["client", "show"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["client_id"], id.as_str());
+    assert_eq!(shown["client_name"], "before");
+    assert!(!r.stdout.contains(&secret));
+
+    let r = run(cmd(&[
+        "client",
+        "update",
+        "--name",
+        "after",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+        "--redirect-uri",
+        "cursor://anysphere.cursor-mcp/oauth/callback",
+    ]))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cmd(&["client", "show"])).await;
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["client_name"], "after");
+    assert_eq!(
+        shown["redirect_uris"][1],
+        "cursor://anysphere.cursor-mcp/oauth/callback"
+    );
+    assert_eq!(
+        token_file(&store)["issuers"][base.as_str()]["client"]["redirect_uris"][0],
+        "http://127.0.0.1/cb"
+    );
+
+    let r = run(cmd(&["client", "delete"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(token_file(&store)["issuers"][base.as_str()]["client"].is_null());
+    let r = run(cmd(&["client", "show"])).await;
+    assert_ne!(r.code, 0);
+    // Gone at the issuer too.
+    let gone = http()
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401);
+    iss.shutdown().await;
+}
