@@ -25,15 +25,11 @@ pub fn routes(state: Arc<VerifierState>) -> Router {
     Router::new()
         .route(AUTH_PATH, any(forward_auth_check_any))
         .route("/auth/{*rest}", any(forward_auth_check_any))
-        .route(prm::PRM_PATH, get(prm::prm_root_get))
-        .route(
-            &format!("{}/{{*path}}", prm::PRM_PATH),
-            get(prm::prm_path_get),
-        )
         .route("/healthz", get(health::health_live_get))
         .route("/readyz", get(health::health_ready_get))
         .route("/metrics", get(health::health_metrics_get))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(prm::routes(state))
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -1,6 +1,9 @@
 //! RFC 9728 OAuth 2.0 Protected Resource Metadata, one document per
 //! resource, chosen by (forwarded) Host and the path after the well-known
-//! prefix (§3.1).
+//! prefix (§3.1); and, for clients that look for it at the MCP server's
+//! origin (the 2025-03-26 MCP revision, some connectors), the authorization
+//! server's RFC 8414 / OpenID metadata. Both readable cross-origin (CORS)
+//! by browser-based clients.
 
 use super::verifier_state::VerifierState;
 use axum::extract::{Path, State};
@@ -11,6 +14,30 @@ use std::sync::Arc;
 
 /// The well-known prefix (RFC 9728 §3).
 pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+/// RFC 8414 §3 well-known prefix.
+pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// OpenID Connect Discovery 1.0 §4.
+pub const OIDC_METADATA_PATH: &str = "/.well-known/openid-configuration";
+
+/// Which of the authorization server's documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsDocKind {
+    /// RFC 8414.
+    OAuth,
+    /// OpenID Connect Discovery.
+    Oidc,
+}
+
+/// The authorization server's metadata as answered at the resource origin:
+/// a cached copy (filled by `app::verifier`), else a 307 to the original.
+#[derive(Debug, Default)]
+pub struct AsMetadata {
+    /// The single authorization server; `None` = not served (404).
+    pub issuer: Option<String>,
+    /// Serve a copy when one is cached (else always redirect).
+    pub serve_copy: bool,
+    docs: std::sync::RwLock<(Option<bytes::Bytes>, Option<bytes::Bytes>)>,
+}
 
 /// The facts one document is built from.
 #[derive(Debug, Clone)]
@@ -35,6 +62,93 @@ pub fn prm_url(resource: &url::Url) -> String {
         "{}{PRM_PATH}{path}",
         resource.origin().ascii_serialization()
     )
+}
+
+// === impl AsDocKind ===
+
+impl AsDocKind {
+    /// The document's URL for an issuer: the well-known prefix inserted
+    /// between origin and path (RFC 8414 §3.1; OpenID path-inserted form).
+    pub fn url_for(self, issuer: &str) -> Option<String> {
+        let u = url::Url::parse(issuer).ok()?;
+        let path = u.path().trim_end_matches('/');
+        let prefix = match self {
+            Self::OAuth => AS_METADATA_PATH,
+            Self::Oidc => OIDC_METADATA_PATH,
+        };
+        Some(format!(
+            "{}{prefix}{path}",
+            u.origin().ascii_serialization()
+        ))
+    }
+}
+
+// === impl AsMetadata ===
+
+impl AsMetadata {
+    pub fn new(issuer: Option<String>, serve_copy: bool) -> Self {
+        Self {
+            issuer,
+            serve_copy,
+            docs: Default::default(),
+        }
+    }
+
+    /// Stores a fetched document; it must be a JSON object naming this
+    /// issuer (RFC 8414 §3.3), else it is dropped.
+    pub fn store(&self, kind: AsDocKind, body: &[u8]) -> bool {
+        let Some(issuer) = &self.issuer else {
+            return false;
+        };
+        let ok = serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v.get("issuer").and_then(|i| i.as_str()) == Some(issuer.as_str()));
+        if ok {
+            if let Ok(mut d) = self.docs.write() {
+                let b = Some(bytes::Bytes::copy_from_slice(body));
+                match kind {
+                    AsDocKind::OAuth => d.0 = b,
+                    AsDocKind::Oidc => d.1 = b,
+                }
+            }
+        }
+        ok
+    }
+
+    /// Whether any copy is cached.
+    pub fn has_copy(&self) -> bool {
+        self.docs
+            .read()
+            .is_ok_and(|d| d.0.is_some() || d.1.is_some())
+    }
+
+    /// The cached document of this kind (else of the other kind: both carry
+    /// the endpoints an MCP client needs).
+    fn cached(&self, kind: AsDocKind) -> Option<bytes::Bytes> {
+        let d = self.docs.read().ok()?;
+        match kind {
+            AsDocKind::OAuth => d.0.clone().or_else(|| d.1.clone()),
+            AsDocKind::Oidc => d.1.clone().or_else(|| d.0.clone()),
+        }
+    }
+
+    fn answer(&self, kind: AsDocKind) -> Response {
+        let Some(issuer) = &self.issuer else {
+            return (
+                StatusCode::NOT_FOUND,
+                "no authorization server metadata here\n",
+            )
+                .into_response();
+        };
+        if self.serve_copy {
+            if let Some(doc) = self.cached(kind) {
+                return json_doc(doc);
+            }
+        }
+        match kind.url_for(issuer) {
+            Some(u) => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, u)]).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
 }
 
 // === impl PrmDocs ===
@@ -84,10 +198,24 @@ impl PrmDocs {
             return Some(d.clone());
         }
         let mut by_path = self.docs.iter().filter(|(_, p, _)| p == path);
-        match (by_path.next(), by_path.next()) {
-            (Some((_, _, d)), None) => Some(d.clone()),
-            _ => None,
+        if let (Some((_, _, d)), None) = (by_path.next(), by_path.next()) {
+            return Some(d.clone());
         }
+        // The root document (`/.well-known/oauth-protected-resource` with no
+        // path, which clients try last) when the host has a single resource.
+        if path.is_empty() {
+            let mut on_host = self
+                .docs
+                .iter()
+                .filter(|(h, _, _)| h.eq_ignore_ascii_case(host));
+            if let (Some((_, _, d)), None) = (on_host.next(), on_host.next()) {
+                return Some(d.clone());
+            }
+            if let [(_, _, d)] = self.docs.as_slice() {
+                return Some(d.clone());
+            }
+        }
+        None
     }
 }
 
@@ -114,14 +242,62 @@ fn prm_serve(st: &VerifierState, peer: SocketAddr, headers: &HeaderMap, path: &s
     let host = super::forward_auth::effective_host(st, peer, headers);
     let host = crate::verify::request::host_without_port(host);
     match st.prm.find(host, path) {
-        Some(doc) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "public, max-age=300"),
-            ],
-            doc,
-        )
-            .into_response(),
+        Some(doc) => json_doc(doc),
         None => (StatusCode::NOT_FOUND, "no protected resource here\n").into_response(),
     }
+}
+
+fn json_doc(doc: bytes::Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        doc,
+    )
+        .into_response()
+}
+
+/// `GET /.well-known/oauth-authorization-server[/<path>]`.
+pub async fn prm_as_metadata_get(State(st): State<Arc<VerifierState>>) -> Response {
+    st.as_metadata.answer(AsDocKind::OAuth)
+}
+
+/// `GET /.well-known/openid-configuration[/<path>]`.
+pub async fn prm_oidc_metadata_get(State(st): State<Arc<VerifierState>>) -> Response {
+    st.as_metadata.answer(AsDocKind::Oidc)
+}
+
+/// The well-known routes (protected-resource and authorization-server
+/// metadata) with CORS for browser-based clients: any origin, no
+/// credentials (these documents are public and read no cookies), GET and
+/// preflight; `MCP-Protocol-Version` is the header MCP clients add.
+pub fn routes(state: Arc<VerifierState>) -> axum::Router {
+    use axum::http::{HeaderName, Method};
+    use axum::routing::get;
+    use tower_http::cors::{Any, CorsLayer};
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    axum::Router::new()
+        .route(PRM_PATH, get(prm_root_get))
+        .route(&format!("{PRM_PATH}/{{*path}}"), get(prm_path_get))
+        .route(AS_METADATA_PATH, get(prm_as_metadata_get))
+        .route(
+            &format!("{AS_METADATA_PATH}/{{*path}}"),
+            get(prm_as_metadata_get),
+        )
+        .route(OIDC_METADATA_PATH, get(prm_oidc_metadata_get))
+        .route(
+            &format!("{OIDC_METADATA_PATH}/{{*path}}"),
+            get(prm_oidc_metadata_get),
+        )
+        .layer(cors)
+        .with_state(state)
 }

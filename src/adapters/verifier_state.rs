@@ -45,6 +45,8 @@ pub struct VerifierState {
     pub headers: HeaderPlan,
     pub metrics: Arc<VerifierMetrics>,
     pub prm: super::prm::PrmDocs,
+    /// The authorization server's metadata at the resource origin.
+    pub as_metadata: super::prm::AsMetadata,
     pub trusted_proxies: Vec<IpNet>,
     /// Whether every issuer's keys are loaded (reported by /readyz).
     pub jwks_loaded: Arc<dyn Fn() -> bool + Send + Sync>,

@@ -210,6 +210,7 @@ fn settings(config: &IssuerConfig, issuer: String) -> Settings {
         default_scopes: Scopes::from_iter(config.default_scopes.iter().cloned()),
         access_ttl: config.access_ttl,
         refresh_ttl: config.refresh_ttl,
+        refresh_grace: config.refresh_grace,
         code_ttl: config.code_ttl,
         pending_ttl: config.login_timeout,
         session_ttl: config.session_ttl,
@@ -221,6 +222,7 @@ fn settings(config: &IssuerConfig, issuer: String) -> Settings {
             client_lifetime: config.registration.client_lifetime,
             initial_access_token: config.registration.initial_access_token.clone(),
             enforce_client_scope: config.registration.enforce_client_scope,
+            private_use_schemes: config.registration.private_use_schemes,
         },
         cimd: CimdSettings {
             enabled: config.cimd.enabled,

@@ -3,8 +3,9 @@
 //! servers.
 
 use crate::adapters::envoy::EnvoyAuthz;
-use crate::adapters::prm::{prm_url, PrmDocs, PrmEntry};
+use crate::adapters::prm::{prm_url, AsDocKind, AsMetadata, PrmDocs, PrmEntry};
 use crate::adapters::verifier_state::{HeaderPlan, VerifierState};
+use crate::config::verifier::AsMetadataMode;
 use crate::config::verifier::VerifierConfig;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::revocation::RevocationView;
@@ -53,6 +54,7 @@ pub enum StartError {
 pub struct VerifierApp {
     pub state: Arc<VerifierState>,
     jwks: Arc<JwksCache>,
+    fetcher: Arc<dyn JwksFetcher>,
     config: VerifierConfig,
 }
 
@@ -78,7 +80,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
     };
     let jwks = Arc::new(JwksCache::new(
         config.issuers.clone(),
-        fetcher,
+        fetcher.clone(),
         JwksSettings {
             min_refetch_interval: config.jwks_min_refetch,
             refresh_interval: config.jwks_refresh,
@@ -126,6 +128,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
                 leeway_secs: config.leeway_secs,
                 require_at_jwt_typ: config.require_at_jwt_typ,
                 max_token_lifetime_secs: config.max_token_lifetime.as_secs(),
+                claims: config.claims.clone(),
             },
             allow_parent_audience: config.allow_parent_audience,
             revocation_staleness: config.revocation_staleness,
@@ -145,6 +148,12 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
         ),
         metrics,
         prm,
+        as_metadata: AsMetadata::new(
+            (config.as_metadata != AsMetadataMode::Off)
+                .then(|| config.authorization_servers.first().cloned())
+                .flatten(),
+            config.as_metadata == AsMetadataMode::Serve,
+        ),
         trusted_proxies: config.trusted_proxies.clone(),
         jwks_loaded: Arc::new(move || j2.all_loaded()),
         revocation_len,
@@ -152,6 +161,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
     Ok(VerifierApp {
         state,
         jwks,
+        fetcher,
         config,
     })
 }
@@ -233,6 +243,13 @@ impl VerifierApp {
         let jwks = self.jwks.clone();
         tasks.push(tokio::spawn(async move { jwks.refresh_all().await }));
         tasks.push(self.jwks.spawn_refresher());
+        if self.state.as_metadata.serve_copy {
+            tasks.push(spawn_as_metadata_refresher(
+                self.state.clone(),
+                self.fetcher.clone(),
+                self.config.jwks_refresh,
+            ));
+        }
 
         let (reporter, health) = tonic_health::server::health_reporter();
         tasks.push(tokio::spawn(serve_http(
@@ -292,6 +309,46 @@ impl VerifierApp {
 fn probe(addr: SocketAddr) -> Result<SocketAddr, StartError> {
     let l = bind(addr, false)?;
     l.local_addr().map_err(|e| StartError::Bind(addr, e))
+}
+
+/// Keeps the copy of the authorization server's metadata served at the
+/// resource origin fresh: fetched now, then every `period` (a failed fetch
+/// keeps the last copy; without one the verifier redirects).
+fn spawn_as_metadata_refresher(
+    state: Arc<VerifierState>,
+    fetcher: Arc<dyn JwksFetcher>,
+    period: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(issuer) = state.as_metadata.issuer.clone() else {
+            return;
+        };
+        loop {
+            let mut stored = false;
+            for kind in [AsDocKind::OAuth, AsDocKind::Oidc] {
+                let Some(url) = kind.url_for(&issuer) else {
+                    continue;
+                };
+                match fetcher.get(&url).await {
+                    Ok(body) if state.as_metadata.store(kind, &body) => stored = true,
+                    Ok(_) => {
+                        tracing::warn!(%url, "authorization server metadata names another issuer or is not JSON")
+                    }
+                    Err(e) => {
+                        tracing::debug!(%url, error = %e, "authorization server metadata fetch failed")
+                    }
+                }
+            }
+            // Until a first copy arrives (the issuer may start later), retry
+            // soon; the verifier redirects meanwhile.
+            let wait = if stored || state.as_metadata.has_copy() {
+                period
+            } else {
+                period.min(Duration::from_secs(2))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    })
 }
 
 /// A listener on `addr`; `shared`: SO_REUSEPORT, so that several threads

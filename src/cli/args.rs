@@ -41,6 +41,8 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Operator commands (the issuer's admin API).
     Admin(AdminArgs),
+    /// Show, update or delete the client this CLI registered (RFC 7592).
+    Client(ClientArgs),
     /// Run an issuer and a verifier in this process for local development.
     Dev(DevArgs),
     /// Read a password on stdin and print its Argon2id hash, for a static
@@ -71,6 +73,10 @@ pub struct RegisterArgs {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// The MCP server's URL: its 401 and protected-resource metadata name
+    /// the authorization server and the resource (instead of --issuer and
+    /// --resource).
+    pub server: Option<String>,
     /// The protected resource (RFC 8707), e.g. https://mcp.example.com/mcp.
     #[arg(long)]
     pub resource: Option<String>,
@@ -86,6 +92,29 @@ pub struct LoginArgs {
     /// RFC 7591 initial access token, if the issuer requires one.
     #[arg(long, env = ENV_INITIAL_ACCESS_TOKEN, hide_env_values = true)]
     pub initial_access_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Print the client's registration as the issuer has it.
+    Show,
+    /// Change the client's name or redirect URIs.
+    Update {
+        /// A new `client_name`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replacement redirect URIs (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// Delete the client at the issuer (its tokens die with it) and forget it.
+    Delete,
 }
 
 #[derive(Debug, Args)]
@@ -190,4 +219,13 @@ pub struct DevArgs {
     /// The dev user's password. Defaults to a random one, printed at start.
     #[arg(long, env = ENV_DEV_PASSWORD, hide_env_values = true)]
     pub password: Option<String>,
+    /// Access-token lifetime in seconds (at least 30; short ones exercise
+    /// clients' refresh). Defaults to 3600.
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<u64>,
+    /// A verifier TOML file (routes, tool scopes, issuer_claims, ...); its
+    /// listen addresses and issuers are replaced by dev's. Defaults to one
+    /// route for --resource.
+    #[arg(long, value_name = "FILE")]
+    pub verifier_config: Option<PathBuf>,
 }

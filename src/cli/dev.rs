@@ -69,6 +69,7 @@ mod imp {
             resource: resource.clone(),
             username: a.user.clone(),
             password: a.password.clone(),
+            access_token_ttl_secs: a.access_token_ttl,
             ..DevOptions::default()
         })
         .map_err(|e| Error::Config(e.to_string()))?;
@@ -89,17 +90,33 @@ mod imp {
         )
         .await
         .map_err(dev)?;
-        let vcfg = VerifierRaw {
-            http_addr: Some(a.verifier_http.to_string()),
-            grpc_addr: Some(a.verifier_grpc.to_string()),
-            issuers: Some(vec![iss.issuer.clone()]),
-            resource: Some(resource.clone()),
-            resource_name: Some("mcpgate dev".into()),
-            scopes_supported: Some(DEV_SCOPES.iter().map(|s| s.to_string()).collect()),
-            ..Default::default()
+        let mut raw = match &a.verifier_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Config(format!("--verifier-config {}: {e}", path.display()))
+                })?;
+                VerifierRaw::from_toml(&text).map_err(|e| {
+                    Error::Config(format!("--verifier-config {}: {e}", path.display()))
+                })?
+            }
+            None => VerifierRaw::default(),
+        };
+        raw.http_addr = Some(a.verifier_http.to_string());
+        raw.grpc_addr = Some(a.verifier_grpc.to_string());
+        raw.issuers = Some(vec![iss.issuer.clone()]);
+        raw.authorization_servers = None;
+        if raw.routes.as_ref().is_none_or(|r| r.is_empty()) && raw.resource.is_none() {
+            raw.resource = Some(resource.clone());
+            raw.resource_name = Some("mcpgate dev".into());
+            raw.scopes_supported = Some(DEV_SCOPES.iter().map(|s| s.to_string()).collect());
         }
-        .validate()
-        .map_err(|e| Error::Config(e.to_string()))?;
+        let vcfg = match raw.validate() {
+            Ok(c) => c,
+            Err(e) => {
+                iss.shutdown().await;
+                return Err(Error::Config(e.to_string()));
+            }
+        };
         let ver = match verifier::spawn(
             vcfg,
             verifier::VerifierDeps {
@@ -128,7 +145,7 @@ mod imp {
             "mcpgate dev is running (Ctrl-C to stop)\n\
              \x20 issuer:      {}\n\
              \x20 verifier:    http://{} (ForwardAuth /auth, metadata /.well-known/oauth-protected-resource), gRPC ext_authz {}\n\
-             \x20 resource:    {resource}\n\
+             \x20 resource:    {resource}  (the token audience: the URL clients use, i.e. your proxy's MCP URL; the verifier decides, it does not proxy)\n\
              \x20 storage:     {store}\n\
              \x20 user:        {}\n\
              \x20 password:    {}{pw_note}\n\

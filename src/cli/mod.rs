@@ -7,7 +7,9 @@
 
 pub mod admin;
 pub mod args;
+pub mod client;
 pub mod dev;
+pub mod discover;
 pub mod hash;
 pub mod login;
 pub mod loopback;
@@ -112,6 +114,25 @@ impl Error {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    if let Command::Login(a) = &cli.command {
+        if let Some(server) = &a.server {
+            let d = discover::discover(server).await?;
+            eprintln!(
+                "{server}: resource {}, authorization server {}",
+                d.resource, d.issuer
+            );
+            let ctx = session::Context::with_issuer(&cli, &d.issuer)?;
+            let a = args::LoginArgs {
+                server: None,
+                resource: a.resource.clone().or(Some(d.resource)),
+                scope: a.scope.clone().or(d.scope),
+                no_browser: a.no_browser,
+                port: a.port,
+                initial_access_token: a.initial_access_token.clone(),
+            };
+            return login::login(&ctx, &a).await;
+        }
+    }
     let ctx = session::Context::new(&cli)?;
     match cli.command {
         Command::Register(a) => session::register(&ctx, &a).await,
@@ -120,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Revoke(a) => session::revoke(&ctx, &a).await,
         Command::Whoami(a) => session::whoami(&ctx, &a),
         Command::Admin(a) => admin::run(&ctx, &a).await,
+        Command::Client(a) => client::run(&ctx, &a).await,
         Command::Dev(a) => dev::run(&a).await,
         Command::HashPassword => hash::run(std::io::stdin().lock(), &mut std::io::stdout()),
     }

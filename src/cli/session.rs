@@ -71,7 +71,13 @@ fn is_fresh(t: &SavedTokens, now: u64) -> bool {
 
 impl Context {
     pub fn new(cli: &Cli) -> Result<Self, Error> {
-        let issuer = oauth::normalize_issuer(&cli.issuer)?;
+        Self::with_issuer(cli, &cli.issuer)
+    }
+
+    /// The context for another issuer than `--issuer` (one discovered from
+    /// an MCP server).
+    pub fn with_issuer(cli: &Cli, issuer: &str) -> Result<Self, Error> {
+        let issuer = oauth::normalize_issuer(issuer)?;
         if issuer.starts_with("http://") && !is_loopback_url(&issuer) {
             eprintln!("warning: {issuer} is plain HTTP; OAuth 2.1 requires HTTPS outside loopback");
         }

@@ -88,6 +88,8 @@ pub struct RawConfig {
     pub refresh_token_ttl_secs: Option<u64>,
     /// Absolute lifetime of a refresh-token family in seconds, counted from the user's login: rotation never extends a grant beyond it and the user must log in again. Defaults to 2592000 (30 days).
     pub refresh_token_max_lifetime_secs: Option<u64>,
+    /// Seconds after a rotation during which the old refresh token still gets a fresh token pair instead of revoking the family as reuse (RFC 9700 §4.14.2: a lost response, two tabs refreshing at once); 0 = none. Defaults to 30.
+    pub refresh_grace_secs: Option<u64>,
     /// Authorization-code lifetime in seconds. Defaults to 60.
     pub code_ttl_secs: Option<u64>,
     /// Browser login-session lifetime in seconds (repeated authorizations skip the login). Defaults to 28800 (8 hours).
@@ -190,6 +192,8 @@ pub struct RawRegistration {
     pub initial_access_token: Option<String>,
     /// Refuse scopes outside a client's registered `scope`. Off by default: a dynamically registered client asserts its own `scope`, so enforcing it secures nothing and breaks MCP step-up authorization (the user's consent is the boundary). Defaults to false.
     pub enforce_client_scope: Option<bool>,
+    /// Private-use redirect URI schemes clients may register (and metadata documents list): `any` (all but dangerous ones such as `javascript`, `data`, `file`, `ws`; e.g. `cursor://`, `vscode://`), `reverse_domain` (only `com.example.app:` style, RFC 8252 §7.1) or `none` (https and loopback http only). Defaults to `any`.
+    pub private_use_schemes: Option<String>,
 }
 
 /// The `[cimd]` table.

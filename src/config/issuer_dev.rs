@@ -2,7 +2,9 @@
 //! loopback, embedded store in a data directory, one static user, one
 //! resource, open registration and CIMD, in-process revocation.
 
-use super::issuer::{bad, ConfigError, RawConfig, RawProvider, RawResource, RawStorage, RawUser};
+use super::issuer::{
+    bad, ConfigError, RawCimd, RawConfig, RawProvider, RawResource, RawStorage, RawUser,
+};
 use super::issuer_validate::IssuerConfig;
 use crate::issue::users::hash_password;
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ pub struct DevOptions {
     pub username: String,
     /// `None` generates a random password (returned in [`DevConfig`]).
     pub password: Option<String>,
+    /// Access-token lifetime; `None` = the issuer's default.
+    pub access_token_ttl_secs: Option<u64>,
 }
 
 /// The dev configuration and the dev user's credentials (to print).
@@ -46,6 +50,7 @@ impl Default for DevOptions {
             scopes: DEV_SCOPES.iter().map(|s| s.to_string()).collect(),
             username: DEV_USERNAME.to_owned(),
             password: None,
+            access_token_ttl_secs: None,
         }
     }
 }
@@ -81,6 +86,13 @@ pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
             ..Default::default()
         }]),
         storage: Some(storage),
+        access_token_ttl_secs: o.access_token_ttl_secs,
+        // Client metadata documents served from this machine (a client
+        // under development) may be fetched: dev listens on loopback only.
+        cimd: Some(RawCimd {
+            allow_private_addresses: Some(true),
+            ..Default::default()
+        }),
         providers: Some(vec![RawProvider {
             kind: Some("static".into()),
             users: Some(vec![RawUser {
@@ -115,6 +127,7 @@ mod tests {
         .unwrap();
         assert_eq!(d.password, "pw");
         assert!(d.config.issuer.is_none());
+        assert!(d.config.cimd.allow_private_addresses);
         assert_eq!(d.config.resources[0].resource, DEV_RESOURCE);
         assert_eq!(
             d.config.storage,

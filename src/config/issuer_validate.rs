@@ -63,6 +63,7 @@ pub struct RegistrationConfig {
     pub client_lifetime: Option<Duration>,
     pub initial_access_token: Option<RegistrationToken>,
     pub enforce_client_scope: bool,
+    pub private_use_schemes: crate::issue::redirect::PrivateUseSchemes,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +117,7 @@ pub struct IssuerConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub refresh_max_lifetime: Duration,
+    pub refresh_grace: Duration,
     pub code_ttl: Duration,
     pub session_ttl: Duration,
     pub consent_ttl: Duration,
@@ -509,6 +511,17 @@ impl RawConfig {
                 .filter(|t| !t.is_empty())
                 .map(RegistrationToken::new),
             enforce_client_scope: rg.enforce_client_scope.unwrap_or(false),
+            private_use_schemes: match rg.private_use_schemes.as_deref() {
+                None => Default::default(),
+                Some(v) => {
+                    crate::issue::redirect::PrivateUseSchemes::parse(v).ok_or_else(|| {
+                        bad(
+                            "registration.private_use_schemes",
+                            "expected any, reverse_domain or none",
+                        )
+                    })?
+                }
+            },
         };
         let cm = self.cimd.unwrap_or_default();
         let cimd = CimdConfig {
@@ -542,6 +555,7 @@ impl RawConfig {
                 2_592_000,
                 60,
             )?,
+            refresh_grace: secs("refresh_grace_secs", self.refresh_grace_secs, 30, 0)?,
             code_ttl: secs("code_ttl_secs", self.code_ttl_secs, 60, 5)?,
             session_ttl: secs("session_ttl_secs", self.session_ttl_secs, 28_800, 0)?,
             consent_ttl: secs("consent_ttl_secs", self.consent_ttl_secs, 7_776_000, 0)?,

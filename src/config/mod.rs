@@ -12,6 +12,8 @@ mod issuer_validate;
 #[cfg(feature = "verifier")]
 pub mod verifier;
 #[cfg(feature = "verifier")]
+pub mod verifier_claims;
+#[cfg(feature = "verifier")]
 pub mod verifier_keys;
 #[cfg(feature = "verifier")]
 pub mod verifier_routes;

@@ -52,6 +52,9 @@ pub struct RawConfig {
     pub resource_name: Option<String>,
     /// Advertised authorization servers. Defaults to the issuers.
     pub authorization_servers: Option<Vec<String>>,
+    /// AS metadata at the resource origin: serve, redirect or off.
+    /// Defaults to serve with a single authorization server.
+    pub authorization_server_metadata: Option<String>,
     /// Shorthand required scopes. Defaults to none.
     pub required_scopes: Option<Vec<String>>,
     /// Shorthand scopes_supported. Defaults to the required scopes.
@@ -94,6 +97,8 @@ pub struct RawConfig {
     pub worker_threads: Option<usize>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
+    /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
+    pub issuer_claims: Option<Vec<super::verifier_claims::RawIssuerClaims>>,
 }
 
 /// The validated configuration.
@@ -104,6 +109,8 @@ pub struct VerifierConfig {
     /// (issuer, explicit jwks_uri).
     pub issuers: Vec<(String, Option<String>)>,
     pub authorization_servers: Vec<String>,
+    /// Serving the authorization server's metadata at the resource origin.
+    pub as_metadata: AsMetadataMode,
     pub routes: Vec<RouteConfig>,
     pub redis_urls: Vec<String>,
     pub revocation_staleness: Duration,
@@ -121,6 +128,20 @@ pub struct VerifierConfig {
     pub token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
+    /// Claim mapping per issuer (absent: mcpgate's own claims).
+    pub claims: HashMap<String, crate::domain::claim_map::ClaimMapping>,
+}
+
+/// What the verifier answers at the resource origin's authorization-server
+/// metadata paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsMetadataMode {
+    /// A cached copy of the authorization server's document.
+    Serve,
+    /// A 307 redirect to the authorization server's document.
+    Redirect,
+    /// 404.
+    Off,
 }
 
 impl Strings for Env {
@@ -238,6 +259,11 @@ impl RawConfig {
         set!(resource, ENV_RESOURCE, str);
         set!(resource_name, ENV_RESOURCE_NAME, str);
         set!(authorization_servers, ENV_AUTHORIZATION_SERVERS, list);
+        set!(
+            authorization_server_metadata,
+            ENV_AUTHORIZATION_SERVER_METADATA,
+            str
+        );
         set!(required_scopes, ENV_REQUIRED_SCOPES, list);
         set!(scopes_supported, ENV_SCOPES_SUPPORTED, list);
         set!(redis_urls, ENV_REDIS_URL, list);
@@ -284,11 +310,34 @@ impl RawConfig {
         if let Some(u) = &self.jwks_uri {
             https_or_loopback("jwks_uri", u)?;
         }
+        let claims = super::verifier_claims::validate_issuer_claims(
+            self.issuer_claims.unwrap_or_default(),
+            &issuers,
+        )?;
         let jwks_uri = self.jwks_uri;
         let issuers: Vec<_> = issuers.into_iter().map(|i| (i, jwks_uri.clone())).collect();
         let authorization_servers = self
             .authorization_servers
             .unwrap_or_else(|| issuers.iter().map(|(i, _)| i.clone()).collect());
+        let single = authorization_servers.len() == 1;
+        let as_metadata = match self.authorization_server_metadata.as_deref() {
+            None if single => AsMetadataMode::Serve,
+            None | Some("off") => AsMetadataMode::Off,
+            Some("serve") if single => AsMetadataMode::Serve,
+            Some("redirect") if single => AsMetadataMode::Redirect,
+            Some("serve" | "redirect") => {
+                return Err(bad(
+                    "authorization_server_metadata",
+                    "needs exactly one authorization server",
+                ))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "authorization_server_metadata",
+                    "expected serve, redirect or off",
+                ))
+            }
+        };
         let mut raw_routes = self.routes.unwrap_or_default();
         if let Some(resource) = self.resource {
             raw_routes.push(RawRoute {
@@ -336,6 +385,8 @@ impl RawConfig {
             grpc_addr,
             issuers,
             authorization_servers,
+            as_metadata,
+            claims,
             routes,
             redis_urls: self.redis_urls.unwrap_or_default(),
             revocation_staleness: secs(

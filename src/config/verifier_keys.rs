@@ -41,6 +41,7 @@ pub const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SEC
 pub const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
 pub const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
 pub const ENV_WORKER_THREADS: &str = "MCPGW_VERIFIER_WORKER_THREADS";
+pub const ENV_AUTHORIZATION_SERVER_METADATA: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVER_METADATA";
 
 const fn k(
     toml: &'static str,
@@ -66,6 +67,7 @@ pub const KEYS: &[KeyDoc] = &[
     k("resource", ENV_RESOURCE, "Single-resource shorthand: canonical resource URI (RFC 8707) of a catch-all route, e.g. https://mcp.example.com/mcp. Defaults to none (use [[routes]]).", ""),
     k("resource_name", ENV_RESOURCE_NAME, "Human-readable `resource_name` of the shorthand resource's metadata. Defaults to none.", ""),
     k("authorization_servers", ENV_AUTHORIZATION_SERVERS, "`authorization_servers` advertised in protected-resource metadata. Defaults to the issuers.", ""),
+    k("authorization_server_metadata", ENV_AUTHORIZATION_SERVER_METADATA, "What the verifier answers at the resource origin's `/.well-known/oauth-authorization-server[/path]` and `/.well-known/openid-configuration` (clients of the 2025-03-26 MCP revision look there): `serve` (a copy of the authorization server's RFC 8414 / OpenID document, fetched and refreshed with the JWKS; a 307 redirect to it until the first fetch succeeds), `redirect` (307 to the authorization server's own URL) or `off` (404). Needs a single authorization server. Defaults to `serve` with a single authorization server, else `off`.", ""),
     k("required_scopes", ENV_REQUIRED_SCOPES, "Scopes every request to the shorthand resource needs (space or comma separated). Defaults to none.", ""),
     k("scopes_supported", ENV_SCOPES_SUPPORTED, "`scopes_supported` of the shorthand resource's metadata (`offline_access` is never listed). Defaults to the required scopes.", ""),
     k("redis_urls", ENV_REDIS_URL, "Redis URL(s) the revocation mirror subscribes to; several (comma list) mean Redis Cluster seeds. Defaults to none (no revocation source: in-process only).", ""),
@@ -86,6 +88,7 @@ pub const KEYS: &[KeyDoc] = &[
     k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
     k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", "10000"),
     k("worker_threads", ENV_WORKER_THREADS, "Serving threads, each a single-threaded runtime with its own listeners on the same addresses (SO_REUSEPORT; the kernel spreads connections over them). 0 = one per available CPU (1 under a CPU limit of 1). Setting TOKIO_WORKER_THREADS instead serves everything on Tokio's multi-threaded runtime. Defaults to 0.", "0"),
+    KeyDoc { toml: "issuer_claims", env: None, doc: "How another authorization server's tokens carry their claims (file only): list of {issuer, require_jti (default true; without `jti` a token is revocable only by subject/client watermark), scope_claims (default [\"scope\"]; each a space-separated string or an array, e.g. [\"scp\"]), client_id_claims (default [\"client_id\"], e.g. [\"azp\", \"appid\"]), user_id_claim (default `sub`), name_claims (default [\"username\", \"name\"]), email_claim (default `email`), role_claims (default [\"roles\", \"groups\"] when role_scopes is set), role_scopes = {role = [scopes]}}. Defaults to mcpgate's own claims for every issuer.", default: "" },
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
 ];
 

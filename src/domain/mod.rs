@@ -1,5 +1,6 @@
 //! Pure shared vocabulary: no I/O crates, no wire types.
 
+pub mod claim_map;
 pub mod claims;
 pub mod clock;
 pub mod revocation;

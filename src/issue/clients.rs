@@ -107,8 +107,12 @@ impl Issuer {
             None | Some(AUTH_NONE) => meta.token_endpoint_auth_method = Some(AUTH_NONE.into()),
             Some(_) => return Err(invalid("only token_endpoint_auth_method none is supported")),
         }
-        let meta =
-            validate(meta, &self.settings.scopes).map_err(|e| invalid_from(e, "metadata"))?;
+        let meta = validate(
+            meta,
+            &self.settings.scopes,
+            self.settings.registration.private_use_schemes,
+        )
+        .map_err(|e| invalid_from(e, "metadata"))?;
         let now = self.now();
         let rec = ClientRecord {
             client_id: url.to_owned(),

@@ -171,8 +171,41 @@ impl Issuer {
         let key = hash_secret(rt.secret());
         let store = self.store.as_ref();
         let Some(rec) = get_json::<RefreshRecord>(store, Namespace::Refresh, &key).await? else {
-            return Err(self.refresh_reused(&key).await);
+            return self.refresh_rotated(&key, &req, client).await;
         };
+        let scope = self.refresh_checks(&rec, &req, client).await?;
+        // The tombstone goes in before the token is taken, so that a
+        // parallel refresh losing the take below finds it (and its grace
+        // window); put_if_absent keeps the first rotation time.
+        let rotated = RotatedRefresh {
+            family_id: rec.family_id.clone(),
+            rotated_at: self.now(),
+            grant: Some(rec.grant.clone()),
+            issued_at: rec.issued_at,
+        };
+        let ttl = Some(self.settings.refresh_ttl);
+        let bytes = serde_json::to_vec(&rotated).map_err(OAuthError::server_error)?;
+        store
+            .put_if_absent(Namespace::RotatedRefresh, &key, &bytes, ttl)
+            .await?;
+        if take_json::<RefreshRecord>(store, Namespace::Refresh, &key)
+            .await?
+            .is_none()
+        {
+            return self.refresh_rotated(&key, &req, client).await;
+        }
+        self.issue_refreshed(&rec, scope).await
+    }
+
+    /// The checks every refresh passes (also one within the grace window):
+    /// same client, family and subject not revoked, same resource, scope
+    /// within the grant. Returns the scope of the new access token.
+    async fn refresh_checks(
+        &self,
+        rec: &RefreshRecord,
+        req: &TokenRequest,
+        client: &ClientRecord,
+    ) -> Result<Scopes, OAuthError> {
         let g = &rec.grant;
         if g.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
@@ -196,28 +229,25 @@ impl Issuer {
         }
         self.check_same_resource(&req.resource, &g.resource)?;
         let granted = Scopes::parse(&g.scope);
-        let scope = match req.scope.as_deref().map(Scopes::parse) {
+        match req.scope.as_deref().map(Scopes::parse) {
             Some(s) if !s.is_empty() => {
                 if !granted.is_superset(&s) {
                     return Err(OAuthError::invalid_scope(
                         "scope exceeds the original grant",
                     ));
                 }
-                s
+                Ok(s)
             }
-            _ => granted,
-        };
-        if take_json::<RefreshRecord>(store, Namespace::Refresh, &key)
-            .await?
-            .is_none()
-        {
-            return Err(self.refresh_reused(&key).await);
+            _ => Ok(granted),
         }
-        let rotated = RotatedRefresh {
-            family_id: rec.family_id.clone(),
-        };
-        let ttl = Some(self.settings.refresh_ttl);
-        put_json(store, Namespace::RotatedRefresh, &key, &rotated, ttl).await?;
+    }
+
+    /// A new pair for a refresh token that passed [`Self::refresh_checks`].
+    async fn issue_refreshed(
+        &self,
+        rec: &RefreshRecord,
+        scope: Scopes,
+    ) -> Result<TokenResponse, OAuthError> {
         // The refresh token keeps the original grant, so later refreshes may
         // widen back up to it; the access token gets the narrowed scope.
         let access_grant = Grant {
@@ -226,6 +256,40 @@ impl Issuer {
         };
         self.issue_tokens(&access_grant, &rec.grant, &rec.family_id, true)
             .await
+    }
+
+    /// A refresh token that is not live. Rotated less than the grace window
+    /// ago (RFC 9700 §4.14.2: a retry after a lost response, two tabs
+    /// refreshing at once): a fresh pair in the same family, which the
+    /// family's revocation covers like every other member. Otherwise reuse.
+    async fn refresh_rotated(
+        &self,
+        key: &str,
+        req: &TokenRequest,
+        client: &ClientRecord,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grace = self.settings.refresh_grace.as_secs();
+        let store = self.store.as_ref();
+        let tomb = get_json::<RotatedRefresh>(store, Namespace::RotatedRefresh, key).await?;
+        if let Some(RotatedRefresh {
+            family_id,
+            rotated_at,
+            grant: Some(grant),
+            issued_at,
+        }) = tomb
+        {
+            if grace > 0 && rotated_at > 0 && self.now() < rotated_at.saturating_add(grace) {
+                let rec = RefreshRecord {
+                    family_id,
+                    grant,
+                    issued_at,
+                };
+                let scope = self.refresh_checks(&rec, req, client).await?;
+                tracing::info!(family = %rec.family_id, client_id = %client.client_id, "rotated refresh token used again within the grace window; issuing a fresh pair");
+                return self.issue_refreshed(&rec, scope).await;
+            }
+        }
+        Err(self.refresh_reused(key).await)
     }
 
     /// An unknown refresh token: if it was rotated away, this is reuse and

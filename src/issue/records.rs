@@ -75,10 +75,21 @@ pub struct RefreshRecord {
 }
 
 /// A rotated refresh token (keyed by its hash in
-/// [`Namespace::RotatedRefresh`]): presenting it again is reuse.
+/// [`Namespace::RotatedRefresh`]): presenting it again is reuse, unless it
+/// comes within the refresh grace window after `rotated_at`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RotatedRefresh {
     pub family_id: String,
+    /// When it was rotated (unix seconds); 0 in records written before the
+    /// grace window existed (never in grace).
+    #[serde(default)]
+    pub rotated_at: u64,
+    /// The rotated token's grant and issue time, to answer a retry within
+    /// the grace window; `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+    #[serde(default)]
+    pub issued_at: u64,
 }
 
 /// One grant's chain of tokens.

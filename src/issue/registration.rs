@@ -107,11 +107,21 @@ fn web_uri(field: &str, v: Option<String>) -> Result<Option<String>, OAuthError>
     Ok(v)
 }
 
+/// A redirect URI as it may be echoed in an error: control characters
+/// escaped, at most 200 characters.
+fn printable(u: &str) -> String {
+    u.chars().take(200).flat_map(char::escape_debug).collect()
+}
+
 /// Validates client metadata against policy and fills in defaults:
 /// `token_endpoint_auth_method` = client_secret_basic (RFC 7591 §2),
 /// `grant_types` = authorization_code + refresh_token, `response_types` =
 /// code.
-pub fn validate(mut m: ClientMetadata, supported: &Scopes) -> Result<ClientMetadata, OAuthError> {
+pub fn validate(
+    mut m: ClientMetadata,
+    supported: &Scopes,
+    schemes: redirect::PrivateUseSchemes,
+) -> Result<ClientMetadata, OAuthError> {
     if m.redirect_uris.is_empty() {
         return Err(OAuthError::new(
             ErrorCode::InvalidRedirectUri,
@@ -125,15 +135,26 @@ pub fn validate(mut m: ClientMetadata, supported: &Scopes) -> Result<ClientMetad
         ));
     }
     let web = m.application_type.as_deref() == Some("web");
+    // Every unusable URI is named with its reason, so a client (or its
+    // developer) can fix them all at once.
+    let mut refused = Vec::new();
     for u in &m.redirect_uris {
-        let url = redirect::validate(u)
-            .map_err(|r| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("{r}: {u}")))?;
-        if web && !matches!(url.scheme(), "https" | "http") {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidRedirectUri,
-                "web clients cannot use custom URI schemes",
-            ));
+        match redirect::validate(u, schemes) {
+            Ok(url) if web && !matches!(url.scheme(), "https" | "http") => {
+                refused.push(format!(
+                    "{}: web clients cannot use custom URI schemes",
+                    printable(u)
+                ));
+            }
+            Ok(_) => {}
+            Err(r) => refused.push(format!("{}: {r}", printable(u))),
         }
+    }
+    if !refused.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            refused.join("; "),
+        ));
     }
     match m.application_type.as_deref() {
         None | Some("web") | Some("native") => {}
@@ -249,7 +270,11 @@ impl Issuer {
                 return Err(OAuthError::invalid_token());
             }
         }
-        let metadata = validate(parse_metadata(body)?, &self.settings.scopes)?;
+        let metadata = validate(
+            parse_metadata(body)?,
+            &self.settings.scopes,
+            self.settings.registration.private_use_schemes,
+        )?;
         let now = self.now();
         let client_id = random_token(16)?;
         let secret = match metadata.token_endpoint_auth_method.as_deref() {
@@ -343,7 +368,11 @@ impl Issuer {
                 return Err(OAuthError::invalid_request("client_secret does not match"));
             }
         }
-        let metadata = validate(parse_metadata(body)?, &self.settings.scopes)?;
+        let metadata = validate(
+            parse_metadata(body)?,
+            &self.settings.scopes,
+            self.settings.registration.private_use_schemes,
+        )?;
         let mut new_secret = None;
         if metadata.token_endpoint_auth_method.as_deref() == Some(AUTH_NONE) {
             c.secret_hash = None;
@@ -377,6 +406,8 @@ impl Issuer {
 mod tests {
     use super::*;
 
+    const ANY: redirect::PrivateUseSchemes = redirect::PrivateUseSchemes::Any;
+
     fn meta(uris: &[&str]) -> ClientMetadata {
         ClientMetadata {
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
@@ -386,7 +417,7 @@ mod tests {
 
     #[test]
     fn defaults_are_filled() {
-        let m = validate(meta(&["https://a.example/cb"]), &Scopes::default()).unwrap();
+        let m = validate(meta(&["https://a.example/cb"]), &Scopes::default(), ANY).unwrap();
         assert_eq!(m.token_endpoint_auth_method.as_deref(), Some(AUTH_BASIC));
         assert_eq!(m.response_types, vec!["code"]);
         assert!(m.grant_types.contains(&GRANT_REFRESH.to_string()));
@@ -395,26 +426,59 @@ mod tests {
     #[test]
     fn rejects_bad_metadata() {
         let s = Scopes::parse("mcp:tools");
-        let e = validate(meta(&[]), &s).unwrap_err();
+        let e = validate(meta(&[]), &s, ANY).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRedirectUri);
-        let e = validate(meta(&["javascript:alert(1)"]), &s).unwrap_err();
+        let e = validate(meta(&["javascript:alert(1)"]), &s, ANY).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRedirectUri);
         let mut m = meta(&["https://a.example/cb"]);
         m.scope = Some("admin".into());
         assert_eq!(
-            validate(m, &s).unwrap_err().code,
+            validate(m, &s, ANY).unwrap_err().code,
             ErrorCode::InvalidClientMetadata
         );
         let mut m = meta(&["https://a.example/cb"]);
         m.token_endpoint_auth_method = Some("private_key_jwt".into());
-        assert!(validate(m, &s).is_err());
+        assert!(validate(m, &s, ANY).is_err());
         let mut m = meta(&["https://a.example/cb"]);
         m.grant_types = vec!["implicit".into()];
-        assert!(validate(m, &s).is_err());
+        assert!(validate(m, &s, ANY).is_err());
         let mut m = meta(&["com.example.app:/cb"]);
         m.application_type = Some("web".into());
-        assert!(validate(m, &s).is_err());
+        assert!(validate(m, &s, ANY).is_err());
         let bad = serde_json::json!({"redirect_uris": "https://a.example/cb"});
         assert!(parse_metadata(&bad).is_err());
+    }
+
+    #[test]
+    fn every_refused_redirect_uri_is_named() {
+        let s = Scopes::default();
+        let m = meta(&[
+            "cursor://anysphere.cursor-mcp/oauth/callback",
+            "javascript:alert(1)",
+            "http://evil.example/cb",
+            "http://localhost/callback",
+            "data:x\n",
+        ]);
+        let e = validate(m, &s, ANY).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRedirectUri);
+        let d = e.description.unwrap_or_default();
+        assert!(
+            d.contains("javascript:alert(1): redirect URI scheme not allowed"),
+            "{d}"
+        );
+        assert!(
+            d.contains("http://evil.example/cb: http redirect URIs"),
+            "{d}"
+        );
+        assert!(d.contains("data:x\\n"), "{d}");
+        assert!(!d.contains("cursor://"), "{d}");
+        assert!(!d.contains('\n'), "{d}");
+        let ok = meta(&[
+            "cursor://anysphere.cursor-mcp/oauth/callback",
+            "http://localhost/callback",
+        ]);
+        assert!(validate(ok.clone(), &s, ANY).is_ok());
+        let rd = redirect::PrivateUseSchemes::ReverseDomain;
+        assert!(validate(ok, &s, rd).is_err());
     }
 }

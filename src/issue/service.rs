@@ -38,6 +38,9 @@ pub struct RegistrationSettings {
     /// Limit grants to the client's registered `scope` (off by default:
     /// self-asserted metadata is no boundary, and MCP step-up needs it off).
     pub enforce_client_scope: bool,
+    /// Which private-use redirect URI schemes clients (registered or
+    /// metadata documents) may use.
+    pub private_use_schemes: crate::issue::redirect::PrivateUseSchemes,
 }
 
 /// Client ID Metadata Document policy.
@@ -68,6 +71,9 @@ pub struct Settings {
     pub refresh_ttl: Duration,
     /// Absolute, from the user's login (`Grant::auth_time`).
     pub refresh_max_lifetime: Duration,
+    /// How long a rotated refresh token still gets a fresh pair instead of
+    /// counting as reuse (RFC 9700 §4.14.2; lost responses, parallel tabs).
+    pub refresh_grace: Duration,
     pub code_ttl: Duration,
     /// How long a user has to log in and consent.
     pub pending_ttl: Duration,

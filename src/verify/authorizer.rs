@@ -235,6 +235,7 @@ mod tests {
                     leeway_secs: 60,
                     require_at_jwt_typ: false,
                     max_token_lifetime_secs: 86_400,
+                    claims: Default::default(),
                 },
                 allow_parent_audience: false,
                 revocation_staleness: Duration::from_secs(30),

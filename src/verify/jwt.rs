@@ -2,6 +2,7 @@
 //! allow-list, key lookup through [`KeySource`], injected time.
 
 use super::decision::DenyReason;
+use crate::domain::claim_map::ClaimMapping;
 use crate::domain::claims::{AccessClaims, AT_JWT_TYP};
 use aws_lc_rs::signature::{
     ParsedPublicKey, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED, ED25519,
@@ -91,6 +92,9 @@ pub struct JwtSettings {
     /// revocation mirror keeps subject/client watermarks this long, so a
     /// token may never outlive them.
     pub max_token_lifetime_secs: u64,
+    /// How each issuer's tokens carry their claims; an issuer not listed
+    /// gets [`ClaimMapping::default`] (mcpgate's own tokens).
+    pub claims: std::collections::HashMap<String, ClaimMapping>,
 }
 
 #[derive(serde::Deserialize)]
@@ -153,8 +157,13 @@ pub async fn verify_signature(
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| DenyReason::MalformedToken)?;
-    let claims: AccessClaims =
-        serde_json::from_slice(&bytes).map_err(|_| DenyReason::MalformedToken)?;
+    static DEFAULT: std::sync::LazyLock<ClaimMapping> = std::sync::LazyLock::new(Default::default);
+    let claims: AccessClaims = s
+        .claims
+        .get(&iss)
+        .unwrap_or(&DEFAULT)
+        .read(&bytes)
+        .map_err(|_| DenyReason::MalformedToken)?;
     if claims.iss != iss {
         return Err(DenyReason::MalformedToken);
     }

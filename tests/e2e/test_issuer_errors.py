@@ -179,7 +179,12 @@ def test_code_of_another_client_is_refused(iss):
 # --- /token: refresh_token ---------------------------------------------------
 
 
-def test_refresh_rotation_and_reuse_revokes_the_family(iss):
+def test_refresh_rotation_and_reuse_revokes_the_family(issuer, tmp_path):
+    # No grace window: the first reuse already counts (the window's own
+    # behaviour is the next test, and tests/it advances a clock past it).
+    cfg = default_issuer_config(RESOURCE, tmp_path)
+    cfg["refresh_grace_secs"] = 0
+    iss = issuer(cfg)
     c = public_client(iss.url)
     g = get_code(iss.url, ALICE[:2], client_id=c["client_id"], redirect_uri=REDIRECT)
     t0 = token(iss.url, code_request(g)).json()
@@ -198,6 +203,26 @@ def test_refresh_rotation_and_reuse_revokes_the_family(iss):
     assert_error(latest, 400, "invalid_grant")
     assert introspect(iss.url, t1["access_token"])["active"] is False
     assert introspect(iss.url, t0["access_token"])["active"] is False
+
+
+def test_refresh_retry_within_the_grace_window_keeps_the_family(iss):
+    # A retry after a lost response (default 30 s window): a working pair,
+    # and the pair the lost response carried keeps working too.
+    c = public_client(iss.url)
+    g = get_code(iss.url, ALICE[:2], client_id=c["client_id"], redirect_uri=REDIRECT)
+    t0 = token(iss.url, code_request(g)).json()
+    form = {"grant_type": "refresh_token", "refresh_token": t0["refresh_token"],
+            "client_id": c["client_id"]}
+    lost = token(iss.url, form)
+    assert lost.status_code == 200, lost.text
+    retry = token(iss.url, form)
+    assert retry.status_code == 200, retry.text
+    t1, t2 = lost.json(), retry.json()
+    assert t2["refresh_token"] not in (t0["refresh_token"], t1["refresh_token"])
+    for t in (t1, t2):
+        assert introspect(iss.url, t["access_token"])["active"] is True
+        nxt = token(iss.url, {**form, "refresh_token": t["refresh_token"]})
+        assert nxt.status_code == 200, nxt.text
 
 
 def test_refresh_with_another_clients_id_is_refused(iss):

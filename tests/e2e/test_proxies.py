@@ -169,6 +169,28 @@ def test_proxy_allows_denies_and_serves_metadata(gateway):
     doc = r.json()
     assert doc["resource"] == resource and doc["authorization_servers"], (kind, doc)
 
+    # A browser client's preflight and the authorization server's metadata
+    # at the MCP origin (the verifier's copy of the issuer's; 2025-03-26
+    # clients look there), public, through the proxy.
+    r = httpx.request("OPTIONS", prm, headers={"origin": "https://app.example",
+                                               "access-control-request-method": "GET",
+                                               "access-control-request-headers": "mcp-protocol-version"},
+                      timeout=TIMEOUT)
+    assert r.status_code in (200, 204), (kind, r.status_code, r.text[:200])
+    assert r.headers.get("access-control-allow-origin") == "*", (kind, dict(r.headers))
+    issuer_url = doc["authorization_servers"][0]
+    for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+        deadline = time.monotonic() + 10
+        while True:
+            r = get(f"{base}{path}", origin="https://app.example")
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            assert r.status_code == 307, (kind, path, r.status_code, r.text[:200])
+            time.sleep(0.1)
+        assert r.status_code == 200, (kind, path, r.status_code, r.text[:200])
+        assert r.json()["issuer"] == issuer_url, (kind, path)
+        assert r.headers.get("access-control-allow-origin") == "*", (kind, path)
+
 
 @pytest.mark.parametrize("gateway", PROXIES, indirect=True)
 def test_proxy_fails_closed_without_the_verifier(gateway):

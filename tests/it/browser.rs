@@ -49,6 +49,8 @@ pub struct Browser {
     pub jar: HashMap<String, String>,
     http: reqwest::Client,
     origin: String,
+    /// The last consent page shown by [`Browser::authorize`].
+    pub last_consent: Option<String>,
 }
 
 impl Browser {
@@ -61,6 +63,7 @@ impl Browser {
             jar: HashMap::new(),
             http: client(),
             origin,
+            last_consent: None,
         }
     }
 
@@ -159,6 +162,7 @@ impl Browser {
             assert_eq!(page.headers()["x-frame-options"], "DENY");
             let html = page.text().await.unwrap();
             assert!(html.contains("name=\"decision\""));
+            self.last_consent = Some(html.clone());
             let req = query(&self.abs(&next))["req"].clone();
             let csrf = self.csrf();
             let form = [

@@ -15,6 +15,10 @@ async fn forward_auth(verifier: &str, token: &str) -> u16 {
         .header("x-forwarded-proto", "http")
         .header("x-forwarded-host", "127.0.0.1:9")
         .header("x-forwarded-uri", "/mcp")
+        // A 2026-07-28 client names the operation in headers; without them
+        // a POST on a route with tool rules needs the strongest scopes.
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
         .bearer_auth(token)
         .send()
         .await
@@ -28,6 +32,16 @@ async fn dev_mode_login_check_revoke() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("tokens.json");
     let data = tmp.path().join("data");
+    // A verifier config file: dev keeps its routes and tool scopes.
+    let vconf = tmp.path().join("verifier.toml");
+    std::fs::write(
+        &vconf,
+        format!(
+            "[[routes]]\nresource = \"{RESOURCE}\"\nrequired_scopes = [\"mcp:tools\"]\n\
+             tool_scopes = [{{ method = \"tools/call\", name = \"drop_tables\", scopes = [\"mcp:admin\"] }}]\n"
+        ),
+    )
+    .unwrap();
     let mut dev = tokio::process::Command::new(BIN);
     dev.args([
         "dev",
@@ -39,6 +53,9 @@ async fn dev_mode_login_check_revoke() {
     .args(["--verifier-grpc", "127.0.0.1:0", "--resource", RESOURCE])
     .arg("--data-dir")
     .arg(&data)
+    .args(["--access-token-ttl", "120"])
+    .arg("--verifier-config")
+    .arg(&vconf)
     .env("MCPGATE_DEV_PASSWORD", "dev-pass")
     .stdin(Stdio::null())
     .stdout(Stdio::null())
@@ -83,6 +100,31 @@ async fn dev_mode_login_check_revoke() {
     let at = r.stdout.trim().to_owned();
     assert_eq!(forward_auth(&verifier, &at).await, 200);
     assert_eq!(forward_auth(&verifier, "not-a-token").await, 401);
+    // --access-token-ttl and the config file's tool scope.
+    let payload = at.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        120
+    );
+    let tool = http()
+        .get(format!("http://{verifier}/auth"))
+        .header("x-forwarded-method", "POST")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", "127.0.0.1:9")
+        .header("x-forwarded-uri", "/mcp")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "drop_tables")
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tool.status(), 403);
 
     let mut c = mcpgate(&issuer, &store);
     c.arg("revoke");

@@ -299,3 +299,184 @@ async fn register_and_admin_commands() {
     assert!(r.stderr.contains("admin token"), "{}", r.stderr);
     iss.shutdown().await;
 }
+
+/// A minimal ForwardAuth gateway (what Traefik or nginx do): every request
+/// is decided by the verifier's `/auth`; the well-known paths go to the
+/// verifier unauthenticated.
+async fn gateway(listener: tokio::net::TcpListener, verifier: String) {
+    use axum::extract::Request;
+    use axum::response::{IntoResponse, Response};
+    let host = listener.local_addr().unwrap().to_string();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (verifier, host) = (verifier.clone(), host.clone());
+        async move {
+            let path = req.uri().path().to_owned();
+            let c = http();
+            if path.starts_with("/.well-known/") {
+                let r = c
+                    .get(format!("{verifier}{path}"))
+                    .header("x-forwarded-host", &host)
+                    .send()
+                    .await
+                    .unwrap();
+                let st = r.status().as_u16();
+                let body = r.bytes().await.unwrap();
+                return (axum::http::StatusCode::from_u16(st).unwrap(), body).into_response();
+            }
+            let mut ask = c
+                .get(format!("{verifier}/auth"))
+                .header("x-forwarded-method", req.method().as_str())
+                .header("x-forwarded-proto", "http")
+                .header("x-forwarded-host", &host)
+                .header("x-forwarded-uri", &path);
+            if let Some(a) = req.headers().get("authorization") {
+                ask = ask.header("authorization", a.to_str().unwrap());
+            }
+            let r = ask.send().await.unwrap();
+            let mut out: Response = if r.status().is_success() {
+                "tool result".into_response()
+            } else {
+                axum::http::StatusCode::from_u16(r.status().as_u16())
+                    .unwrap()
+                    .into_response()
+            };
+            if let Some(w) = r.headers().get("www-authenticate") {
+                out.headers_mut()
+                    .insert("www-authenticate", w.to_str().unwrap().parse().unwrap());
+            }
+            out
+        }
+    });
+    axum::serve(listener, app).await.unwrap();
+}
+
+/// `mcpgate login <MCP server URL>`: the issuer and the resource come from
+/// the server's 401 and its protected-resource metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_discovers_the_issuer_from_the_mcp_server() {
+    let gw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}/mcp", gw.local_addr().unwrap());
+    let hash = mcpgate::issue::users::hash_password(PASSWORD).unwrap();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\nscopes = [\"mcp:read\"]\n[storage]\nkind = \"memory\"\n\
+         [[resources]]\nresource = \"{server}\"\n[[providers]]\nkind = \"static\"\n\
+         [[providers.users]]\nusername = \"{USER}\"\npassword_hash = \"{hash}\"\n"
+    );
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
+    let iss = spawn(config, IssuerDeps::default()).await.unwrap();
+    let vtoml = format!(
+        "issuers = [\"{}\"]\nresource = \"{server}\"\nrequired_scopes = [\"mcp:read\"]\n\
+         http_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\n",
+        iss.issuer
+    );
+    let vcfg = mcpgate::config::verifier::RawConfig::from_toml(&vtoml)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let v = mcpgate::app::verifier::spawn(vcfg, Default::default())
+        .await
+        .unwrap();
+    tokio::spawn(gateway(gw, format!("http://{}", v.http_addr)));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("tokens.json");
+    // --issuer points nowhere: the server's metadata decides.
+    let mut c = mcpgate("http://127.0.0.1:9", &store);
+    c.args(["login", "--no-browser", &server]);
+    let (mut child, _lines, url) = start_login(c).await;
+    assert!(
+        url.starts_with(&format!("{}/authorize?", iss.issuer)),
+        "{url}"
+    );
+    let q = query(&url);
+    assert_eq!(q["resource"], server);
+    assert_eq!(q["scope"], "mcp:read", "the 401's scope is asked for");
+    let back = Browser::new(&iss.issuer)
+        .authorize(&url, USER, PASSWORD, "approve")
+        .await;
+    assert_eq!(http().get(&back).send().await.unwrap().status(), 200);
+    let st = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(st.success());
+    let r = run(token_cmd(&iss.issuer, &store)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tool = http()
+        .post(&server)
+        .bearer_auth(r.stdout.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tool.status(), 200);
+    v.shutdown().await;
+    iss.shutdown().await;
+}
+
+/// `mcpgate client show|update|delete` (RFC 7592) on the client it registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_show_update_delete() {
+    let iss = issuer().await;
+    let base = iss.issuer.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("tokens.json");
+    let cmd = |args: &[&str]| {
+        let mut c = mcpgate(&base, &store);
+        c.args(args);
+        c
+    };
+    let r = run(cmd(&["register", "--confidential", "--name", "before"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = r.stdout.trim().to_owned();
+    let secret = token_file(&store)["issuers"][base.as_str()]["client"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = run(cmd(&["client", "show"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["client_id"], id.as_str());
+    assert_eq!(shown["client_name"], "before");
+    assert!(!r.stdout.contains(&secret));
+
+    let r = run(cmd(&[
+        "client",
+        "update",
+        "--name",
+        "after",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+        "--redirect-uri",
+        "cursor://anysphere.cursor-mcp/oauth/callback",
+    ]))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cmd(&["client", "show"])).await;
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["client_name"], "after");
+    assert_eq!(
+        shown["redirect_uris"][1],
+        "cursor://anysphere.cursor-mcp/oauth/callback"
+    );
+    assert_eq!(
+        token_file(&store)["issuers"][base.as_str()]["client"]["redirect_uris"][0],
+        "http://127.0.0.1/cb"
+    );
+
+    let r = run(cmd(&["client", "delete"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(token_file(&store)["issuers"][base.as_str()]["client"].is_null());
+    let r = run(cmd(&["client", "show"])).await;
+    assert_ne!(r.code, 0);
+    // Gone at the issuer too.
+    let gone = http()
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401);
+    iss.shutdown().await;
+}

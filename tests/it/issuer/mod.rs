@@ -1,6 +1,7 @@
 //! Issuer integration tests.
 mod cimd_client;
 mod cimd_fetch_guard;
+mod clients;
 mod flow;
 mod harness;
 mod negatives;

@@ -67,9 +67,12 @@ async fn authorize_refusals() {
     let q = authorize_error(&h, &format!("{good}&state=again")).await;
     assert_eq!(q["error"], "invalid_request");
 
-    // Unregistered redirect or unknown client: an error page, never a redirect.
+    // Unregistered redirect or unknown client: an error page, never a
+    // redirect. (Another loopback port is the same redirect, RFC 8252 §7.3;
+    // another path is not.)
     let mut b = Browser::new(&h);
-    let r = b.get(&good.replace("7777", "7778")).await;
+    assert!(good.contains("%2Fcallback"));
+    let r = b.get(&good.replace("%2Fcallback", "%2Fcallbackx")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert!(r.text().await.unwrap().contains("redirect_uri"));
@@ -211,7 +214,8 @@ async fn code_exchange_refusals_change_nothing() {
 
 #[tokio::test]
 async fn refresh_refusals_and_reuse_detection() {
-    let h = start().await;
+    // No grace window: the first reuse counts (tests/it/clients covers it).
+    let h = start_toml(&format!("refresh_grace_secs = 0\n{}", base_toml()), None).await;
     let (id, secret, code, verifier) = confidential_code(&h).await;
     let (_, t) = exchange(&h, &id, &secret, &code, &verifier).await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();

@@ -46,10 +46,9 @@ impl RevocationSink for FlakySink {
 }
 
 async fn start_flaky() -> (Harness, Arc<FlakySink>) {
-    let config = RawConfig::from_toml(&base_toml())
-        .unwrap()
-        .validate()
-        .unwrap();
+    // Reuse detection at once: no refresh grace window.
+    let toml = format!("refresh_grace_secs = 0\n{}", base_toml());
+    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
     let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
     let sink = Arc::new(FlakySink {
         inner: revocations.clone(),

@@ -1,5 +1,6 @@
 //! Verifier integration tests.
 
+mod claims;
 mod grpc;
 mod http;
 mod jwks;
