@@ -154,6 +154,23 @@ def revocation(doc: dict, w) -> None:
           f"{r['per_core']:,.0f} | {r['per_core'] / base:.0%} | {r['allow_fraction']:.0%} |" if base else
           f"| {r['entries']:,} | | {sync} | | | | | | {r['per_core']:,.0f} | | |")
     w("")
+    rec = [r for r in rows if r.get("reconnect")]
+    if rec:
+        w("After a reconnect: with the set synced, Checks run at a steady 2,000/s (8 connections, one request "
+          "each) while Redis drops the verifier's connections (`CLIENT KILL`, as on a Redis restart or failover). "
+          "*Reconnected* = until the verifier has its connections back; *settled* = until it has run no Redis "
+          "command (other than PING) for a second; *pulled* = what Redis sent it meanwhile.\n")
+        w("| Revoked entries | Slowest Check | Check p50 / p99 | Reconnected | Settled | Pulled from Redis | "
+          "Commands it ran |")
+        w("|---:|---:|---:|---:|---:|---:|---|")
+        for r in rec:
+            x = r["reconnect"]
+            def t(v):
+                return f"{v:.1f} s" if v is not None else "not within the limit"
+            cmds = ", ".join(f"{k.replace('|', ' ')} x{n}" for k, n in sorted(x.get("commands", {}).items())) or "none"
+            w(f"| {r['entries']:,} | {x['max_us'] / 1000:.1f} ms | {x['p50_us'] / 1000:.2f} / {x['p99_us'] / 1000:.2f} ms | "
+              f"{t(x['reconnected_s'])} | {t(x['settled_s'])} | {x['pulled_bytes'] / 2**20:.1f} MiB | {cmds} |")
+        w("")
 
 
 def routes(doc: dict, w) -> None:

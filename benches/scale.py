@@ -227,6 +227,7 @@ class Resp:
     def __init__(self, port: int) -> None:
         self.s = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.buf = b""
+        self.received = 0  # bytes read, to tell Redis's output to us from the rest
 
     @staticmethod
     def encode(*args) -> bytes:
@@ -241,6 +242,7 @@ class Resp:
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 fail("redis closed the connection")
+            self.received += len(chunk)
             self.buf += chunk
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
@@ -250,6 +252,7 @@ class Resp:
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 fail("redis closed the connection")
+            self.received += len(chunk)
             self.buf += chunk
         out, self.buf = self.buf[:n], self.buf[n + 2:]
         return out
@@ -525,7 +528,7 @@ class Browser:
             if st in (301, 302, 303, 307, 308) and loc:
                 url = urljoin(url, loc)
                 continue
-            forms = B_forms(text.decode(errors="replace"))
+            forms = html_forms(text.decode(errors="replace"))
             if not forms:
                 fail(f"{self.t.name}: stuck at {url} ({st}): {text[:300]!r}; trail {trail}")
             action, fields = forms[0]
@@ -538,8 +541,8 @@ class Browser:
                 for k in ("username", "login"):
                     if k in fields:
                         fields[k] = self.user
-            if "decision" in fields or "decision" not in fields and "csrf" in fields:
-                fields["decision"] = "approve"
+            if "decision" in fields or "password" not in fields:
+                fields["decision"] = "approve"  # the consent form
             method, data, url = "POST", fields, urljoin(url, action or url)
         fail(f"{self.t.name}: no redirect to the client after 20 steps: {trail}")
         raise AssertionError
@@ -568,7 +571,7 @@ class Browser:
         return r.status, {k.lower(): v for k, v in r.getheaders()}, text
 
 
-def B_forms(html: str) -> list[tuple[str, dict]]:
+def html_forms(html: str) -> list[tuple[str, dict]]:
     """(action, fields) of each form: inputs with their values, and the
     first named submit button's value."""
     from html.parser import HTMLParser
@@ -876,6 +879,67 @@ def fill_revocations(r: Resp, n: int, batch: int = 1000) -> float:
     return time.monotonic() - t0
 
 
+def reconnect(v: Proc, rc: Resp, tmp: Path, frame: bytes, n: int, timeout: float) -> dict:
+    """Checks at a steady 2,000/s while Redis drops the verifier's
+    connections (CLIENT KILL), as on a Redis restart or failover: the
+    slowest Check, the time until the verifier has the whole set again, and
+    what it pulled from Redis to get there."""
+    mine = rc.cmd("CLIENT", "ID")
+    url = f"http://127.0.0.1:{v.ports['grpc']}/envoy.service.auth.v3.Authorization/Check"
+    seconds = 8
+    cmds0 = {k[8:]: int(re.search(r"calls=(\d+)", v).group(1)) for k, v in rc.info("commandstats").items()
+             if k.startswith("cmdstat_")}
+    out0 = int(rc.info("stats")["total_net_output_bytes"])
+    recv0 = rc.received
+    marks: dict = {}
+
+    def kill() -> None:
+        killed = 0
+        for line in rc.cmd("CLIENT", "LIST").decode().splitlines():
+            cid = int(re.search(r"\bid=(\d+)", line).group(1))
+            if cid != mine:
+                killed += rc.cmd("CLIENT", "KILL", "ID", cid)
+        marks.update(t=time.monotonic(), killed=killed)
+
+    timer = threading.Timer(2.0, kill)  # 1 s after h2load's warm-up
+    timer.start()
+    run = B.h2load("reconnect", url, v.pid, tmp, grpc_body=frame, seconds=seconds, clients=8, streams=1,
+                   rate_per_client=250)
+    timer.join()
+    if "t" not in marks:
+        fail("reconnect: the CLIENT KILL timer did not run")
+
+    def others() -> int:
+        return sum(1 for line in rc.cmd("CLIENT", "LIST").decode().splitlines()
+                   if int(re.search(r"\bid=(\d+)", line).group(1)) != mine)
+
+    # Done when the verifier has its connections again and has run no
+    # Redis command for a second (the resync, whole or incremental, is over).
+    def commands() -> dict[str, int]:
+        return {k[8:]: int(re.search(r"calls=(\d+)", v).group(1)) for k, v in rc.info("commandstats").items()
+                if k.startswith("cmdstat_") and k[8:].split("|")[0] not in ("info", "client", "ping")}
+
+    reconnected = settled = None
+    last, still = None, 0
+    while time.monotonic() - marks["t"] < timeout:
+        if reconnected is None and others() >= max(marks["killed"], 1):
+            reconnected = time.monotonic() - marks["t"]
+        now = commands()
+        still = still + 1 if now == last else 0
+        last = now
+        if reconnected is not None and still >= 5:
+            settled = time.monotonic() - marks["t"] - 0.2 * still
+            break
+        time.sleep(0.2)
+    after = commands()
+    ran = {k.replace("|", " "): c - cmds0.get(k, 0) for k, c in after.items() if c != cmds0.get(k, 0)}
+    pulled = int(rc.info("stats")["total_net_output_bytes"]) - out0 - (rc.received - recv0)
+    return {"killed": marks["killed"], "reconnected_s": reconnected, "settled_s": settled, "pulled_bytes": pulled,
+            "commands": ran,
+            "p50_us": run.p50_us, "p99_us": run.p99_us, "max_us": run.extra.get("max_us", 0), "rps": run.rps,
+            "failed": run.failed}
+
+
 def section_revocation(a, tmp: Path, jw: Jwks) -> dict:
     sizes = [int(x) for x in a.revocation_sizes.split(",")]
     seconds = 2 if a.quick else 10
@@ -913,6 +977,8 @@ def section_revocation(a, tmp: Path, jw: Jwks) -> dict:
         row = {"entries": n, "fill_s": fill_s, "redis_used_memory": redis_mem, "synced": synced is not None,
                "sync_s": synced, "set_size_seen": size_seen, "timeout_lines": timeouts,
                "rss_kib_synced": st["VmRSS"], "rss_kib_after_load": st2["VmRSS"], "hwm_kib": st2["VmHWM"], **chk}
+        if synced is not None:
+            row["reconnect"] = reconnect(v, rc, tmp, frame, n, sync_timeout)
         log(f"  {row}")
         out["sizes"].append(row)
         v.stop()
