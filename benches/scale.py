@@ -689,8 +689,22 @@ def chain_curve(t: Target, points: list[int], sample: int) -> list[dict]:
     and server CPU of `sample` refreshes, and the family record's size."""
     code, ver = t.browser(BROWSERS - 1).code()
     h = Http(t.base)
-    rt = exchange(h, t, code, ver)["refresh_token"]
-    done, out = 0, []
+    first = exchange(h, t, code, ver)
+    # Like for like: both sides must mint signed JWT access tokens for the
+    # resource and rotate the refresh token on every use.
+    at = first["access_token"].split(".")
+    if len(at) != 3:
+        fail(f"{t.name}: the access token is not a JWT")
+    head = json.loads(base64.urlsafe_b64decode(at[0] + "=" * (-len(at[0]) % 4)))
+    claims = json.loads(base64.urlsafe_b64decode(at[1] + "=" * (-len(at[1]) % 4)))
+    if head.get("alg") != "RS256" or claims.get("aud") not in (RESOURCE, [RESOURCE]):
+        fail(f"{t.name}: access token alg {head.get('alg')}, aud {claims.get('aud')}; want RS256 for {RESOURCE}")
+    rt = first["refresh_token"]
+    nxt = refresh(h, t, rt)
+    if nxt == rt:
+        fail(f"{t.name}: the refresh token did not rotate")
+    rt = nxt
+    done, out = 1, []
     for p in points:
         while done < p:
             rt = refresh(h, t, rt)
