@@ -65,8 +65,9 @@ def issuer(doc: dict, w) -> None:
       f"obtained through /authorize + login + consent beforehand, then redeemed at /token (only the redemption "
       f"is timed). Refresh grants: each chain rotates its refresh token for {doc['seconds']} s. `oidc-provider` "
       "(benches/oidc/provider.mjs): one public client, PKCE, refresh rotation on every use, RS256 JWT access "
-      "tokens, its default in-memory adapter. *Server CPU* is how busy the server was: below 100% the load "
-      "script (Python, one core) is the limit, and per-core figures still hold (they divide by the CPU used).\n")
+      "tokens, its default in-memory adapter. *Server CPU* is how busy the server was during the refresh "
+      "runs: below 100% the load script (Python, one core) is the limit; per-core figures divide by the CPU "
+      "actually used, and every server gets the same load shape.\n")
     w("| Server | Code grants per core | vs oidc-provider | Refresh grants per core | vs oidc-provider | "
       "Refresh/s (wall) | Server CPU | Refresh p50 / p99 | Redis commands per refresh |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -900,51 +900,53 @@ def reconnect(v: Proc, rc: Resp, tmp: Path, frame: bytes, n: int, timeout: float
     what it pulled from Redis to get there."""
     mine = rc.cmd("CLIENT", "ID")
     url = f"http://127.0.0.1:{v.ports['grpc']}/envoy.service.auth.v3.Authorization/Check"
-    seconds = 12  # the verifier takes ~7 s to reconnect today; the resync must fall inside
+    seconds = 8
     cmds0 = {k[8:]: int(re.search(r"calls=(\d+)", v).group(1)) for k, v in rc.info("commandstats").items()
              if k.startswith("cmdstat_")}
     out0 = int(rc.info("stats")["total_net_output_bytes"])
     recv0 = rc.received
     marks: dict = {}
 
-    def kill() -> None:
+    def others() -> int:
+        return sum(1 for line in rc.cmd("CLIENT", "LIST").decode().splitlines()
+                   if int(re.search(r"\bid=(\d+)", line).group(1)) != mine)
+
+    def commands() -> dict[str, int]:
+        return {k[8:]: int(re.search(r"calls=(\d+)", v).group(1)) for k, v in rc.info("commandstats").items()
+                if k.startswith("cmdstat_") and k[8:].split("|")[0] not in ("info", "client", "ping")}
+
+    def watch() -> None:
+        # This thread alone uses `rc` until it ends: it drops the verifier's
+        # connections, then polls until the verifier has them back and has
+        # run no Redis command (other than PING) for a second.
+        time.sleep(2.0)  # 1 s into h2load's measured window
         killed = 0
         for line in rc.cmd("CLIENT", "LIST").decode().splitlines():
             cid = int(re.search(r"\bid=(\d+)", line).group(1))
             if cid != mine:
                 killed += rc.cmd("CLIENT", "KILL", "ID", cid)
-        marks.update(t=time.monotonic(), killed=killed)
+        t0 = time.monotonic()
+        marks.update(t=t0, killed=killed)
+        last, still = None, 0
+        while time.monotonic() - t0 < timeout:
+            if "reconnected" not in marks and others() >= max(killed, 1):
+                marks["reconnected"] = time.monotonic() - t0
+            now = commands()
+            still = still + 1 if now == last else 0
+            last = now
+            if "reconnected" in marks and still >= 10:
+                marks["settled"] = time.monotonic() - t0 - 0.1 * still
+                return
+            time.sleep(0.1)
 
-    timer = threading.Timer(2.0, kill)  # 1 s after h2load's warm-up
-    timer.start()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     run = B.h2load("reconnect", url, v.pid, tmp, grpc_body=frame, seconds=seconds, clients=8, streams=1,
                    rate_per_client=250)
-    timer.join()
+    watcher.join()
     if "t" not in marks:
-        fail("reconnect: the CLIENT KILL timer did not run")
-
-    def others() -> int:
-        return sum(1 for line in rc.cmd("CLIENT", "LIST").decode().splitlines()
-                   if int(re.search(r"\bid=(\d+)", line).group(1)) != mine)
-
-    # Done when the verifier has its connections again and has run no
-    # Redis command for a second (the resync, whole or incremental, is over).
-    def commands() -> dict[str, int]:
-        return {k[8:]: int(re.search(r"calls=(\d+)", v).group(1)) for k, v in rc.info("commandstats").items()
-                if k.startswith("cmdstat_") and k[8:].split("|")[0] not in ("info", "client", "ping")}
-
-    reconnected = settled = None
-    last, still = None, 0
-    while time.monotonic() - marks["t"] < timeout:
-        if reconnected is None and others() >= max(marks["killed"], 1):
-            reconnected = time.monotonic() - marks["t"]
-        now = commands()
-        still = still + 1 if now == last else 0
-        last = now
-        if reconnected is not None and still >= 5:
-            settled = time.monotonic() - marks["t"] - 0.2 * still
-            break
-        time.sleep(0.2)
+        fail("reconnect: the CLIENT KILL watcher did not run")
+    reconnected, settled = marks.get("reconnected"), marks.get("settled")
     after = commands()
     ran = {k.replace("|", " "): c - cmds0.get(k, 0) for k, c in after.items() if c != cmds0.get(k, 0)}
     pulled = int(rc.info("stats")["total_net_output_bytes"]) - out0 - (rc.received - recv0)
