@@ -730,7 +730,7 @@ def section_issuer(a, tmp: Path) -> dict:
     codes_per_chain = 4 if q else 30
     seconds = 2 if q else 10
     points = [1, 10, 100, 300] if q else [1, 100, 1000, 3000]
-    rss_after = 2000 if q else 100_000
+    rss_after = a.rss_refreshes or (2000 if q else 100_000)
     stores = [s for s in a.stores.split(",") if s]
     meter = Meter()
     targets = [start_issuer(a.bin_dir, tmp, s) for s in stores] + [start_oidc_provider(tmp, nm)]
@@ -1261,6 +1261,7 @@ def main() -> None:
     ap.add_argument("--route-sizes")
     ap.add_argument("--cache-sizes")
     ap.add_argument("--envoy-rate", type=int, default=2000)
+    ap.add_argument("--rss-refreshes", type=int, help="refreshes before the issuer RSS figure (100,000; quick 2,000)")
     ap.add_argument("--node-modules", help="dir holding node `oidc-provider` (default: tests/e2e/oidc/node_modules)")
     ap.add_argument("--out", type=Path, default=REPO / "benches" / "scale.json")
     a = ap.parse_args()
