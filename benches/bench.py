@@ -264,6 +264,7 @@ def h2load(label: str, url: str, pid: int, tmp: Path, *, grpc_body: bytes | None
         if lat:
             run.p50_us = lat[len(lat) // 2]
             run.p99_us = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            run.extra["max_us"] = lat[-1]
         logf.unlink()
     return run
 

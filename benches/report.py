@@ -174,7 +174,15 @@ def main(results_path: str, out_path: str, command: str) -> None:
     w("")
     w("Revocation: the benchmark publishes each revocation exactly as the issuer does (ZADD + PUBLISH on a real "
       "redis-server) and polls `/auth` on both verifiers until both answer 401; the time includes that polling.\n")
-    Path(out_path).write_text("\n".join(L) + "\n")
+    text = "\n".join(L) + "\n"
+    # Keep the "Cost at scale" block that benches/report_scale.py maintains.
+    out = Path(out_path)
+    old = out.read_text() if out.exists() else ""
+    begin, end = "<!-- scale:begin", "<!-- scale:end -->"
+    if begin in old and end in old:
+        block = begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+        text += "\n" + block
+    out.write_text(text)
 
 
 if __name__ == "__main__":
