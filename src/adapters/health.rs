@@ -22,10 +22,13 @@ pub async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response 
         serde_json::json!({"status": "not_ready", "reason": "revocation data never synced", "jwks_loaded": jwks})
     } else if stale {
         serde_json::json!({"status": "not_ready", "reason": format!("revocation data stale for {age:.1}s"), "jwks_loaded": jwks})
+    } else if !jwks {
+        // Without keys every valid token would be refused: not ready.
+        serde_json::json!({"status": "not_ready", "reason": "signing keys not loaded yet for every issuer", "jwks_loaded": false})
     } else {
         serde_json::json!({"status": "ready", "jwks_loaded": jwks})
     };
-    let code = if stale {
+    let code = if stale || !jwks {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK

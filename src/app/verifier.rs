@@ -271,13 +271,14 @@ impl VerifierApp {
                 .map_err(|e| StartError::Setup(format!("cannot start a serving thread: {e}")))?;
         }
 
-        // gRPC health follows revocation freshness.
+        // gRPC health follows readiness: revocation freshness and keys.
         let st = self.state.clone();
         tasks.push(tokio::spawn(async move {
             let name = "envoy.service.auth.v3.Authorization";
             let mut last = None;
             loop {
                 let (_, stale) = st.revocation_status();
+                let stale = stale || !(st.jwks_loaded)();
                 if last != Some(stale) {
                     let status = if stale {
                         tonic_health::ServingStatus::NotServing

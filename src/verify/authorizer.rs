@@ -103,6 +103,9 @@ impl Authorizer {
         let now = unix_secs(now_t);
         match self.token(token, now).await {
             Ok(vt) => self.authorize(route, req, vt),
+            // The verifier cannot check the token: its failure, not the
+            // token's (Envoy's `status_on_error`), so never invalid_token.
+            Err(r @ DenyReason::KeysUnavailable) => deny(503, None, r),
             Err(r) => deny(401, Some(&route.challenge_invalid), r),
         }
     }

@@ -33,16 +33,27 @@ async fn first_fetch_failure_does_not_poison_the_cache() {
     ))
     .await;
     let t1 = format!("Bearer {}", k1.sign(&claims(&iss.url, "mcp")));
+    let ready = format!("http://{}/readyz", v.http_addr);
+    let ready_status = || async { reqwest::get(&ready).await.unwrap().status().as_u16() };
+    // No keys yet: the verifier is the one broken, so 503 without a
+    // challenge (never "invalid_token"), and not ready.
     let (status, h, _) =
         summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await);
-    assert_eq!(status, 401);
-    assert!(h["www-authenticate"].contains("invalid_token"));
+    assert_eq!(status, 503);
+    assert!(!h.contains_key("www-authenticate"), "{h:?}");
+    assert_eq!(ready_status().await, 503);
     iss.set_fail(false);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await).0,
-        200
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", &t1)]).await).0;
+        if s == 200 {
+            break;
+        }
+        assert_eq!(s, 503);
+        assert!(std::time::Instant::now() < deadline, "keys never loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready_status().await, 200);
     v.shutdown().await;
 }
 
