@@ -121,16 +121,15 @@ async fn code_for(
     client_id: &str,
     redirect: &str,
     challenge: &str,
+    scope: Option<&str>,
 ) -> (String, String) {
+    let mut url = authorize_to(h, client_id, redirect, challenge);
+    if let Some(scope) = scope {
+        url.push_str("&scope=");
+        url.push_str(&scope.replace(' ', "%20"));
+    }
     let mut b = Browser::new(h);
-    let next = b
-        .authorize(
-            &authorize_to(h, client_id, redirect, challenge),
-            USER,
-            PASSWORD,
-            "approve",
-        )
-        .await;
+    let next = b.authorize(&url, USER, PASSWORD, "approve").await;
     let (base, _) = next.split_once('?').unwrap();
     assert_eq!(base, redirect, "{next}");
     let q = query(&next);
@@ -148,6 +147,9 @@ struct Shape {
     auth: &'static str,
     /// Expected on the consent page ("you will be sent to ...").
     consent: &'static str,
+    /// The `scope` it asks for, if any (scopes the resource does not offer
+    /// are left out of the grant).
+    scope: Option<&'static str>,
 }
 
 fn shapes() -> Vec<Shape> {
@@ -165,6 +167,7 @@ fn shapes() -> Vec<Shape> {
             redirect: "cursor://anysphere.cursor-mcp/oauth/callback",
             auth: "none",
             consent: "registered for \"cursor:\" links",
+            scope: None,
         },
         Shape {
             name: "Claude Code (localhost CIMD, ephemeral port)",
@@ -173,6 +176,7 @@ fn shapes() -> Vec<Shape> {
             redirect: "http://localhost:49731/callback",
             auth: "none",
             consent: "localhost",
+            scope: None,
         },
         Shape {
             name: "VS Code (loopback + vscode.dev)",
@@ -186,6 +190,7 @@ fn shapes() -> Vec<Shape> {
             redirect: "http://127.0.0.1:33418/",
             auth: "none",
             consent: "127.0.0.1",
+            scope: None,
         },
         Shape {
             name: "Copilot CLI (registers a port, uses another)",
@@ -198,6 +203,7 @@ fn shapes() -> Vec<Shape> {
             redirect: "http://127.0.0.1:53117/callback",
             auth: "none",
             consent: "127.0.0.1",
+            scope: None,
         },
         Shape {
             name: "Claude.ai-style web connector (client_secret_post)",
@@ -212,6 +218,7 @@ fn shapes() -> Vec<Shape> {
             redirect: "https://claude.ai/api/mcp/auth_callback",
             auth: "client_secret_post",
             consent: "claude.ai",
+            scope: None,
         },
         Shape {
             name: "mcp-remote (localhost:3334)",
@@ -229,6 +236,7 @@ fn shapes() -> Vec<Shape> {
             redirect: "http://localhost:3334/oauth/callback",
             auth: "none",
             consent: "localhost",
+            scope: Some("openid email profile"),
         },
     ]
 }
@@ -249,7 +257,7 @@ async fn every_client_shape_gets_tokens_and_refreshes() {
         };
         assert_eq!(secret.is_some(), s.auth != "none", "{}", s.name);
         let (v, ch) = pkce_pair();
-        let (code, consent) = code_for(&h, &client_id, s.redirect, &ch).await;
+        let (code, consent) = code_for(&h, &client_id, s.redirect, &ch, s.scope).await;
         assert!(consent.contains(s.consent), "{}: {consent}", s.name);
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -264,6 +272,15 @@ async fn every_client_shape_gets_tokens_and_refreshes() {
         }
         let (st, _, t) = token(&h, None, &form).await;
         assert_eq!(st, StatusCode::OK, "{}: {t}", s.name);
+        // RFC 6749 §3.3: the response says what was granted; OpenID scopes
+        // this resource does not offer are left out, not refused.
+        let granted = t["scope"].as_str().unwrap_or_default();
+        assert!(!granted.is_empty(), "{}: {t}", s.name);
+        assert!(
+            !granted.split(' ').any(|g| g == "openid" || g == "email"),
+            "{}: {t}",
+            s.name
+        );
         assert_eq!(
             introspect(&h, t["access_token"].as_str().unwrap()).await["active"],
             true
@@ -368,7 +385,7 @@ async fn public_tokens(h: &Harness) -> (String, Value) {
     .await;
     let id = c["client_id"].as_str().unwrap().to_owned();
     let (v, ch) = pkce_pair();
-    let (code, _) = code_for(h, &id, "http://127.0.0.1:4000/cb", &ch).await;
+    let (code, _) = code_for(h, &id, "http://127.0.0.1:4000/cb", &ch, None).await;
     let (st, _, t) = token(
         h,
         None,
