@@ -99,6 +99,28 @@ pub fn unknown_env<'a>(
         .map(|n| ((*n).clone(), did_you_mean(n, known.iter().copied())))
 }
 
+/// Refuses a Redis URL the client cannot parse, at start rather than at
+/// the first connection (which would only log a warning and retry). The
+/// message never repeats the URL: it may hold a password.
+pub fn check_redis_urls(urls: &[String]) -> Result<(), String> {
+    for (i, u) in urls.iter().enumerate() {
+        if u.trim_start().to_ascii_lowercase().starts_with("rediss:") {
+            return Err(format!(
+                "URL {} uses rediss:// (TLS), which this build does not support yet; use redis:// on a private network (see the README)",
+                i + 1
+            ));
+        }
+        if let Err(e) = redis::Client::open(u.as_str()) {
+            return Err(format!(
+                "URL {} is not a Redis URL (redis://[user:password@]host[:port][/db] or unix:///path): {}",
+                i + 1,
+                e.detail().unwrap_or("it does not parse")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The names of the process's environment variables (non-UTF-8 names
 /// skipped: none of ours is).
 pub fn process_env_names() -> Vec<String> {
@@ -148,6 +170,22 @@ mod tests {
         let e = from_toml::<Doc>("name = \"x\"\nroutes = [\n").unwrap_err();
         assert_eq!(e.path, "<file>");
         assert!(e.position.is_some_and(|(l, _)| l >= 2), "{e:?}");
+    }
+
+    #[test]
+    fn redis_urls_are_parsed_at_start_and_never_echoed() {
+        let ok = [
+            "redis://127.0.0.1:6379".to_owned(),
+            "redis://u:p@h:1/0".to_owned(),
+        ];
+        assert_eq!(check_redis_urls(&ok), Ok(()));
+        let e = check_redis_urls(&["rediss://u:secretpw@h/0".to_owned()]).unwrap_err();
+        assert!(e.contains("TLS") && !e.contains("secretpw"), "{e}");
+        for bad in ["127.0.0.1:6379", "http://h", "redis://:secretpw@"] {
+            let e = check_redis_urls(&[bad.to_owned()]).unwrap_err();
+            assert!(e.contains("URL 1 is not a Redis URL"), "{bad}: {e}");
+            assert!(!e.contains("secretpw"), "{e}");
+        }
     }
 
     #[test]

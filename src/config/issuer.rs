@@ -140,7 +140,7 @@ pub struct RawStorage {
     pub kind: Option<String>,
     /// File of the embedded store (created 0600 in a 0700 directory; a file readable by group or others, or a directory writable by others, is refused at startup); env `MCPGW_ISSUER_STORAGE_PATH`. Defaults to `.mcpgate/issuer.redb`.
     pub path: Option<String>,
-    /// Redis URLs (`redis://` or `rediss://`); several mean cluster seeds; env `MCPGW_ISSUER_STORAGE_REDIS_URLS` (comma-separated). Defaults to none (required for `redis`).
+    /// Redis URLs (`redis://`; `rediss://` TLS is not supported yet); several mean cluster seeds; env `MCPGW_ISSUER_STORAGE_REDIS_URLS` (comma-separated). Defaults to none (required for `redis`).
     pub redis_urls: Option<Vec<String>>,
     /// Use Redis Cluster even with one seed URL, for the store and the revocation sink (a seed that reports `cluster_enabled:1` selects cluster mode anyway). Defaults to false.
     pub redis_cluster: Option<bool>,

@@ -388,7 +388,11 @@ impl RawConfig {
             as_metadata,
             claims,
             routes,
-            redis_urls: self.redis_urls.unwrap_or_default(),
+            redis_urls: {
+                let urls = self.redis_urls.unwrap_or_default();
+                super::common::check_redis_urls(&urls).map_err(|e| bad("redis_urls", e))?;
+                urls
+            },
             revocation_staleness: secs(
                 "revocation_staleness_secs",
                 self.revocation_staleness_secs,

@@ -73,7 +73,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connection settings for [`RedisStore`].
 #[derive(Debug, Clone, Default)]
 pub struct RedisSettings {
-    /// `redis://` / `rediss://` URLs. One URL means standalone unless
+    /// `redis://` URLs. One URL means standalone unless
     /// `cluster` is set; several mean cluster seed nodes.
     pub urls: Vec<String>,
     /// Force cluster mode even with a single seed URL. Defaults to false.

@@ -79,6 +79,19 @@ async fn server_binaries_help_version_and_loud_config_errors() {
         r.stderr
     );
 
+    // An unparseable Redis URL stops the start; the password is not echoed.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_verifier"));
+    c.env("MCPGW_VERIFIER_ISSUERS", "http://127.0.0.1:9")
+        .env("MCPGW_VERIFIER_RESOURCE", "http://127.0.0.1:9/mcp")
+        .env("MCPGW_VERIFIER_REDIS_URL", "redis//:hunter2@127.0.0.1:6379");
+    let r = run(c).await;
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("redis_urls") && !r.stderr.contains("hunter2"),
+        "{}",
+        r.stderr
+    );
+
     let cfg = tmp.path().join("issuer.toml");
     std::fs::write(
         &cfg,
