@@ -95,6 +95,8 @@ pub struct RawConfig {
     pub token_cache_capacity: Option<u64>,
     /// Serving threads (0 = one per available CPU). Defaults to 0.
     pub worker_threads: Option<usize>,
+    /// Longest drain of in-flight requests on shutdown (s). Defaults to 10.
+    pub shutdown_grace_secs: Option<f64>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
     /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
@@ -128,6 +130,8 @@ pub struct VerifierConfig {
     pub token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
+    /// Longest drain of in-flight requests on shutdown.
+    pub shutdown_grace: Duration,
     /// Claim mapping per issuer (absent: mcpgate's own claims).
     pub claims: HashMap<String, crate::domain::claim_map::ClaimMapping>,
 }
@@ -288,6 +292,7 @@ impl RawConfig {
         set!(jwks_timeout_secs, ENV_JWKS_TIMEOUT_SECS, parse);
         set!(token_cache_capacity, ENV_TOKEN_CACHE_CAPACITY, parse);
         set!(worker_threads, ENV_WORKER_THREADS, parse);
+        set!(shutdown_grace_secs, ENV_SHUTDOWN_GRACE_SECS, parse);
         Ok(())
     }
 
@@ -416,6 +421,7 @@ impl RawConfig {
             jwks_timeout: secs("jwks_timeout_secs", self.jwks_timeout_secs, 5.0)?,
             token_cache_capacity: self.token_cache_capacity.unwrap_or(10_000),
             worker_threads: self.worker_threads.unwrap_or(0),
+            shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs, 10.0)?,
         })
     }
 }

@@ -5,4 +5,5 @@ mod grpc;
 mod http;
 mod jwks;
 mod revocation;
+mod shutdown;
 pub(crate) mod support;
