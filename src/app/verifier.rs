@@ -165,6 +165,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
         trusted_proxies: config.trusted_proxies.clone(),
         jwks_loaded: Arc::new(move || j2.all_loaded()),
         revocation_len,
+        log_allow_sample: config.log_allow_sample,
     });
     Ok(VerifierApp {
         state,

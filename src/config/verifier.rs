@@ -97,6 +97,8 @@ pub struct RawConfig {
     pub worker_threads: Option<usize>,
     /// Longest drain of in-flight requests on shutdown (s). Defaults to 10.
     pub shutdown_grace_secs: Option<f64>,
+    /// Share of allows logged at info (0.0–1.0). Defaults to 0.
+    pub log_allow_sample: Option<f64>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
     /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
@@ -132,6 +134,8 @@ pub struct VerifierConfig {
     pub worker_threads: usize,
     /// Longest drain of in-flight requests on shutdown.
     pub shutdown_grace: Duration,
+    /// Share of allows logged at info (0.0–1.0).
+    pub log_allow_sample: f64,
     /// Claim mapping per issuer (absent: mcpgate's own claims).
     pub claims: HashMap<String, crate::domain::claim_map::ClaimMapping>,
 }
@@ -293,6 +297,7 @@ impl RawConfig {
         set!(token_cache_capacity, ENV_TOKEN_CACHE_CAPACITY, parse);
         set!(worker_threads, ENV_WORKER_THREADS, parse);
         set!(shutdown_grace_secs, ENV_SHUTDOWN_GRACE_SECS, parse);
+        set!(log_allow_sample, ENV_LOG_ALLOW_SAMPLE, parse);
         Ok(())
     }
 
@@ -422,6 +427,10 @@ impl RawConfig {
             token_cache_capacity: self.token_cache_capacity.unwrap_or(10_000),
             worker_threads: self.worker_threads.unwrap_or(0),
             shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs, 10.0)?,
+            log_allow_sample: match self.log_allow_sample.unwrap_or(0.0) {
+                v if (0.0..=1.0).contains(&v) => v,
+                _ => return Err(bad("log_allow_sample", "must be between 0.0 and 1.0")),
+            },
         })
     }
 }

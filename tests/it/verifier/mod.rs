@@ -1,6 +1,7 @@
 //! Verifier integration tests.
 
 mod claims;
+mod decision_log;
 mod grpc;
 mod http;
 mod jwks;
