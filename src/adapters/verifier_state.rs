@@ -149,7 +149,12 @@ impl VerifierState {
         };
         let (decision, status, reason, token) = match d {
             Decision::Allow(t) => ("allow", 200, "ok", t.as_deref()),
-            Decision::Deny(deny) => ("deny", deny.status, deny.reason.label(), None),
+            Decision::Deny(deny) => (
+                "deny",
+                deny.status,
+                deny.reason.label(),
+                deny.identity.as_deref(),
+            ),
         };
         let claims = token.map(|t| &t.claims);
         let jti = claims

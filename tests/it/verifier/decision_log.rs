@@ -100,6 +100,10 @@ async fn a_denial_is_one_info_line_with_ids_and_no_token() {
         assert_eq!(l["resource"], "http://mcp.test/mcp");
         // The shorthand resource is a catch-all route.
         assert_eq!(l["route"], "/");
+        // The token was verified before the scope check: who was refused.
+        assert_eq!(l["sub"], "user-1");
+        assert_eq!(l["client_id"], "client-1");
+        assert_eq!(l["jti_hash"].as_str().unwrap().len(), 12);
     }
     assert_eq!(g["protocol"], "grpc");
     assert_eq!(g["request_id"], "req-grpc-1");
@@ -113,6 +117,26 @@ async fn a_denial_is_one_info_line_with_ids_and_no_token() {
     for secret in [token.as_str(), "secret=", "q1", "q2"] {
         assert!(!all.contains(secret), "{secret} was logged: {all}");
     }
+    // An unverified token says nothing about who sent it.
+    let (buf2, _g2) = capture(tracing::Level::INFO);
+    let v = start(config(&iss.url, &[])).await;
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let flip = if sig.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{signed}.{flip}{}", &sig[1..]);
+    let r = grpc_check(
+        v.grpc_addr,
+        "/mcp",
+        &[("authorization", &format!("Bearer {forged}"))],
+    )
+    .await;
+    assert_eq!(summarize(&r).0, 401);
+    v.shutdown().await;
+    let l = &buf2.decisions()[0];
+    assert_eq!(l["reason"], "bad_signature");
+    assert_eq!(
+        (l["sub"].as_str(), l["jti_hash"].as_str()),
+        (Some(""), Some(""))
+    );
     // No signature part either (a log line must not help rebuild a token).
     let sig = token.rsplit('.').next().unwrap();
     assert!(!all.contains(sig));
