@@ -208,3 +208,150 @@ async fn shutdown_is_bounded_by_the_grace_period() {
     stuck.abort();
     stuck_http.abort();
 }
+
+/// A real issuer on loopback for `/i<n>` issuers whose JWKS fetches,
+/// once armed, wait for the gate (for the binary, which fetches over HTTP).
+async fn gated_http_issuer(
+    old: &TestKey,
+    new: &TestKey,
+    armed: Arc<AtomicBool>,
+    entered: Arc<AtomicUsize>,
+    open: watch::Receiver<bool>,
+) -> String {
+    use axum::extract::Path;
+    use axum::routing::get;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let (b2, o, both) = (
+        base.clone(),
+        json!({"keys": [old.jwk]}),
+        json!({"keys": [old.jwk, new.jwk]}),
+    );
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server/{name}",
+            get(move |Path(name): Path<String>| {
+                let iss = format!("{b2}/{name}");
+                async move { axum::Json(json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks")})) }
+            }),
+        )
+        .route(
+            "/{name}/jwks",
+            get(move || {
+                let (armed, entered, mut open) = (armed.clone(), entered.clone(), open.clone());
+                let (o, both) = (o.clone(), both.clone());
+                async move {
+                    if !armed.load(Ordering::SeqCst) {
+                        return axum::Json(o);
+                    }
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    let _ = open.wait_for(|o| *o).await;
+                    axum::Json(both)
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn the_binary_drains_on_sigterm_and_exits_zero() {
+    use tokio::io::AsyncBufReadExt;
+    let (old, new) = (TestKey::es256("old"), TestKey::es256("new"));
+    let (armed, entered) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (open_tx, open) = watch::channel(false);
+    let base = gated_http_issuer(&old, &new, armed.clone(), entered.clone(), open).await;
+    let n = 4;
+    let issuers: Vec<String> = (0..n).map(|i| format!("{base}/i{i}")).collect();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verifier"))
+        .env("MCPGW_VERIFIER_ISSUERS", issuers.join(","))
+        .env("MCPGW_VERIFIER_RESOURCE", "http://mcp.test/mcp")
+        .env("MCPGW_VERIFIER_REQUIRED_SCOPES", "mcp")
+        .env("MCPGW_VERIFIER_HTTP_ADDR", "127.0.0.1:0")
+        .env("MCPGW_VERIFIER_GRPC_ADDR", "127.0.0.1:0")
+        .env("MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS", "0")
+        .env("MCPGW_VERIFIER_WORKER_THREADS", "2")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = |v: &serde_json::Value, k: &str| -> SocketAddr {
+        let f = v.get("fields").unwrap_or(v);
+        f[k].as_str().unwrap().parse().unwrap()
+    };
+    let (http, grpc) = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the verifier starts")
+            .unwrap()
+            .expect("the verifier logs `listening`");
+        if line.contains("listening") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break (addr(&v, "http"), addr(&v, "grpc"));
+        }
+    };
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let l2 = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            l2.lock().unwrap().push_str(&l);
+        }
+    });
+    let ready = || async move {
+        reqwest::get(format!("http://{http}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    };
+    let start = Instant::now();
+    while !ready().await {
+        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    armed.store(true, Ordering::SeqCst);
+    let mut inflight = Vec::new();
+    for (i, iss) in issuers.iter().enumerate() {
+        let auth = format!("Bearer {}", new.sign(&claims(iss, "mcp")));
+        inflight.push(if i % 2 == 0 {
+            tokio::spawn(async move {
+                summarize(&grpc_check(grpc, "/mcp", &[("authorization", &auth)]).await).0
+            })
+        } else {
+            tokio::spawn(http_auth(http, auth))
+        });
+    }
+    poll(Duration::from_secs(10), || {
+        entered.load(Ordering::SeqCst) == n
+    })
+    .await;
+
+    let pid = child.id().unwrap().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let start = Instant::now();
+    while !(refused(http).await && refused(grpc).await) {
+        assert!(start.elapsed() < Duration::from_secs(5), "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = open_tx.send(true);
+    for (i, r) in inflight.into_iter().enumerate() {
+        assert_eq!(r.await.unwrap(), 200, "request {i}");
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the verifier exits once drained")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        log.lock().unwrap().contains("drained"),
+        "{}",
+        log.lock().unwrap()
+    );
+}
