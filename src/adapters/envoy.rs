@@ -1,6 +1,6 @@
 //! Envoy `envoy.service.auth.v3.Authorization/Check` (ext_authz gRPC).
 
-use super::verifier_state::VerifierState;
+use super::verifier_state::{RequestIds, VerifierState};
 use crate::verify::decision::Decision;
 use crate::verify::request::AuthzRequest;
 use envoy_types::ext_authz::v3::pb::{
@@ -96,7 +96,22 @@ impl Authorization for EnvoyAuthz {
             ambiguous,
         };
         let d = self.0.authorizer.check(&areq).await;
-        self.0.record("grpc", &d);
+        // Correlation ids, for the log only (never part of the decision).
+        let id = |k: &str| {
+            h.get(k).map(String::as_str).or_else(|| {
+                raw.iter()
+                    .find(|hv| hv.key.eq_ignore_ascii_case(k))
+                    .and_then(|hv| match hv.raw_value.is_empty() {
+                        true => Some(hv.value.as_str()),
+                        false => std::str::from_utf8(&hv.raw_value).ok(),
+                    })
+            })
+        };
+        let ids = RequestIds {
+            request_id: id("x-request-id").or(Some(http.id.as_str()).filter(|i| !i.is_empty())),
+            traceparent: id("traceparent"),
+        };
+        self.0.record("grpc", &areq, ids, &d);
         Ok(Response::new(to_check_response(&self.0, d)))
     }
 }

@@ -4,7 +4,7 @@
 //! identity headers, or 401/403 with `WWW-Authenticate` (nginx copies it
 //! with `auth_request_set`), or 503 when revocation data is stale.
 
-use super::verifier_state::VerifierState;
+use super::verifier_state::{RequestIds, VerifierState};
 use crate::verify::decision::Decision;
 use crate::verify::request::AuthzRequest;
 use axum::extract::{ConnectInfo, State};
@@ -127,7 +127,12 @@ pub async fn forward_auth_check_any(
         ambiguous,
     };
     let d = st.authorizer.check(&areq).await;
-    st.record("http", &d);
+    // Correlation ids, for the log only (never part of the decision).
+    let ids = RequestIds {
+        request_id: header_str(&headers, "x-request-id"),
+        traceparent: header_str(&headers, "traceparent"),
+    };
+    st.record("http", &areq, ids, &d);
     encode(&st, d)
 }
 

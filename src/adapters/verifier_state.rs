@@ -3,6 +3,7 @@
 use crate::metrics::VerifierMetrics;
 use crate::verify::authorizer::Authorizer;
 use crate::verify::decision::{Decision, IDENTITY_SLOTS};
+use crate::verify::request::{canonical_host, canonical_path, AuthzRequest};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -52,6 +53,52 @@ pub struct VerifierState {
     pub jwks_loaded: Arc<dyn Fn() -> bool + Send + Sync>,
     /// Entries in the revocation mirror, if known.
     pub revocation_len: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
+    /// Share of allows logged at info (0 = none; denials always are).
+    pub log_allow_sample: f64,
+}
+
+/// Log target of the per-decision lines.
+pub const DECISION_TARGET: &str = "mcpgate::decision";
+
+/// Correlation ids of one request, as the adapter found them (unchecked;
+/// [`clean_id`] bounds them before they are logged).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIds<'a> {
+    /// `x-request-id`, else the proxy's own id (Envoy's `request.http.id`).
+    pub request_id: Option<&'a str>,
+    /// The W3C `traceparent` header.
+    pub traceparent: Option<&'a str>,
+}
+
+/// `v` when it is a plausible id (1–128 visible ASCII characters); an
+/// attacker-chosen header must not forge or flood log lines.
+fn clean_id(v: Option<&str>) -> &str {
+    v.filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("")
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn trace_id(tp: Option<&str>) -> &str {
+    let Some(tp) = tp else { return "" };
+    let mut parts = tp.split('-');
+    match (parts.next(), parts.next()) {
+        (Some(v), Some(id))
+            if v.len() == 2
+                && id.len() == 32
+                && id.bytes().all(|b| b.is_ascii_hexdigit())
+                && id.bytes().any(|b| b != b'0') =>
+        {
+            id
+        }
+        _ => "",
+    }
+}
+
+/// The first 6 bytes of SHA-256(`jti`) in hex: joins log lines about one
+/// token without revealing its id.
+fn jti_hash(jti: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.as_bytes());
+    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // === impl VerifierState ===
@@ -65,14 +112,82 @@ impl VerifierState {
         self.trusted_proxies.iter().any(|n| n.contains(&ip))
     }
 
-    /// Counts and (at debug) logs a decision.
-    pub fn record(&self, protocol: &'static str, d: &Decision) {
-        match d {
-            Decision::Allow(_) => self.metrics.decision(protocol, true, "ok"),
+    /// Counts a decision and logs it: one line on target
+    /// [`DECISION_TARGET`], denials at info, allows at info for a
+    /// `log_allow_sample` share of them and at debug otherwise. Nothing is
+    /// computed for an allow that is not logged. Never logs the token or
+    /// the query string.
+    pub fn record(
+        &self,
+        protocol: &'static str,
+        req: &AuthzRequest<'_>,
+        ids: RequestIds<'_>,
+        d: &Decision,
+    ) {
+        let info = match d {
+            Decision::Allow(_) => {
+                self.metrics.decision(protocol, true, "ok");
+                let sampled = self.log_allow_sample > 0.0
+                    && (self.log_allow_sample >= 1.0
+                        || rand::random::<f64>() < self.log_allow_sample);
+                if !sampled && !tracing::enabled!(target: DECISION_TARGET, tracing::Level::DEBUG) {
+                    return;
+                }
+                sampled
+            }
             Decision::Deny(deny) => {
                 self.metrics.decision(protocol, false, deny.reason.label());
-                tracing::debug!(protocol, status = deny.status, reason = %deny.reason, "denied");
+                true
             }
+        };
+        // The route as the core found it, from the same canonical inputs.
+        let host = canonical_host(req.host).ok();
+        let path = canonical_path(req.path).ok();
+        let route = match (&host, &path) {
+            (Some(h), Some(p)) => self.authorizer.routes.find(h, p),
+            _ => None,
+        };
+        let (decision, status, reason, token) = match d {
+            Decision::Allow(t) => ("allow", 200, "ok", t.as_deref()),
+            Decision::Deny(deny) => (
+                "deny",
+                deny.status,
+                deny.reason.label(),
+                deny.identity.as_deref(),
+            ),
+        };
+        let claims = token.map(|t| &t.claims);
+        let jti = claims
+            .map(|c| c.jti.as_str())
+            .filter(|j| !j.is_empty())
+            .map(jti_hash);
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: DECISION_TARGET,
+                    $level,
+                    request_id = clean_id(ids.request_id),
+                    trace_id = trace_id(ids.traceparent),
+                    protocol,
+                    method = req.method,
+                    host = host.as_deref().unwrap_or(""),
+                    path = path.as_deref().unwrap_or(""),
+                    route = route.map_or("", |r| r.path_prefix.as_str()),
+                    resource = route.map_or("", |r| r.resource.as_str()),
+                    decision,
+                    status,
+                    reason,
+                    sub = claims.map_or("", |c| c.sub.as_str()),
+                    client_id = claims.and_then(|c| c.client_id.as_deref()).unwrap_or(""),
+                    jti_hash = jti.as_deref().unwrap_or(""),
+                    "decision"
+                )
+            };
+        }
+        if info {
+            line!(tracing::Level::INFO);
+        } else {
+            line!(tracing::Level::DEBUG);
         }
     }
 

@@ -20,7 +20,7 @@ use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
@@ -64,6 +64,14 @@ pub struct RunningVerifier {
     pub grpc_addr: SocketAddr,
     pub state: Arc<VerifierState>,
     shutdown: watch::Sender<bool>,
+    /// How long [`RunningVerifier::shutdown`] lets requests in flight finish.
+    grace: Duration,
+    /// Closed once every server (on this runtime and on the serving
+    /// threads) has drained: each holds a sender until it returns.
+    drained: mpsc::Receiver<()>,
+    /// The servers on this runtime.
+    servers: Vec<JoinHandle<()>>,
+    /// Background work (JWKS, metadata, health), stopped after the drain.
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -157,6 +165,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
         trusted_proxies: config.trusted_proxies.clone(),
         jwks_loaded: Arc::new(move || j2.all_loaded()),
         revocation_len,
+        log_allow_sample: config.log_allow_sample,
     });
     Ok(VerifierApp {
         state,
@@ -252,24 +261,37 @@ impl VerifierApp {
         }
 
         let (reporter, health) = tonic_health::server::health_reporter();
-        tasks.push(tokio::spawn(serve_http(
+        let (done, drained) = mpsc::channel::<()>(1);
+        let (d1, d2) = (done.clone(), done.clone());
+        let (st1, st2, rx1, rx2) = (
             self.state.clone(),
-            http,
-            rx.clone(),
-        )));
-        tasks.push(tokio::spawn(serve_grpc(
             self.state.clone(),
-            grpc,
-            health.clone(),
             rx.clone(),
-        )));
+            rx.clone(),
+        );
+        let h1 = health.clone();
+        let servers = vec![
+            tokio::spawn(async move {
+                serve_http(st1, http, rx1).await;
+                drop(d1);
+            }),
+            tokio::spawn(async move {
+                serve_grpc(st2, grpc, h1, rx2).await;
+                drop(d2);
+            }),
+        ];
         for (i, (h, g)) in extra.into_iter().enumerate() {
             let (state, health, rx) = (self.state.clone(), health.clone(), rx.clone());
+            let done = done.clone();
             std::thread::Builder::new()
                 .name(format!("verifier-{}", i + 1))
-                .spawn(move || serve_thread(state, h, g, health, rx))
+                .spawn(move || {
+                    serve_thread(state, h, g, health, rx);
+                    drop(done);
+                })
                 .map_err(|e| StartError::Setup(format!("cannot start a serving thread: {e}")))?;
         }
+        drop(done);
 
         // gRPC health follows readiness: revocation freshness and keys.
         let st = self.state.clone();
@@ -299,6 +321,9 @@ impl VerifierApp {
             grpc_addr,
             state: self.state,
             shutdown: tx,
+            grace: self.config.shutdown_grace,
+            drained,
+            servers,
             tasks,
         })
     }
@@ -445,17 +470,36 @@ fn serve_thread<H: Health>(
 // === impl RunningVerifier ===
 
 impl RunningVerifier {
-    /// Stops both servers and the background tasks.
-    pub async fn shutdown(self) {
+    /// Graceful stop: every listener (on every serving thread) closes at
+    /// once, so new connections are refused; the Checks and requests in
+    /// flight finish (idle and HTTP/2 connections are told to go away) for
+    /// up to `shutdown_grace_secs`. Then the background tasks stop. Past
+    /// the bound the servers on this runtime are abandoned; what is left on
+    /// the serving threads ends with the process.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        let drained = tokio::time::timeout(self.grace, async {
+            // `None` once every server has returned and dropped its sender.
+            while self.drained.recv().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if drained {
+            tracing::info!("drained: every request in flight finished");
+        } else {
+            tracing::warn!(
+                grace_secs = self.grace.as_secs_f64(),
+                "shutdown grace elapsed with requests still in flight; cutting them"
+            );
+        }
+        for t in self.servers.drain(..).chain(self.tasks.drain(..)) {
             t.abort();
         }
     }
 
     /// Waits until the servers stop (for the binary).
     pub async fn wait(mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
+        let tasks = std::mem::take(&mut self.servers);
         for t in tasks {
             let _ = t.await;
         }

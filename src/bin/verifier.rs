@@ -84,7 +84,7 @@ async fn run(config: VerifierConfig, threads: usize) -> ExitCode {
         }
     };
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: refusing new connections, draining the requests in flight");
     running.shutdown().await;
     ExitCode::SUCCESS
 }

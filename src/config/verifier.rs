@@ -95,6 +95,10 @@ pub struct RawConfig {
     pub token_cache_capacity: Option<u64>,
     /// Serving threads (0 = one per available CPU). Defaults to 0.
     pub worker_threads: Option<usize>,
+    /// Longest drain of in-flight requests on shutdown (s). Defaults to 10.
+    pub shutdown_grace_secs: Option<f64>,
+    /// Share of allows logged at info (0.0–1.0). Defaults to 0.
+    pub log_allow_sample: Option<f64>,
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
     /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
@@ -128,6 +132,10 @@ pub struct VerifierConfig {
     pub token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
+    /// Longest drain of in-flight requests on shutdown.
+    pub shutdown_grace: Duration,
+    /// Share of allows logged at info (0.0–1.0).
+    pub log_allow_sample: f64,
     /// Claim mapping per issuer (absent: mcpgate's own claims).
     pub claims: HashMap<String, crate::domain::claim_map::ClaimMapping>,
 }
@@ -288,6 +296,8 @@ impl RawConfig {
         set!(jwks_timeout_secs, ENV_JWKS_TIMEOUT_SECS, parse);
         set!(token_cache_capacity, ENV_TOKEN_CACHE_CAPACITY, parse);
         set!(worker_threads, ENV_WORKER_THREADS, parse);
+        set!(shutdown_grace_secs, ENV_SHUTDOWN_GRACE_SECS, parse);
+        set!(log_allow_sample, ENV_LOG_ALLOW_SAMPLE, parse);
         Ok(())
     }
 
@@ -420,6 +430,11 @@ impl RawConfig {
             jwks_timeout: secs("jwks_timeout_secs", self.jwks_timeout_secs, 5.0)?,
             token_cache_capacity: self.token_cache_capacity.unwrap_or(10_000),
             worker_threads: self.worker_threads.unwrap_or(0),
+            shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs, 10.0)?,
+            log_allow_sample: match self.log_allow_sample.unwrap_or(0.0) {
+                v if (0.0..=1.0).contains(&v) => v,
+                _ => return Err(bad("log_allow_sample", "must be between 0.0 and 1.0")),
+            },
         })
     }
 }

@@ -41,6 +41,8 @@ pub const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SEC
 pub const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
 pub const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
 pub const ENV_WORKER_THREADS: &str = "MCPGW_VERIFIER_WORKER_THREADS";
+pub const ENV_SHUTDOWN_GRACE_SECS: &str = "MCPGW_VERIFIER_SHUTDOWN_GRACE_SECS";
+pub const ENV_LOG_ALLOW_SAMPLE: &str = "MCPGW_VERIFIER_LOG_ALLOW_SAMPLE";
 pub const ENV_AUTHORIZATION_SERVER_METADATA: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVER_METADATA";
 
 const fn k(
@@ -88,6 +90,8 @@ pub const KEYS: &[KeyDoc] = &[
     k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
     k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", "10000"),
     k("worker_threads", ENV_WORKER_THREADS, "Serving threads, each a single-threaded runtime with its own listeners on the same addresses (SO_REUSEPORT; the kernel spreads connections over them). 0 = one per available CPU (1 under a CPU limit of 1). Setting TOKIO_WORKER_THREADS instead serves everything on Tokio's multi-threaded runtime. Defaults to 0.", "0"),
+    k("shutdown_grace_secs", ENV_SHUTDOWN_GRACE_SECS, "On SIGTERM or Ctrl-C the verifier stops accepting connections at once and lets the Checks and requests in flight finish for up to this long, then exits (keep the pod's terminationGracePeriodSeconds above it). Defaults to 10.", "10"),
+    k("log_allow_sample", ENV_LOG_ALLOW_SAMPLE, "Share (0.0–1.0) of allowed requests whose decision line (log target `mcpgate::decision`) is written at info; the others are at debug. Denials are always logged at info. Defaults to 0.", "0"),
     KeyDoc { toml: "issuer_claims", env: None, doc: "How another authorization server's tokens carry their claims (file only): list of {issuer, require_jti (default true; without `jti` a token is revocable only by subject/client watermark), scope_claims (default [\"scope\"]; each a space-separated string or an array, e.g. [\"scp\"]), client_id_claims (default [\"client_id\"], e.g. [\"azp\", \"appid\"]), user_id_claim (default `sub`), name_claims (default [\"username\", \"name\"]), email_claim (default `email`), role_claims (default [\"roles\", \"groups\"] when role_scopes is set), role_scopes = {role = [scopes]}}. Defaults to mcpgate's own claims for every issuer.", default: "" },
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
 ];

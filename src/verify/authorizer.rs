@@ -45,6 +45,22 @@ fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Decision {
         status,
         challenge: challenge.map(str::to_owned),
         reason,
+        identity: None,
+    })
+}
+
+/// A denial of a verified token (its identity kept for the logs).
+fn deny_token(
+    status: u16,
+    challenge: Option<&str>,
+    reason: DenyReason,
+    vt: &Arc<VerifiedToken>,
+) -> Decision {
+    Decision::Deny(Deny {
+        status,
+        challenge: challenge.map(str::to_owned),
+        reason,
+        identity: Some(vt.clone()),
     })
 }
 
@@ -128,10 +144,11 @@ impl Authorizer {
     fn authorize(&self, route: &Route, req: &AuthzRequest<'_>, vt: Arc<VerifiedToken>) -> Decision {
         let c = &vt.claims;
         if !route.audience_ok(&c.aud, self.settings.allow_parent_audience) {
-            return deny(
+            return deny_token(
                 401,
                 Some(&route.challenge_invalid),
                 DenyReason::WrongAudience,
+                &vt,
             );
         }
         let t = TokenRef {
@@ -141,7 +158,12 @@ impl Authorizer {
             iat: c.iat,
         };
         if self.revocations.is_revoked(t) {
-            return deny(401, Some(&route.challenge_invalid), DenyReason::Revoked);
+            return deny_token(
+                401,
+                Some(&route.challenge_invalid),
+                DenyReason::Revoked,
+                &vt,
+            );
         }
         let needed = match route.needed_scopes(
             req.method,
@@ -151,11 +173,11 @@ impl Authorizer {
             req.body,
         ) {
             Ok(n) => n,
-            Err(r) => return deny(400, None, r),
+            Err(r) => return deny_token(400, None, r, &vt),
         };
         if !vt.scopes.is_superset(&needed) {
             let ch = route.challenge_insufficient(&needed);
-            return deny(403, Some(&ch), DenyReason::InsufficientScope);
+            return deny_token(403, Some(&ch), DenyReason::InsufficientScope, &vt);
         }
         Decision::Allow(Some(vt))
     }

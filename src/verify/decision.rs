@@ -18,6 +18,9 @@ pub struct Deny {
     pub status: u16,
     pub challenge: Option<String>,
     pub reason: DenyReason,
+    /// The verified token, when the denial came after its verification
+    /// (wrong audience, revoked, scope): who was refused, for the logs.
+    pub identity: Option<Arc<VerifiedToken>>,
 }
 
 /// A token that passed signature, issuer and type checks, with the upstream

@@ -1,8 +1,10 @@
 //! Verifier integration tests.
 
 mod claims;
+mod decision_log;
 mod grpc;
 mod http;
 mod jwks;
 mod revocation;
+mod shutdown;
 pub(crate) mod support;
