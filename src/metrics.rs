@@ -6,6 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
@@ -14,6 +15,33 @@ pub type StaticLabels<const N: usize> = [(&'static str, &'static str); N];
 
 /// A counter family keyed by static labels.
 pub type StaticCounter<const N: usize> = Family<StaticLabels<N>, Counter>;
+
+/// A gauge per issuer (label `issuer`).
+pub type IssuerGauge = Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>;
+
+/// A histogram family keyed by static labels, with fixed buckets.
+pub type StaticHistogram<const N: usize> = Family<StaticLabels<N>, Histogram, fn() -> Histogram>;
+
+/// Decision latency buckets (seconds): a cached Check takes tens of
+/// microseconds, an uncached one up to a millisecond, one that waits on a
+/// JWKS fetch up to the fetch timeout.
+const DECISION_BUCKETS: [f64; 14] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
+    2.5, 5.0,
+];
+
+fn decision_histogram() -> Histogram {
+    Histogram::new(DECISION_BUCKETS)
+}
+
+/// Registers `<prefix>_build_info{version} 1`.
+pub fn register_build_info(registry: &mut Registry) {
+    registry.register(
+        "build",
+        "Build information (the value is always 1)",
+        Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+    );
+}
 
 /// Renders a registry in the OpenMetrics text format.
 pub fn render(registry: &Registry) -> String {
@@ -32,6 +60,12 @@ pub struct VerifierMetrics {
     pub decisions: StaticCounter<3>,
     /// `jwks_fetches_total{result}`.
     pub jwks_fetches: StaticCounter<1>,
+    /// `jwks_last_success_timestamp_seconds{issuer}`: when each issuer's
+    /// keys last loaded (unix seconds).
+    pub jwks_last_success: IssuerGauge,
+    /// `decision_duration_seconds{protocol}`: from the request read to the
+    /// decision made.
+    pub decision_duration: StaticHistogram<1>,
     /// Seconds the revocation mirror has been out of touch (0 in sync).
     pub revocation_staleness: Gauge<f64, AtomicU64>,
     /// 1 while revocation data is past the staleness bound.
@@ -50,8 +84,21 @@ pub struct VerifierMetrics {
 impl VerifierMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("mcpgate_verifier");
+        register_build_info(&mut registry);
         let decisions = StaticCounter::<3>::default();
         let jwks_fetches = StaticCounter::<1>::default();
+        let jwks_last_success = IssuerGauge::default();
+        let decision_duration = StaticHistogram::<1>::new_with_constructor(decision_histogram);
+        registry.register(
+            "jwks_last_success_timestamp_seconds",
+            "When each issuer's signing keys last loaded (unix seconds)",
+            jwks_last_success.clone(),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide one request, by protocol",
+            decision_duration.clone(),
+        );
         let revocation_staleness = Gauge::<f64, AtomicU64>::default();
         let revocation_stale = Gauge::default();
         let revocation_set_size = Gauge::default();
@@ -98,12 +145,21 @@ impl VerifierMetrics {
             registry,
             decisions,
             jwks_fetches,
+            jwks_last_success,
+            decision_duration,
             revocation_staleness,
             revocation_stale,
             revocation_set_size,
             revocation_propagation,
             revocation_store_lost,
         }
+    }
+
+    /// Observes how long one decision took.
+    pub fn decision_took(&self, protocol: &'static str, took: std::time::Duration) {
+        self.decision_duration
+            .get_or_create(&[("protocol", protocol)])
+            .observe(took.as_secs_f64());
     }
 
     /// Counts one decision; `reason` is `"ok"` for allows.

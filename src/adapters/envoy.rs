@@ -22,6 +22,7 @@ impl Authorization for EnvoyAuthz {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let started = std::time::Instant::now();
         let req = request.into_inner();
         let http = req
             .attributes
@@ -111,6 +112,7 @@ impl Authorization for EnvoyAuthz {
             request_id: id("x-request-id").or(Some(http.id.as_str()).filter(|i| !i.is_empty())),
             traceparent: id("traceparent"),
         };
+        self.0.metrics.decision_took("grpc", started.elapsed());
         self.0.record("grpc", &areq, ids, &d);
         Ok(Response::new(to_check_response(&self.0, d)))
     }

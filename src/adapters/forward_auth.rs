@@ -80,6 +80,7 @@ pub async fn forward_auth_check_any(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
     let trusted = st.is_trusted_proxy(peer.ip());
     let mut ambiguous = false;
     let mut fwd = |a: &str, b: &str| {
@@ -132,6 +133,7 @@ pub async fn forward_auth_check_any(
         request_id: header_str(&headers, "x-request-id"),
         traceparent: header_str(&headers, "traceparent"),
     };
+    st.metrics.decision_took("http", started.elapsed());
     st.record("http", &areq, ids, &d);
     encode(&st, d)
 }

@@ -93,7 +93,10 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             min_refetch_interval: config.jwks_min_refetch,
             refresh_interval: config.jwks_refresh,
         },
-        metrics.jwks_fetches.clone(),
+        crate::infra::jwks::JwksStats {
+            fetches: metrics.jwks_fetches.clone(),
+            last_success: metrics.jwks_last_success.clone(),
+        },
     ));
     let (revocations, revocation_len): (Arc<dyn RevocationView>, LenFn) = match deps.revocations {
         Some(r) => (r, Arc::new(|| None)),

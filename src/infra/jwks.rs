@@ -35,7 +35,13 @@ pub struct JwksSettings {
 }
 
 /// Fetch outcomes, `{result}` = ok / error / rate_limited.
-pub type JwksStats = crate::metrics::StaticCounter<1>;
+/// What the cache reports: fetches by result, and when each issuer's keys
+/// last loaded.
+#[derive(Debug, Clone, Default)]
+pub struct JwksStats {
+    pub fetches: crate::metrics::StaticCounter<1>,
+    pub last_success: crate::metrics::IssuerGauge,
+}
 
 struct IssuerState {
     issuer: String,
@@ -179,11 +185,19 @@ impl JwksCache {
                     st.keys.invalidate(&k);
                 }
                 st.unknown_kids.invalidate_all();
-                self.stats.get_or_create(&[("result", "ok")]).inc();
+                self.stats.fetches.get_or_create(&[("result", "ok")]).inc();
+                let now = crate::domain::clock::Clock::now(&crate::domain::clock::SystemClock);
+                self.stats
+                    .last_success
+                    .get_or_create(&vec![("issuer".to_owned(), st.issuer.clone())])
+                    .set(crate::domain::clock::unix_millis(now) as f64 / 1000.0);
                 true
             }
             Err(e) => {
-                self.stats.get_or_create(&[("result", "error")]).inc();
+                self.stats
+                    .fetches
+                    .get_or_create(&[("result", "error")])
+                    .inc();
                 tracing::warn!(issuer = %st.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
                 false
             }
@@ -268,6 +282,7 @@ impl KeySource for JwksCache {
             .is_some_and(|t| t.elapsed() < self.settings.min_refetch_interval);
         let ok = if recent {
             self.stats
+                .fetches
                 .get_or_create(&[("result", "rate_limited")])
                 .inc();
             false

@@ -69,6 +69,7 @@ pub struct IssuerMetrics {
 impl IssuerMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("mcpgate_issuer");
+        crate::metrics::register_build_info(&mut registry);
         let responses = StaticCounter::<2>::default();
         registry.register(
             "responses",

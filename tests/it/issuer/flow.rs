@@ -85,6 +85,22 @@ async fn discovery_documents() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(&format!(
+            "mcpgate_issuer_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{m}"
+    );
     h.running.shutdown().await;
 }
 

@@ -134,5 +134,30 @@ async fn an_empty_or_unreachable_jwks_keeps_the_last_good_keys() {
         .await
         .unwrap();
     assert!(m.contains("jwks_fetches_total{result=\"error\"}"), "{m}");
+    // What an SRE alerts on: when the keys last loaded, how long decisions
+    // take, which build runs.
+    let last = format!(
+        "mcpgate_verifier_jwks_last_success_timestamp_seconds{{issuer=\"{}\"}} ",
+        iss.url
+    );
+    let at: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix(last.as_str()))
+        .unwrap_or_else(|| panic!("no {last} in {m}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(at > 1.7e9, "{at}");
+    assert!(
+        m.contains("mcpgate_verifier_decision_duration_seconds_count{protocol=\"grpc\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "mcpgate_verifier_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{m}"
+    );
     v.shutdown().await;
 }
