@@ -87,8 +87,8 @@ def test_two_issuers_starting_together_agree_and_follow_a_rotation(spawn, bins, 
 
 RESOURCE = "http://127.0.0.1:1/mcp"
 # How long after its acknowledgement a revocation may take to reach a
-# verifier whose subscription is reconnecting (backoff ≤ 2 s, then resync).
-PROPAGATION = 2.5
+# verifier whose subscription is reconnecting (backoff ≤ 0.5 s, then resync).
+PROPAGATION = 1.5
 REDIRECT = "http://127.0.0.1:9/callback"
 
 

@@ -180,6 +180,9 @@ impl RevocationView for RedisRevocationMirror {
 
 // === the background task ===
 
+/// Longest wait between reconnection attempts.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
 async fn run(settings: MirrorSettings, clock: Arc<dyn Clock>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
     let mut nodes = Vec::new();
@@ -190,7 +193,11 @@ async fn run(settings: MirrorSettings, clock: Arc<dyn Clock>, shared: Arc<Shared
         }
         shared.connected.store(false, Ordering::Relaxed);
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        // Capped low: a revocation acknowledged while this verifier is
+        // reconnecting reaches it only with the resync that follows, so the
+        // cap bounds how long such a revocation can be missed (a refused
+        // connection costs Redis next to nothing).
+        backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
     }
 }
 
