@@ -41,29 +41,10 @@ impl Authorization for EnvoyAuthz {
             .map(|m| m.headers.as_slice())
             .unwrap_or(&[]);
         let mut ambiguous = false;
-        // One copy of a header: several lines in `header_map`, or a `,`
-        // (Envoy's join) in the joined map, are refused, never first-wins.
-        let mut get = |k: &str| -> Option<&str> {
-            if let Some(v) = h.get(k) {
-                if v.contains(',') {
-                    ambiguous = true;
-                }
-                return Some(v.as_str());
-            }
-            let mut it = raw.iter().filter(|hv| hv.key.eq_ignore_ascii_case(k));
-            let hv = it.next()?;
-            if it.next().is_some() {
-                ambiguous = true;
-            }
-            if hv.raw_value.is_empty() {
-                Some(hv.value.as_str())
-            } else {
-                let v = std::str::from_utf8(&hv.raw_value).ok();
-                if v.is_none() {
-                    ambiguous = true;
-                }
-                v
-            }
+        let mut get = |k: &str| {
+            let (v, twice) = one_header(h, raw, k);
+            ambiguous |= twice;
+            v
         };
         let authorization = get("authorization");
         let mcp_method = get("mcp-method");
@@ -98,16 +79,7 @@ impl Authorization for EnvoyAuthz {
         };
         let d = self.0.authorizer.check(&areq).await;
         // Correlation ids, for the log only (never part of the decision).
-        let id = |k: &str| {
-            h.get(k).map(String::as_str).or_else(|| {
-                raw.iter()
-                    .find(|hv| hv.key.eq_ignore_ascii_case(k))
-                    .and_then(|hv| match hv.raw_value.is_empty() {
-                        true => Some(hv.value.as_str()),
-                        false => std::str::from_utf8(&hv.raw_value).ok(),
-                    })
-            })
-        };
+        let id = |k: &str| one_header(h, raw, k).0;
         let ids = RequestIds {
             request_id: id("x-request-id").or(Some(http.id.as_str()).filter(|i| !i.is_empty())),
             traceparent: id("traceparent"),
@@ -115,6 +87,33 @@ impl Authorization for EnvoyAuthz {
         self.0.metrics.decision_took("grpc", started.elapsed());
         self.0.record("grpc", &areq, ids, &d);
         Ok(Response::new(to_check_response(&self.0, d)))
+    }
+}
+
+/// The value of header `k` (lower case), and whether it is ambiguous:
+/// several lines in `header_map` (Envoy's `encode_raw_headers`), a `,` from
+/// Envoy's join of duplicates in `headers`, or a value that is not UTF-8.
+/// The first copy is returned either way; deciders refuse ambiguity.
+fn one_header<'a>(
+    h: &'a std::collections::HashMap<String, String>,
+    raw: &'a [envoy_types::pb::envoy::config::core::v3::HeaderValue],
+    k: &str,
+) -> (Option<&'a str>, bool) {
+    if let Some(v) = h.get(k) {
+        return (Some(v.as_str()), v.contains(','));
+    }
+    let mut it = raw.iter().filter(|hv| hv.key.eq_ignore_ascii_case(k));
+    let Some(hv) = it.next() else {
+        return (None, false);
+    };
+    let twice = it.next().is_some();
+    if hv.raw_value.is_empty() {
+        (Some(hv.value.as_str()), twice)
+    } else {
+        match std::str::from_utf8(&hv.raw_value) {
+            Ok(v) => (Some(v), twice),
+            Err(_) => (None, true),
+        }
     }
 }
 

@@ -97,8 +97,10 @@ fn trace_id(tp: Option<&str>) -> &str {
 /// The first 6 bytes of SHA-256(`jti`) in hex: joins log lines about one
 /// token without revealing its id.
 fn jti_hash(jti: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.as_bytes());
-    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    crate::verify::authorizer::hash(jti)[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 // === impl VerifierState ===
