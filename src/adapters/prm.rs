@@ -14,10 +14,8 @@ use std::sync::Arc;
 
 /// The well-known prefix (RFC 9728 §3).
 pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
-/// RFC 8414 §3 well-known prefix.
-pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
-/// OpenID Connect Discovery 1.0 §4.
-pub const OIDC_METADATA_PATH: &str = "/.well-known/openid-configuration";
+/// The authorization server's metadata paths, served at the resource origin.
+pub use crate::domain::well_known::{OAUTH_METADATA_PATH, OIDC_METADATA_PATH};
 
 /// Which of the authorization server's documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,15 +69,13 @@ impl AsDocKind {
     /// between origin and path (RFC 8414 §3.1; OpenID path-inserted form).
     pub fn url_for(self, issuer: &str) -> Option<String> {
         let u = url::Url::parse(issuer).ok()?;
-        let path = u.path().trim_end_matches('/');
-        let prefix = match self {
-            Self::OAuth => AS_METADATA_PATH,
-            Self::Oidc => OIDC_METADATA_PATH,
+        let i = match self {
+            Self::OAuth => 0,
+            Self::Oidc => 1,
         };
-        Some(format!(
-            "{}{prefix}{path}",
-            u.origin().ascii_serialization()
-        ))
+        crate::domain::well_known::metadata_urls(&u)
+            .into_iter()
+            .nth(i)
     }
 }
 
@@ -288,9 +284,9 @@ pub fn routes(state: Arc<VerifierState>) -> axum::Router {
     axum::Router::new()
         .route(PRM_PATH, get(prm_root_get))
         .route(&format!("{PRM_PATH}/{{*path}}"), get(prm_path_get))
-        .route(AS_METADATA_PATH, get(prm_as_metadata_get))
+        .route(OAUTH_METADATA_PATH, get(prm_as_metadata_get))
         .route(
-            &format!("{AS_METADATA_PATH}/{{*path}}"),
+            &format!("{OAUTH_METADATA_PATH}/{{*path}}"),
             get(prm_as_metadata_get),
         )
         .route(OIDC_METADATA_PATH, get(prm_oidc_metadata_get))

@@ -78,20 +78,7 @@ pub fn normalize_issuer(raw: &str) -> Result<String, Error> {
 /// (2025-11-25, "Authorization Server Metadata Discovery").
 pub fn metadata_urls(issuer: &str) -> Result<Vec<String>, Error> {
     let u = Url::parse(issuer).map_err(|e| Error::Config(format!("--issuer {issuer}: {e}")))?;
-    let origin = u.origin().ascii_serialization();
-    let path = u.path().trim_end_matches('/');
-    Ok(if path.is_empty() {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server"),
-            format!("{origin}/.well-known/openid-configuration"),
-        ]
-    } else {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server{path}"),
-            format!("{origin}/.well-known/openid-configuration{path}"),
-            format!("{origin}{path}/.well-known/openid-configuration"),
-        ]
-    })
+    Ok(crate::domain::well_known::metadata_urls(&u))
 }
 
 async fn body_json(url: &str, r: reqwest::Response) -> Result<(u16, Value), Error> {

@@ -5,3 +5,4 @@ pub mod claims;
 pub mod clock;
 pub mod revocation;
 pub mod secret;
+pub mod well_known;

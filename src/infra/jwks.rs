@@ -228,13 +228,7 @@ impl JwksCache {
     /// RFC 8414 (path-inserted well-known), then OpenID discovery.
     async fn discover(&self, issuer: &str) -> Result<String, String> {
         let u = url::Url::parse(issuer).map_err(|e| e.to_string())?;
-        let origin = u.origin().ascii_serialization();
-        let path = u.path().trim_end_matches('/');
-        let candidates = [
-            format!("{origin}/.well-known/oauth-authorization-server{path}"),
-            format!("{origin}/.well-known/openid-configuration{path}"),
-            format!("{origin}{path}/.well-known/openid-configuration"),
-        ];
+        let candidates = crate::domain::well_known::metadata_urls(&u);
         let mut last = String::from("no discovery document");
         for c in candidates {
             match self.fetcher.get(&c).await {

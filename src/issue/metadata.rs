@@ -4,8 +4,7 @@
 use crate::issue::service::Issuer;
 use serde_json::{json, Value};
 
-pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
-pub const OIDC_METADATA_PATH: &str = "/.well-known/openid-configuration";
+pub use crate::domain::well_known::{OAUTH_METADATA_PATH, OIDC_METADATA_PATH};
 pub const JWKS_PATH: &str = "/jwks";
 pub const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const REGISTER_PATH: &str = "/register";
