@@ -82,9 +82,12 @@ pub struct RunningIssuer {
 }
 
 /// Opens the configured store.
-pub async fn build_store(cfg: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
+pub async fn build_store(
+    cfg: &StorageConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Store>, StartError> {
     let backend = match cfg {
-        StorageConfig::Memory => return Ok(Arc::new(MemoryStore::new())),
+        StorageConfig::Memory => return Ok(Arc::new(MemoryStore::with_clock(clock))),
         StorageConfig::Embedded { path } => StoreBackend::Embedded { path: path.clone() },
         StorageConfig::Redis { urls, cluster } => StoreBackend::Redis(RedisSettings {
             urls: urls.clone(),
@@ -244,7 +247,7 @@ pub async fn build(
     let clock = deps.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let store = match deps.store {
         Some(s) => s,
-        None => build_store(&config.storage).await?,
+        None => build_store(&config.storage, clock.clone()).await?,
     };
     let store = match &config.signing.encryption_key {
         Some(k) => {

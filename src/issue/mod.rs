@@ -21,3 +21,6 @@ pub mod service;
 pub mod store;
 pub mod upstream;
 pub mod users;
+
+#[cfg(test)]
+mod tests;

@@ -196,3 +196,6 @@ fn unverified_issuer(token: &str) -> Result<String, DenyReason> {
         .map(|u| u.iss)
         .map_err(|_| DenyReason::MalformedToken)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! The single integration-test binary: real apps on 127.0.0.1:0.
-//! Redis-backed cases start their own `redis-server` (found on PATH) and are
-//! skipped with a message when it is absent.
+//! Redis-backed cases start their own `redis-server` (found on PATH, see
+//! `redis.rs`): skipped with a message when it is absent, failed instead
+//! under `MCPGATE_E2E_STRICT=1`.
 
 #[cfg(any(feature = "cli", feature = "issuer"))]
 mod access_token;
@@ -12,5 +13,7 @@ mod cli;
 mod issuer;
 mod layering;
 mod readme;
+#[cfg(any(feature = "issuer", feature = "verifier"))]
+mod redis;
 #[cfg(feature = "verifier")]
 mod verifier;

@@ -6,10 +6,6 @@
 
 use super::harness::*;
 use async_trait::async_trait;
-use mcpgate::app::issuer::{spawn, IssuerDeps};
-use mcpgate::config::issuer::RawConfig;
-use mcpgate::domain::clock::FixedClock;
-use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::cimd::{FetchError, FetchedDocument, MetadataFetcher};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -64,31 +60,16 @@ fn documents() -> Arc<Documents> {
     Arc::new(Documents(m))
 }
 
-/// The issuer on an injected clock.
-async fn start_on(clock: Arc<FixedClock>) -> Harness {
-    let config = RawConfig::from_toml(&base_toml())
-        .unwrap()
-        .validate()
-        .unwrap();
-    let revocations = LocalRevocations::new(clock.clone(), Duration::from_secs(7200));
-    let deps = IssuerDeps {
-        clock: Some(clock),
-        revocations: Some(Arc::new(revocations.clone())),
+/// The issuer on a fixed clock, with the metadata documents above.
+async fn start_clients() -> (Harness, Arc<TestClock>) {
+    let deps = Deps {
+        clock: Some(TestClock::at_unix(1_900_000_000)),
         fetcher: Some(documents()),
         ..Default::default()
     };
-    let running = spawn(config, deps).await.unwrap();
-    Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations,
-    }
-}
-
-async fn start_clients() -> (Harness, Arc<FixedClock>) {
-    let clock = Arc::new(FixedClock::at_unix(1_900_000_000));
-    (start_on(clock.clone()).await, clock)
+    let h = start_with(&base_toml(), deps).await;
+    let clock = h.clock.clone();
+    (h, clock)
 }
 
 async fn register_json(h: &Harness, body: Value) -> (StatusCode, Value) {

@@ -382,7 +382,7 @@ async fn admin_api_revoke_and_rotate() {
     );
 
     // Revoke everything of the user.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    h.clock.advance(std::time::Duration::from_millis(1100));
     let r = admin(h.http.post(format!("{}/admin/revoke", h.base)))
         .json(&serde_json::json!({"sub": "local:alice"}))
         .send()
@@ -434,9 +434,8 @@ async fn embedded_store_survives_restart() {
         .unwrap()
         .kid;
     h.running.shutdown().await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
-    let h = start_toml(&toml, None).await;
+    let h = restart_toml(&toml).await;
     let (st, _, t2) = token(
         &h,
         Some((&id, &secret)),

@@ -1,19 +1,24 @@
 //! The issuer under test: in-process on 127.0.0.1:0 with a memory store and
-//! in-process revocations, a static user, and a cookie-keeping "browser".
+//! in-process revocations, a static user, a cookie-keeping "browser", and a
+//! clock the test can move. The one way the issuer tests start an issuer.
 
 pub use crate::browser::{client, location, query, Browser};
-use mcpgate::app::issuer::{spawn, IssuerDeps, RunningIssuer};
+use mcpgate::app::issuer::{spawn, IssuerDeps, RunningIssuer, StartError};
 use mcpgate::config::issuer::RawConfig;
-use mcpgate::domain::clock::SystemClock;
+use mcpgate::domain::clock::{Clock, SystemClock};
+use mcpgate::domain::revocation::RevocationSink;
 use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::cimd::MetadataFetcher;
 use mcpgate::issue::pkce;
+use mcpgate::issue::store::Store;
+use mcpgate::issue::upstream::UpstreamIdp;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const RESOURCE: &str = "http://127.0.0.1:9/mcp";
 pub const OTHER_RESOURCE: &str = "http://127.0.0.1:9/other";
@@ -53,28 +58,141 @@ email = "alice@example.com"
     )
 }
 
+/// The issuer's clock in these tests: from a start time (the system's, or
+/// a fixed one) plus however far the test advanced it. Only `advance`
+/// moves a fixed clock.
+#[derive(Debug)]
+pub struct TestClock {
+    fixed_ms: Option<u64>,
+    ahead_ms: AtomicU64,
+}
+
+impl TestClock {
+    /// The system time, movable forward.
+    pub fn system() -> Arc<Self> {
+        Arc::new(Self {
+            fixed_ms: None,
+            ahead_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Stands still at `secs` (unix) until advanced.
+    pub fn at_unix(secs: u64) -> Arc<Self> {
+        Arc::new(Self {
+            fixed_ms: Some(secs * 1000),
+            ahead_ms: AtomicU64::new(0),
+        })
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.ahead_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        let start = match self.fixed_ms {
+            Some(ms) => UNIX_EPOCH + Duration::from_millis(ms),
+            None => SystemClock.now(),
+        };
+        start + Duration::from_millis(self.ahead_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// Where the issuer publishes revocations.
+#[derive(Default)]
+pub enum Sink {
+    /// The harness's in-process set ([`Harness::revocations`]).
+    #[default]
+    Local,
+    /// This sink (which may forward to the harness's set).
+    Custom(Arc<dyn RevocationSink>),
+    /// What the config says (e.g. Redis).
+    Configured,
+}
+
+/// What a test changes about the issuer it starts; all optional.
+#[derive(Default)]
+pub struct Deps {
+    /// Default: [`TestClock::system`].
+    pub clock: Option<Arc<TestClock>>,
+    /// Default: the configured store.
+    pub store: Option<Arc<dyn Store>>,
+    pub fetcher: Option<Arc<dyn MetadataFetcher>>,
+    /// Replaces the configured upstream providers.
+    pub idps: Option<Vec<Arc<dyn UpstreamIdp>>>,
+    /// Default: a fresh in-process set on the issuer's clock.
+    pub revocations: Option<LocalRevocations>,
+    pub sink: Sink,
+}
+
 pub struct Harness {
     pub running: RunningIssuer,
     pub base: String,
     pub http: reqwest::Client,
+    /// The in-process revocation set the issuer publishes to (unless the
+    /// test chose another sink).
     pub revocations: LocalRevocations,
+    /// The issuer's clock.
+    pub clock: Arc<TestClock>,
 }
 
-pub async fn start_toml(toml: &str, fetcher: Option<Arc<dyn MetadataFetcher>>) -> Harness {
+/// Starts an issuer from `toml` with `deps`.
+pub async fn try_start_with(toml: &str, deps: Deps) -> Result<Harness, StartError> {
     let config = RawConfig::from_toml(toml).unwrap().validate().unwrap();
-    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
-    let deps = IssuerDeps {
-        revocations: Some(Arc::new(revocations.clone())),
-        fetcher,
-        ..Default::default()
+    let clock = deps.clock.unwrap_or_else(TestClock::system);
+    let revocations = deps
+        .revocations
+        .unwrap_or_else(|| LocalRevocations::new(clock.clone(), Duration::from_secs(7200)));
+    let sink: Option<Arc<dyn RevocationSink>> = match deps.sink {
+        Sink::Local => Some(Arc::new(revocations.clone())),
+        Sink::Custom(s) => Some(s),
+        Sink::Configured => None,
     };
-    let running = spawn(config, deps).await.unwrap();
-    Harness {
+    let deps = IssuerDeps {
+        clock: Some(clock.clone()),
+        store: deps.store,
+        revocations: sink,
+        idps: deps.idps,
+        fetcher: deps.fetcher,
+    };
+    let running = spawn(config, deps).await?;
+    Ok(Harness {
         base: running.issuer.clone(),
         running,
         http: client(),
         revocations,
+        clock,
+    })
+}
+
+pub async fn start_with(toml: &str, deps: Deps) -> Harness {
+    try_start_with(toml, deps).await.unwrap()
+}
+
+/// Starts again on what a just-stopped issuer used (its embedded store
+/// file is released once the old tasks are gone): retries for a bounded
+/// time.
+pub async fn restart_toml(toml: &str) -> Harness {
+    let start = Instant::now();
+    loop {
+        match try_start_with(toml, Deps::default()).await {
+            Ok(h) => return h,
+            Err(e) => {
+                assert!(start.elapsed() < Duration::from_secs(10), "restart: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
+}
+
+pub async fn start_toml(toml: &str, fetcher: Option<Arc<dyn MetadataFetcher>>) -> Harness {
+    let deps = Deps {
+        fetcher,
+        ..Default::default()
+    };
+    start_with(toml, deps).await
 }
 
 pub async fn start() -> Harness {

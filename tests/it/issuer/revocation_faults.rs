@@ -4,8 +4,6 @@
 
 use super::harness::*;
 use base64::Engine;
-use mcpgate::app::issuer::{spawn, IssuerDeps};
-use mcpgate::config::issuer::RawConfig;
 use mcpgate::domain::clock::SystemClock;
 use mcpgate::domain::revocation::{
     Revocation, RevocationError, RevocationSink, RevocationView, TokenRef,
@@ -48,24 +46,17 @@ impl RevocationSink for FlakySink {
 async fn start_flaky() -> (Harness, Arc<FlakySink>) {
     // Reuse detection at once: no refresh grace window.
     let toml = format!("refresh_grace_secs = 0\n{}", base_toml());
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
     let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
     let sink = Arc::new(FlakySink {
         inner: revocations.clone(),
         fail_after: AtomicI64::new(-1),
     });
-    let deps = IssuerDeps {
-        revocations: Some(sink.clone()),
+    let deps = Deps {
+        revocations: Some(revocations),
+        sink: Sink::Custom(sink.clone()),
         ..Default::default()
     };
-    let running = spawn(config, deps).await.unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations,
-    };
-    (h, sink)
+    (start_with(&toml, deps).await, sink)
 }
 
 fn claims(at: &str) -> Value {
@@ -258,14 +249,11 @@ async fn redis_killed_mid_revocation_then_the_retry_and_the_republisher_restore_
         base_toml(),
         redis.url()
     );
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let running = spawn(config, IssuerDeps::default()).await.unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
+    let deps = Deps {
+        sink: Sink::Configured,
+        ..Default::default()
     };
+    let h = start_with(&toml, deps).await;
     let (id, secret, ats, _, rt) = family(&h).await;
     let jtis: Vec<String> = ats
         .iter()
@@ -421,14 +409,11 @@ async fn an_issuer_on_one_cluster_seed_revokes_through_a_failover() {
         &format!("[storage]\nkind = \"redis\"\nredis_urls = [\"{seed}\"]"),
     );
     assert!(toml.contains(&seed));
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let running = spawn(config, IssuerDeps::default()).await.unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
+    let deps = Deps {
+        sink: Sink::Configured,
+        ..Default::default()
     };
+    let h = start_with(&toml, deps).await;
     let (id, secret, ats, _, rt) = family(&h).await;
     // Wait for replicas to attach, then fail every master over at once.
     let t0 = std::time::Instant::now();

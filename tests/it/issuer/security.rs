@@ -4,8 +4,6 @@
 use super::harness::*;
 use mcpgate::app::issuer::{spawn, IssuerDeps};
 use mcpgate::config::issuer::RawConfig;
-use mcpgate::domain::clock::{FixedClock, SystemClock};
-use mcpgate::infra::revocation::LocalRevocations;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -511,26 +509,13 @@ async fn default_resource_and_case_insensitive_resources() {
 
 #[tokio::test]
 async fn refresh_families_have_an_absolute_lifetime() {
-    let clock = Arc::new(FixedClock::at_unix(1_900_000_000));
+    let clock = TestClock::at_unix(1_900_000_000);
     let toml = format!("refresh_token_max_lifetime_secs = 600\n{}", base_toml());
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
-    let running = spawn(
-        config,
-        IssuerDeps {
-            clock: Some(clock.clone()),
-            revocations: Some(Arc::new(revocations.clone())),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations,
+    let deps = Deps {
+        clock: Some(clock.clone()),
+        ..Default::default()
     };
+    let h = start_with(&toml, deps).await;
     let (id, secret, code, v) = confidential_code(&h).await;
     let (st, t) = exchange(&h, &id, &secret, &code, &v).await;
     assert_eq!(st, StatusCode::OK, "{t}");
@@ -629,24 +614,11 @@ async fn stored_signing_keys_are_encrypted_with_the_secret_key() {
     raw.put(Namespace::Keys, "planted", br#"{"kid":"planted"}"#, None)
         .await
         .unwrap();
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
-    let running = spawn(
-        config,
-        IssuerDeps {
-            store: Some(raw.clone()),
-            revocations: Some(Arc::new(revocations.clone())),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations,
+    let deps = Deps {
+        store: Some(raw.clone()),
+        ..Default::default()
     };
+    let h = start_with(&toml, deps).await;
     let keys = raw.list(Namespace::Keys).await.unwrap();
     assert!(keys.len() >= 3, "{}", keys.len());
     for (kid, v) in &keys {
@@ -701,25 +673,11 @@ async fn key_encryption_can_be_turned_on_for_an_existing_store() {
     let start = |toml: String| {
         let raw = raw.clone();
         async move {
-            let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-            let revocations =
-                LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
-            let running = spawn(
-                config,
-                IssuerDeps {
-                    store: Some(raw),
-                    revocations: Some(Arc::new(revocations.clone())),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-            Harness {
-                base: running.issuer.clone(),
-                running,
-                http: client(),
-                revocations,
-            }
+            let deps = Deps {
+                store: Some(raw),
+                ..Default::default()
+            };
+            start_with(&toml, deps).await
         }
     };
     let kids = |h: &Harness| {

@@ -1,24 +1,44 @@
-//! `EmbeddedStore` (redb) against the shared store suite, plus durability.
+//! `EmbeddedStore` (redb) and `MemoryStore` against the shared store suite,
+//! plus durability. TTLs run on an injected clock.
 
-use super::store_suite::run_suite;
-use mcpgate::infra::embedded_store::EmbeddedStore;
+use super::store_suite::{run_suite, Expiry};
+use mcpgate::domain::clock::FixedClock;
+use mcpgate::infra::embedded_store::{EmbeddedStore, DEFAULT_SWEEP_INTERVAL};
+use mcpgate::infra::memory_store::MemoryStore;
 use mcpgate::issue::store::{Namespace, Store};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::at_unix(1_700_000_000))
+}
+
+fn open(path: &std::path::Path, clock: &Arc<FixedClock>) -> EmbeddedStore {
+    EmbeddedStore::open_with(path, clock.clone(), DEFAULT_SWEEP_INTERVAL).unwrap()
+}
 
 #[tokio::test]
 async fn embedded_store_passes_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("data/issuer.redb")).unwrap();
-    run_suite(Arc::new(store)).await;
+    let clock = clock();
+    let store = open(&dir.path().join("data/issuer.redb"), &clock);
+    run_suite(Arc::new(store), Expiry::Clock(clock)).await;
+}
+
+#[tokio::test]
+async fn memory_store_passes_suite() {
+    let clock = clock();
+    let store = MemoryStore::with_clock(clock.clone());
+    run_suite(Arc::new(store), Expiry::Clock(clock)).await;
 }
 
 #[tokio::test]
 async fn embedded_store_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("issuer.redb");
+    let clock = clock();
     {
-        let store = EmbeddedStore::open(&path).unwrap();
+        let store = open(&path, &clock);
         store
             .put(Namespace::Clients, "c1", b"client", None)
             .await
@@ -49,8 +69,9 @@ async fn embedded_store_survives_restart() {
             1
         );
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let store = EmbeddedStore::open(&path).unwrap();
+    // Expiry is stored as a time: it passes while the store is closed.
+    clock.advance(Duration::from_secs(1));
+    let store = open(&path, &clock);
     assert_eq!(
         store.list(Namespace::Clients).await.unwrap(),
         vec![("c1".to_string(), b"client".to_vec())]
@@ -76,7 +97,8 @@ async fn embedded_store_survives_restart() {
 #[tokio::test]
 async fn embedded_store_sweeper_purges_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+    let clock = clock();
+    let store = open(&dir.path().join("s.redb"), &clock);
     store
         .put(
             Namespace::Sessions,
@@ -90,19 +112,44 @@ async fn embedded_store_sweeper_purges_expired() {
         .put(Namespace::Sessions, "b", b"y", None)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.sweep().await.unwrap(), 0);
+    clock.advance(Duration::from_millis(50));
     assert_eq!(store.sweep().await.unwrap(), 1);
     assert_eq!(store.sweep().await.unwrap(), 0);
     assert!(store.get(Namespace::Sessions, "b").await.unwrap().is_some());
 }
 
+/// What the store logs, captured (the sweeper's only outward sign).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn embedded_store_periodic_sweeper_runs() {
+    // The sweeper is a task on this (current-thread) runtime, so a
+    // thread-local subscriber sees its events.
+    let logs = Logs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
     let store = EmbeddedStore::open_with(
         dir.path().join("p.redb"),
-        Arc::new(mcpgate::domain::clock::SystemClock),
-        Duration::from_millis(50),
+        clock.clone(),
+        Duration::from_millis(20),
     )
     .unwrap();
     store
@@ -114,7 +161,17 @@ async fn embedded_store_periodic_sweeper_runs() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_secs(1));
+    let start = Instant::now();
+    let swept =
+        || String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("embedded store sweep");
+    while !swept() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the sweeper never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The background sweeper already removed it.
     assert_eq!(store.sweep().await.unwrap(), 0);
 }

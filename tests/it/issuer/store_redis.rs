@@ -1,7 +1,8 @@
 //! `RedisStore` against the shared store suite on a real standalone
 //! `redis-server` and on a real 3-master Redis Cluster.
 
-use super::store_suite::{redis_available, run_suite, start_cluster, start_redis, start_redis_on};
+use super::store_suite::{run_suite, Expiry};
+use crate::redis::{start_cluster, RedisServer};
 use mcpgate::infra::redis_store::{RedisSettings, RedisStore};
 use mcpgate::issue::store::{Namespace, Store};
 use std::sync::Arc;
@@ -9,15 +10,12 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn redis_store_standalone_passes_suite() {
-    if !redis_available("redis_store_standalone_passes_suite") {
+    let Some(server) = RedisServer::start() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_redis(dir.path(), false).await;
-    let url = format!("redis://127.0.0.1:{}/", server.port);
-    let store = RedisStore::connect(&[url]).await.unwrap();
+    };
+    let store = RedisStore::connect(&[server.url()]).await.unwrap();
     assert!(!store.is_cluster());
-    run_suite(Arc::new(store.clone())).await;
+    run_suite(Arc::new(store.clone()), Expiry::Server).await;
 
     // Every transient key carries a TTL.
     store
@@ -28,7 +26,7 @@ async fn redis_store_standalone_passes_suite() {
         .incr(Namespace::RateLimits, "t", Duration::from_secs(30))
         .await
         .unwrap();
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     for key in ["{mcpgate:codes}:t", "{mcpgate:rate_limits}:t"] {
         let pttl: i64 = redis::cmd("PTTL")
@@ -42,18 +40,13 @@ async fn redis_store_standalone_passes_suite() {
 
 #[tokio::test]
 async fn redis_store_cluster_passes_suite() {
-    if !redis_available("redis_store_cluster_passes_suite") {
+    let Some(nodes) = start_cluster().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nodes = start_cluster(dir.path()).await;
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("redis://127.0.0.1:{}/", n.port))
-        .collect();
+    };
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
     let store = RedisStore::connect(&urls).await.unwrap();
     assert!(store.is_cluster());
-    run_suite(Arc::new(store)).await;
+    run_suite(Arc::new(store), Expiry::Server).await;
 
     // One seed URL plus the explicit flag also selects cluster mode.
     let one = RedisStore::connect_with(&RedisSettings {
@@ -90,15 +83,11 @@ async fn redis_store_cluster_passes_suite() {
 
 #[tokio::test]
 async fn redis_store_reconnects_after_server_restart() {
-    if !redis_available("redis_store_reconnects_after_server_restart") {
+    let Some(server) = RedisServer::start() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_redis(dir.path(), false).await;
+    };
     let port = server.port;
-    let store = RedisStore::connect(&[format!("redis://127.0.0.1:{port}/")])
-        .await
-        .unwrap();
+    let store = RedisStore::connect(&[server.url()]).await.unwrap();
     store
         .put(Namespace::Sessions, "s", b"1", None)
         .await
@@ -110,7 +99,7 @@ async fn redis_store_reconnects_after_server_restart() {
         .expect("store call must not hang while redis is down");
     assert!(down.is_err(), "{down:?}");
 
-    let _server = start_redis_on(dir.path(), port, false).await;
+    let _server = RedisServer::start_on(port).unwrap();
     let mut ok = false;
     for _ in 0..100 {
         if store

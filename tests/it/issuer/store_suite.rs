@@ -1,16 +1,21 @@
-//! One behavioural suite every `Store` backend must pass, plus helpers that
-//! run real `redis-server` processes (standalone and a 3-master cluster) on
-//! free loopback ports for the Redis backends.
+//! One behavioural suite every `Store` backend must pass.
 
+use mcpgate::domain::clock::FixedClock;
 use mcpgate::issue::store::{Namespace, Store};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How the suite makes TTLs run out.
+pub enum Expiry {
+    /// Advance the store's injected clock past them.
+    Clock(Arc<FixedClock>),
+    /// The store keeps time itself (a Redis server): short TTLs, then poll
+    /// until they are gone.
+    Server,
+}
 
 /// Runs the whole suite against `store` (a fresh, empty store).
-pub async fn run_suite(store: Arc<dyn Store>) {
+pub async fn run_suite(store: Arc<dyn Store>, expiry: Expiry) {
     basic_crud(&*store).await;
     put_if_absent(&*store).await;
     take_once(&*store).await;
@@ -18,7 +23,7 @@ pub async fn run_suite(store: Arc<dyn Store>) {
     counters(&*store).await;
     concurrent_take_has_one_winner(store.clone()).await;
     concurrent_put_if_absent_has_one_winner(store.clone()).await;
-    ttl_expiry(&*store).await;
+    ttl_expiry(&*store, expiry).await;
 }
 
 async fn basic_crud(s: &dyn Store) {
@@ -137,8 +142,9 @@ async fn concurrent_put_if_absent_has_one_winner(s: Arc<dyn Store>) {
     assert_eq!(winners, 1, "exactly one concurrent put_if_absent must win");
 }
 
-async fn ttl_expiry(s: &dyn Store) {
-    let short = Some(Duration::from_secs(1));
+async fn ttl_expiry(s: &dyn Store, expiry: Expiry) {
+    let ttl = Duration::from_secs(1);
+    let short = Some(ttl);
     s.put(Namespace::Pending, "p", b"x", short).await.unwrap();
     s.put(Namespace::Codes, "c", b"x", short).await.unwrap();
     s.put(Namespace::Clients, "tmp", b"x", short).await.unwrap();
@@ -147,21 +153,27 @@ async fn ttl_expiry(s: &dyn Store) {
         .put_if_absent(Namespace::Pending, "p", b"y", short)
         .await
         .unwrap());
-    assert_eq!(
-        s.incr(Namespace::RateLimits, "w", Duration::from_secs(1))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        s.incr(Namespace::RateLimits, "w", Duration::from_secs(1))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(s.incr(Namespace::RateLimits, "w", ttl).await.unwrap(), 1);
+    assert_eq!(s.incr(Namespace::RateLimits, "w", ttl).await.unwrap(), 2);
+    // Written last, so expires last.
+    s.put(Namespace::Sessions, "last", b"x", short)
+        .await
+        .unwrap();
     assert!(s.get(Namespace::Pending, "p").await.unwrap().is_some());
 
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    match expiry {
+        Expiry::Clock(clock) => clock.advance(ttl),
+        Expiry::Server => {
+            let start = Instant::now();
+            while s.get(Namespace::Sessions, "last").await.unwrap().is_some() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "TTL never ran out"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 
     assert_eq!(s.get(Namespace::Pending, "p").await.unwrap(), None);
     assert_eq!(s.take(Namespace::Codes, "c").await.unwrap(), None);
@@ -179,145 +191,5 @@ async fn ttl_expiry(s: &dyn Store) {
         s.get(Namespace::Pending, "p").await.unwrap().as_deref(),
         Some(&b"y"[..])
     );
-    assert_eq!(
-        s.incr(Namespace::RateLimits, "w", Duration::from_secs(1))
-            .await
-            .unwrap(),
-        1
-    );
-}
-
-// === real redis-server processes ===
-
-/// A `redis-server` child, killed on drop.
-pub struct RedisProcess {
-    child: Child,
-    pub port: u16,
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether `redis-server` is on PATH; prints a skip message when not.
-pub fn redis_available(test: &str) -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("skipping {test}: redis-server not found on PATH");
-    }
-    ok
-}
-
-/// A free loopback port whose cluster bus port (+10000) is free too.
-fn free_port() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
-            return p;
-        }
-        if p < 55000 {
-            continue;
-        }
-        // Ephemeral range too high for a bus port: try a lower random one.
-        let guess = 20000 + (p % 20000);
-        if TcpListener::bind(("127.0.0.1", guess)).is_ok()
-            && TcpListener::bind(("127.0.0.1", guess + 10000)).is_ok()
-        {
-            return guess;
-        }
-    }
-}
-
-fn ping(port: u16) -> bool {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-        .unwrap_or(false)
-}
-
-/// Starts one `redis-server` on a free port, persisting nothing.
-pub async fn start_redis(dir: &Path, cluster: bool) -> RedisProcess {
-    start_redis_on(dir, free_port(), cluster).await
-}
-
-/// Starts one `redis-server` on `port`.
-pub async fn start_redis_on(dir: &Path, port: u16, cluster: bool) -> RedisProcess {
-    let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir);
-    if cluster {
-        cmd.args(["--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", &format!("nodes-{port}.conf")]);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = RedisProcess { child, port };
-    for _ in 0..100 {
-        if ping(port) {
-            return proc;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server on port {port} did not start");
-}
-
-/// Starts three cluster-enabled servers and joins them as three masters.
-pub async fn start_cluster(dir: &Path) -> Vec<RedisProcess> {
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_redis(dir, true).await);
-    }
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let out = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cluster create failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    for _ in 0..200 {
-        let all_ok = nodes.iter().all(|n| {
-            Command::new("redis-cli")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &n.port.to_string(),
-                    "CLUSTER",
-                    "INFO",
-                ])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
-                .unwrap_or(false)
-        });
-        if all_ok {
-            return nodes;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("redis cluster did not become ready");
+    assert_eq!(s.incr(Namespace::RateLimits, "w", ttl).await.unwrap(), 1);
 }

@@ -5,14 +5,10 @@
 
 use super::harness::*;
 use async_trait::async_trait;
-use mcpgate::app::issuer::{spawn, IssuerDeps};
 use mcpgate::config::issuer::RawConfig;
-use mcpgate::domain::clock::SystemClock;
-use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp, UpstreamUser};
 use reqwest::StatusCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Sends the browser straight back with `code=<email>|<verified>`.
 struct InstantIdp;
@@ -93,22 +89,11 @@ async fn upstream_login_with_allow_list() {
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nallow_list = [\"@corp.example\"]\n[storage]\nkind = \"memory\"\n[[resources]]\nresource = \"{RESOURCE}\"\n[[providers]]\nkind = \"oidc\"\nid = \"corp\"\nclient_id = \"x\"\nissuer = \"https://sso.corp.example\"\n"
     );
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let deps = IssuerDeps {
-        revocations: Some(Arc::new(LocalRevocations::new(
-            Arc::new(SystemClock),
-            Duration::from_secs(60),
-        ))),
+    let deps = Deps {
         idps: Some(vec![Arc::new(InstantIdp)]),
         ..Default::default()
     };
-    let running = spawn(config, deps).await.unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
-    };
+    let h = start_with(&toml, deps).await;
     let id = register(&h, "none").await["client_id"]
         .as_str()
         .unwrap()
@@ -177,22 +162,11 @@ async fn github_login_entries_pin_the_numeric_id() {
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nallow_list = [\"github:Alice\", \"github:id:77\"]\n[storage]\nkind = \"memory\"\n[[resources]]\nresource = \"{RESOURCE}\"\n[[providers]]\nkind = \"github\"\nclient_id = \"x\"\nclient_secret = \"y\"\n"
     );
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let deps = IssuerDeps {
-        revocations: Some(Arc::new(LocalRevocations::new(
-            Arc::new(SystemClock),
-            Duration::from_secs(60),
-        ))),
+    let deps = Deps {
         idps: Some(vec![Arc::new(GithubLikeIdp)]),
         ..Default::default()
     };
-    let running = spawn(config, deps).await.unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
-    };
+    let h = start_with(&toml, deps).await;
     let id = register(&h, "none").await["client_id"]
         .as_str()
         .unwrap()
