@@ -2,48 +2,18 @@
 //! real issuer app, spawned in-process on 127.0.0.1:0.
 
 use super::support::*;
+use crate::issuer::harness::{password_hash, start, ADMIN, PASSWORD, RESOURCE, USER};
 use mcpgate::app::issuer::{spawn, IssuerDeps, RunningIssuer};
 use mcpgate::config::issuer::RawConfig;
 use mcpgate::domain::claims::AccessClaims;
-use mcpgate::domain::clock::SystemClock;
-use mcpgate::infra::revocation::LocalRevocations;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-const RESOURCE: &str = "http://127.0.0.1:9/mcp";
-const USER: &str = "carol";
-const PASSWORD: &str = "cli test password";
-const ADMIN: &str = "cli-admin-token";
-
+/// The issuer tests' issuer (memory store, in-process revocations, the
+/// static user [`USER`]).
 async fn issuer() -> RunningIssuer {
-    let hash = mcpgate::issue::users::hash_password(PASSWORD).unwrap();
-    let toml = format!(
-        r#"
-listen = "127.0.0.1:0"
-scopes = ["mcp:read", "mcp:write"]
-default_scopes = ["mcp:read"]
-admin_token = "{ADMIN}"
-[storage]
-kind = "memory"
-[[resources]]
-resource = "{RESOURCE}"
-[[providers]]
-kind = "static"
-[[providers.users]]
-username = "{USER}"
-password_hash = "{hash}"
-email = "carol@example.com"
-"#
-    );
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let revocations = LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(7200));
-    let deps = IssuerDeps {
-        revocations: Some(Arc::new(revocations)),
-        ..Default::default()
-    };
-    spawn(config, deps).await.unwrap()
+    start().await.running
 }
 
 async fn verify(issuer: &str, token: &str) -> AccessClaims {
@@ -147,7 +117,7 @@ async fn login_token_refresh_whoami_revoke() {
     let at = r.stdout.trim_end_matches('\n').to_owned();
     assert_eq!(r.stdout, format!("{at}\n"));
     let claims = verify(&base, &at).await;
-    assert_eq!(claims.sub, "local:carol");
+    assert_eq!(claims.sub, "local:alice");
     assert_eq!(claims.username.as_deref(), Some(USER));
     assert_eq!(claims.client_id.as_deref(), Some(client_id.as_str()));
     assert_eq!(claims.scope.as_deref(), Some("mcp:read mcp:write"));
@@ -171,7 +141,7 @@ async fn login_token_refresh_whoami_revoke() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let at2 = r.stdout.trim().to_owned();
     assert_ne!(at2, at);
-    assert_eq!(verify(&base, &at2).await.sub, "local:carol");
+    assert_eq!(verify(&base, &at2).await.sub, "local:alice");
     let rt2 = token_file(&store)["issuers"][base.as_str()]["tokens"][RESOURCE]["refresh_token"]
         .as_str()
         .unwrap()
@@ -186,7 +156,7 @@ async fn login_token_refresh_whoami_revoke() {
     let r = run(c).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let shown: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(shown["sub"], "local:carol");
+    assert_eq!(shown["sub"], "local:alice");
     assert!(r.stderr.contains("NOT verified"), "{}", r.stderr);
     assert!(!r.stdout.contains(&at2) && !r.stderr.contains(&at2));
 
@@ -277,7 +247,7 @@ async fn register_and_admin_commands() {
         .iter()
         .any(|c| c["client_id"] == id.as_str()));
 
-    let r = run(admin(&["revoke", "--sub", "local:carol"])).await;
+    let r = run(admin(&["revoke", "--sub", "local:alice"])).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run(admin(&["revoke", "--client", &id])).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -356,7 +326,7 @@ async fn gateway(listener: tokio::net::TcpListener, verifier: String) {
 async fn login_discovers_the_issuer_from_the_mcp_server() {
     let gw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!("http://{}/mcp", gw.local_addr().unwrap());
-    let hash = mcpgate::issue::users::hash_password(PASSWORD).unwrap();
+    let hash = password_hash();
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nscopes = [\"mcp:read\"]\n[storage]\nkind = \"memory\"\n\
          [[resources]]\nresource = \"{server}\"\n[[providers]]\nkind = \"static\"\n\

@@ -27,7 +27,8 @@ pub const PASSWORD: &str = "correct horse";
 pub const ADMIN: &str = "admin-secret-token";
 pub const REDIRECT: &str = "http://127.0.0.1:7777/callback";
 
-fn password_hash() -> &'static str {
+/// The argon2 hash of [`PASSWORD`] (computed once).
+pub fn password_hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
     H.get_or_init(|| mcpgate::issue::users::hash_password(PASSWORD).unwrap())
 }

@@ -3,7 +3,7 @@ mod cimd_client;
 mod cimd_fetch_guard;
 mod clients;
 mod flow;
-mod harness;
+pub(crate) mod harness;
 mod negatives;
 mod revocation_faults;
 mod security;
