@@ -3,7 +3,6 @@
 //! servers.
 
 use crate::adapters::envoy::EnvoyAuthz;
-use crate::adapters::prm::{prm_url, AsDocKind, AsMetadata, PrmDocs, PrmEntry};
 use crate::adapters::verifier_state::{HeaderPlan, VerifierState};
 use crate::config::verifier::AsMetadataMode;
 use crate::config::verifier::VerifierConfig;
@@ -16,6 +15,7 @@ use crate::metrics::VerifierMetrics;
 use crate::verify::authorizer::{Authorizer, AuthorizerSettings};
 use crate::verify::jwt::JwtSettings;
 use crate::verify::policy::{Route, Routes, ToolRule};
+use crate::verify::resource_metadata::{prm_url, AsDocKind, AsMetadata, PrmDocs, PrmEntry};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -430,7 +430,7 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     stop: watch::Receiver<bool>,
 ) {
-    let router = crate::adapters::forward_auth::routes(state);
+    let router = crate::adapters::router::routes(state);
     super::serve_router(router, listener, stop, "verifier").await;
 }
 

@@ -441,7 +441,9 @@ impl RawConfig {
 
 fn https_or_loopback(key: &str, v: &str) -> Result<url::Url, ConfigError> {
     let u = url::Url::parse(v).map_err(|e| bad(key, format!("{v}: {e}")))?;
-    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let loopback = u
+        .host()
+        .is_some_and(|h| crate::domain::net::is_loopback_host(&h));
     if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
         return Err(bad(
             key,

@@ -31,7 +31,7 @@ pub(crate) fn client_ip(
     peer: std::net::IpAddr,
     headers: &axum::http::HeaderMap,
 ) -> std::net::IpAddr {
-    let trusted = |ip: &std::net::IpAddr| st.trusted_proxies.iter().any(|n| n.contains(ip));
+    let trusted = |ip: &std::net::IpAddr| crate::domain::net::is_trusted_proxy(&st.trusted_proxies, *ip);
     if !trusted(&peer) {
         return peer;
     }
