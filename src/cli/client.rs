@@ -3,7 +3,7 @@
 
 use super::args::{ClientArgs, ClientCommand};
 use super::oauth::Client;
-use super::session::Context;
+use super::commands::Context;
 use super::store::SavedClient;
 use super::{sanitize, Error};
 use crate::domain::secret::RegistrationToken;

@@ -6,7 +6,7 @@ use super::args::LoginArgs;
 use super::loopback::Listener;
 use super::oauth::{Grant, Metadata};
 use super::pkce::{Expect, Pending};
-use super::session::{registration_request, save_client, Context, DEFAULT_REDIRECT_URI};
+use super::commands::{registration_request, save_client, Context, DEFAULT_REDIRECT_URI};
 use super::store::{resource_key, SavedClient};
 use super::{sanitize, Error};
 use std::process::{Command, Stdio};
@@ -27,11 +27,9 @@ pub fn redirect_admits(registered: &str, actual: &str) -> bool {
     let (Ok(r), Ok(a)) = (Url::parse(registered), Url::parse(actual)) else {
         return false;
     };
-    let loopback_ip = match r.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
-    };
+    let loopback_ip = r
+        .host()
+        .is_some_and(|h| crate::domain::net::is_loopback_ip(&h));
     if r.scheme() != "http" || !loopback_ip || r.port().is_some() {
         return false;
     }
@@ -164,7 +162,7 @@ pub async fn login(ctx: &Context, a: &LoginArgs) -> Result<(), Error> {
         .http
         .token(&meta, &client, grant, a.resource.as_deref(), ctx.now())
         .await?;
-    let who = super::session::jwt_claims(tokens.access_token.secret())
+    let who = super::oauth::jwt_claims(tokens.access_token.secret())
         .and_then(|c| {
             c.get("username")
                 .or_else(|| c.get("sub"))

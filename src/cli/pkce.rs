@@ -2,7 +2,7 @@
 //! the checks on the authorization response (`state`, RFC 9207 `iss`).
 
 use super::{sanitize, Error};
-use crate::domain::secret::{ct_eq, AuthCode, PkceVerifier};
+use crate::domain::secret::{ct_eq, pkce_s256, AuthCode, PkceVerifier};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -43,8 +43,6 @@ pub fn random_b64(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-pub use crate::domain::secret::pkce_s256 as s256;
-
 // === impl Pending ===
 
 impl Pending {
@@ -53,7 +51,7 @@ impl Pending {
     pub fn new() -> Self {
         let verifier = random_b64(32);
         Self {
-            challenge: s256(&verifier),
+            challenge: pkce_s256(&verifier),
             verifier: PkceVerifier::new(verifier),
             state: random_b64(16),
         }
@@ -148,7 +146,7 @@ mod tests {
     #[test]
     fn s256_matches_rfc7636_appendix_b() {
         assert_eq!(
-            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
@@ -163,7 +161,7 @@ mod tests {
             .secret()
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-        assert_eq!(a.challenge, s256(a.verifier.secret()));
+        assert_eq!(a.challenge, pkce_s256(a.verifier.secret()));
         assert_ne!(a.verifier, b.verifier);
         assert_ne!(a.state, b.state);
         assert!(a.state.len() >= 22);
