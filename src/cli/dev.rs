@@ -25,7 +25,7 @@ pub async fn run(_a: &DevArgs) -> Result<(), Error> {
 mod imp {
     use super::{DevArgs, Error};
     use crate::app::{issuer, verifier};
-    use crate::config::issuer_dev::{dev_default, DevOptions, DEV_SCOPES};
+    use crate::config::issuer::dev::{dev_default, DevOptions, DEV_SCOPES};
     use crate::config::verifier::RawConfig as VerifierRaw;
     use crate::domain::clock::SystemClock;
     use crate::domain::secret::AdminToken;

@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn every_env_const_is_documented() {
-        let src = include_str!("verifier_keys.rs");
+        let src = include_str!("keys.rs");
         let mut n = 0;
         for (i, _) in src.match_indices("\"MCPGW_VERIFIER_") {
             let rest = &src[i + 1..];

@@ -4,7 +4,12 @@
 //! [`IssuerConfig`]. Every `Raw*` field is documented here, ending with
 //! "Defaults to …"; [`markdown_reference`] renders these docs for the README.
 
-pub use super::issuer_validate::*;
+pub mod dev;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use validate::*;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -255,7 +260,7 @@ impl Strings for Env {
         std::env::var(key).ok()
     }
     fn names(&self) -> Vec<String> {
-        super::common::process_env_names()
+        crate::config::common::process_env_names()
     }
 }
 
@@ -302,7 +307,7 @@ pub fn provider_env(id: &str, field: &str) -> String {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        super::common::from_toml(text).map_err(|e| bad(&e.path, &e))
+        crate::config::common::from_toml(text).map_err(|e| bad(&e.path, &e))
     }
 
     /// Reads the file named by `path` or `MCPGW_ISSUER_CONFIG` (if any),
@@ -334,7 +339,7 @@ impl RawConfig {
             .collect();
         let mut known: Vec<&str> = ENV_NAMES.to_vec();
         known.extend(provider_vars.iter().map(String::as_str));
-        match super::common::unknown_env("MCPGW_ISSUER_", &env.names(), &known, |_| false) {
+        match crate::config::common::unknown_env("MCPGW_ISSUER_", &env.names(), &known, |_| false) {
             None => Ok(()),
             Some((name, hint)) => Err(bad(
                 &name,
@@ -412,7 +417,7 @@ impl RawConfig {
 /// The `Raw*` docs as a Markdown reference (`key | doc`), straight from the
 /// `///` comments of this file, so it cannot drift.
 pub fn markdown_reference() -> String {
-    let src = include_str!("issuer.rs");
+    let src = include_str!("mod.rs");
     let mut out = String::from("| Key | Description |\n|---|---|\n");
     let mut table = "";
     let mut doc = String::new();
@@ -451,12 +456,12 @@ pub fn markdown_reference() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod doc_tests {
     use super::*;
 
     #[test]
     fn every_raw_field_is_documented_with_a_default() {
-        let src = include_str!("issuer.rs");
+        let src = include_str!("mod.rs");
         let lines: Vec<&str> = src.lines().map(str::trim).collect();
         let mut fields = 0;
         for (i, l) in lines.iter().enumerate() {
@@ -493,7 +498,7 @@ mod tests {
 
     #[test]
     fn every_env_constant_is_known() {
-        let src = include_str!("issuer.rs");
+        let src = include_str!("mod.rs");
         for line in src.lines().filter(|l| l.starts_with("pub const ENV_")) {
             let name = line["pub const ".len()..].split(':').next().unwrap();
             if name == "ENV_PROVIDER_PREFIX" || name == "ENV_NAMES" {

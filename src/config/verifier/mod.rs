@@ -1,10 +1,14 @@
 //! Verifier configuration: TOML file and/or `MCPGW_VERIFIER_*` environment
 //! (env wins) → [`RawConfig`] → [`RawConfig::validate`] → [`VerifierConfig`].
-//! Key documentation lives in [`super::verifier_keys::KEYS`].
+//! Key documentation lives in [`keys::KEYS`].
 
-use super::verifier_keys::*;
-use super::verifier_routes::validate_route;
-pub use super::verifier_routes::{RawRoute, RawToolRule, RouteConfig};
+pub mod claims;
+pub mod keys;
+pub mod routes;
+
+use keys::*;
+use routes::validate_route;
+pub use routes::{RawRoute, RawToolRule, RouteConfig};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -34,7 +38,7 @@ pub struct ConfigError {
     pub msg: String,
 }
 
-/// The file/env form: everything optional (docs in `verifier_keys::KEYS`).
+/// The file/env form: everything optional (docs in `keys::KEYS`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -102,7 +106,7 @@ pub struct RawConfig {
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
     /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
-    pub issuer_claims: Option<Vec<super::verifier_claims::RawIssuerClaims>>,
+    pub issuer_claims: Option<Vec<claims::RawIssuerClaims>>,
 }
 
 /// The validated configuration.
@@ -157,7 +161,7 @@ impl Strings for Env {
         std::env::var(key).ok()
     }
     fn names(&self) -> Vec<String> {
-        super::common::process_env_names()
+        crate::config::common::process_env_names()
     }
 }
 
@@ -201,7 +205,7 @@ fn secs(key: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError
 /// otherwise leave a setting at its default without a word).
 fn check_env_names(env: &dyn Strings) -> Result<(), ConfigError> {
     let known: Vec<&str> = KEYS.iter().filter_map(|k| k.env).collect();
-    match super::common::unknown_env("MCPGW_VERIFIER_", &env.names(), &known, |_| false) {
+    match crate::config::common::unknown_env("MCPGW_VERIFIER_", &env.names(), &known, |_| false) {
         None => Ok(()),
         Some((name, hint)) => Err(bad(
             &name,
@@ -237,7 +241,7 @@ impl VerifierConfig {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        super::common::from_toml(text).map_err(|e| bad(&e.path, &e))
+        crate::config::common::from_toml(text).map_err(|e| bad(&e.path, &e))
     }
 
     /// Overrides file values with the environment.
@@ -320,7 +324,7 @@ impl RawConfig {
         if let Some(u) = &self.jwks_uri {
             https_or_loopback("jwks_uri", u)?;
         }
-        let claims = super::verifier_claims::validate_issuer_claims(
+        let claims = claims::validate_issuer_claims(
             self.issuer_claims.unwrap_or_default(),
             &issuers,
         )?;
@@ -400,7 +404,7 @@ impl RawConfig {
             routes,
             redis_urls: {
                 let urls = self.redis_urls.unwrap_or_default();
-                super::common::check_redis_urls(&urls).map_err(|e| bad("redis_urls", e))?;
+                crate::config::common::check_redis_urls(&urls).map_err(|e| bad("redis_urls", e))?;
                 urls
             },
             revocation_staleness: secs(

@@ -1,6 +1,6 @@
 //! The validated issuer configuration and [`RawConfig::validate`].
 
-use super::issuer::{bad, ConfigError, RawConfig, RawProvider};
+use super::{bad, ConfigError, RawConfig, RawProvider};
 use crate::domain::claims::is_valid_scope_token;
 use crate::domain::secret::{AdminToken, ClientSecret, RegistrationToken};
 use crate::issue::keys::SigningAlg;
@@ -414,7 +414,7 @@ impl RawConfig {
                 if urls.is_empty() {
                     return Err(bad("storage.redis_urls", "required for kind = \"redis\""));
                 }
-                super::common::check_redis_urls(&urls).map_err(|e| bad("storage.redis_urls", e))?;
+                crate::config::common::check_redis_urls(&urls).map_err(|e| bad("storage.redis_urls", e))?;
                 StorageConfig::Redis {
                     urls,
                     cluster: st.redis_cluster.unwrap_or(false),
@@ -425,7 +425,7 @@ impl RawConfig {
         let rv = self.revocation.unwrap_or_default();
         let rv_urls = rv.redis_urls.or(st.redis_urls).unwrap_or_default();
         let rv_cluster = st.redis_cluster.unwrap_or(false);
-        super::common::check_redis_urls(&rv_urls).map_err(|e| bad("revocation.redis_urls", e))?;
+        crate::config::common::check_redis_urls(&rv_urls).map_err(|e| bad("revocation.redis_urls", e))?;
         let revocation = match rv.kind.as_deref() {
             Some("local") => RevocationConfig::Local,
             None if rv_urls.is_empty() => RevocationConfig::Local,

@@ -2,10 +2,10 @@
 //! loopback, embedded store in a data directory, one static user, one
 //! resource, open registration and CIMD, in-process revocation.
 
-use super::issuer::{
+use super::{
     bad, ConfigError, RawCimd, RawConfig, RawProvider, RawResource, RawStorage, RawUser,
 };
-use super::issuer_validate::IssuerConfig;
+use super::validate::IssuerConfig;
 use crate::issue::users::hash_password;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,7 +115,7 @@ pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::issuer_validate::StorageConfig;
+    use crate::config::issuer::validate::StorageConfig;
 
     #[test]
     fn dev_config_is_valid() {
