@@ -7,7 +7,6 @@ use mcpgate::config::issuer::RawConfig;
 use mcpgate::domain::clock::SystemClock;
 use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::cimd::MetadataFetcher;
-use mcpgate::issue::pkce;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -87,7 +86,7 @@ pub fn pkce_pair() -> (String, String) {
         "{}-verifier-0123456789abcdefghijklmnopqrstuvwxyz",
         rand_suffix()
     );
-    let c = pkce::s256(&v);
+    let c = mcpgate::domain::secret::pkce_s256(&v);
     (v, c)
 }
 
