@@ -41,14 +41,7 @@ pub struct VerifierDeps {
     pub jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
 }
 
-/// Failure to start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot bind {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
-    #[error("{0}")]
-    Setup(String),
-}
+pub use super::StartError;
 
 /// The built application, not yet listening.
 pub struct VerifierApp {
@@ -132,8 +125,8 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             })
             .collect::<Vec<_>>(),
     );
-    let authorizer = Authorizer {
-        settings: AuthorizerSettings {
+    let authorizer = Authorizer::new(
+        AuthorizerSettings {
             jwt: JwtSettings {
                 issuers: config.issuers.iter().map(|(i, _)| i.clone()).collect(),
                 leeway_secs: config.leeway_secs,
@@ -145,11 +138,11 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             revocation_staleness: config.revocation_staleness,
         },
         routes,
-        keys: jwks.clone(),
-        cache: token_cache::for_capacity(config.token_cache_capacity, TOKEN_CACHE_TTL),
+        jwks.clone(),
+        token_cache::for_capacity(config.token_cache_capacity, TOKEN_CACHE_TTL),
         revocations,
         clock,
-    };
+    );
     let j2 = jwks.clone();
     let state = Arc::new(VerifierState {
         authorizer,

@@ -307,9 +307,9 @@ pub fn whoami(ctx: &Context, a: &WhoamiArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::secret::BearerToken;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    use crate::domain::secret::BearerToken;
 
     #[test]
     fn decodes_jwt_payload_without_verifying() {

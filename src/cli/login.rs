@@ -3,10 +3,10 @@
 //! `iss` check, tokens saved to the token file.
 
 use super::args::LoginArgs;
+use super::commands::{registration_request, save_client, Context, DEFAULT_REDIRECT_URI};
 use super::loopback::Listener;
 use super::oauth::{Grant, Metadata};
 use super::pkce::{Expect, Pending};
-use super::commands::{registration_request, save_client, Context, DEFAULT_REDIRECT_URI};
 use super::store::{resource_key, SavedClient};
 use super::{sanitize, Error};
 use std::process::{Command, Stdio};
@@ -134,7 +134,7 @@ pub async fn login(ctx: &Context, a: &LoginArgs) -> Result<(), Error> {
     let listener = Listener::bind(a.port.unwrap_or(0)).await?;
     let redirect_uri = listener.redirect_uri();
     let client = client_for(ctx, &meta, &redirect_uri, a).await?;
-    let pending = Pending::new();
+    let pending = Pending::new()?;
     let url = authorize_url(
         &endpoint,
         &client.client_id,
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn authorize_url_carries_pkce_state_and_resource() {
-        let p = Pending::new();
+        let p = Pending::new().unwrap();
         let u = authorize_url(
             "https://as.example/authorize",
             "cid",

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod args;
 pub mod client;
+pub mod commands;
 pub mod dev;
 pub mod discover;
 pub mod hash;
@@ -15,7 +16,6 @@ pub mod login;
 pub mod loopback;
 pub mod oauth;
 pub mod pkce;
-pub mod commands;
 pub mod store;
 
 use args::{Cli, Command};
@@ -28,7 +28,7 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad usage (what clap uses).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for bad configuration (sysexits `EX_USAGE`, as the servers).
-pub const EXIT_CONFIG: u8 = 64;
+pub use crate::app::EXIT_CONFIG;
 
 /// Everything that can go wrong at the CLI boundary. Messages never
 /// contain a token or secret.

@@ -318,9 +318,10 @@ impl Client {
                 format!("unsupported token_type {}", sanitize(&t.token_type)),
             ));
         }
-        let expires_at = t.expires_in.map(|s| now.saturating_add(s)).or_else(|| {
-            jwt_claims(&t.access_token).and_then(|c| c["exp"].as_u64())
-        });
+        let expires_at = t
+            .expires_in
+            .map(|s| now.saturating_add(s))
+            .or_else(|| jwt_claims(&t.access_token).and_then(|c| c["exp"].as_u64()));
         Ok(SavedTokens {
             access_token: BearerToken::new(t.access_token),
             refresh_token: t.refresh_token.map(RefreshToken::new),

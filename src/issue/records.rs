@@ -185,9 +185,7 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// A fresh random token: `bytes` random bytes, base64url.
 pub fn random_token(bytes: usize) -> Result<String, OAuthError> {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| OAuthError::server_error("rng failure"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+    crate::domain::secret::random_b64(bytes).map_err(|_| OAuthError::server_error("rng failure"))
 }
 
 /// Reads a JSON record.

@@ -9,9 +9,10 @@ pub mod dev;
 mod tests;
 mod validate;
 
-pub use validate::*;
+use crate::config::common::{bad, list};
+pub use crate::config::common::{ConfigError, Env, Strings};
 use serde::Deserialize;
-use std::collections::HashMap;
+pub use validate::*;
 
 /// Names the TOML file.
 pub const ENV_CONFIG: &str = "MCPGW_ISSUER_CONFIG";
@@ -50,28 +51,6 @@ pub const ENV_NAMES: &[&str] = &[
     ENV_SIGNING_ENCRYPTION_KEY_FILE,
     ENV_INITIAL_ACCESS_TOKEN,
 ];
-
-/// Where override strings come from (the process env, or a map in tests).
-pub trait Strings {
-    fn get(&self, key: &str) -> Option<String>;
-    /// Every variable name present (to refuse unknown `MCPGW_*` names).
-    /// Defaults to none.
-    fn names(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Env;
-
-/// A bad configuration value; names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config `{key}`: {msg}")]
-pub struct ConfigError {
-    pub key: String,
-    pub msg: String,
-}
 
 /// The issuer's TOML file.
 #[derive(Debug, Default, Deserialize)]
@@ -255,39 +234,6 @@ pub struct RawUser {
     pub name: Option<String>,
 }
 
-impl Strings for Env {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-    fn names(&self) -> Vec<String> {
-        crate::config::common::process_env_names()
-    }
-}
-
-impl Strings for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
-    }
-    fn names(&self) -> Vec<String> {
-        self.keys().cloned().collect()
-    }
-}
-
-pub(super) fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
-    ConfigError {
-        key: key.to_owned(),
-        msg: msg.to_string(),
-    }
-}
-
-fn list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The env name of a provider's secret field.
 pub fn provider_env(id: &str, field: &str) -> String {
     let id: String = id
@@ -458,6 +404,7 @@ pub fn markdown_reference() -> String {
 #[cfg(test)]
 mod doc_tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn every_raw_field_is_documented_with_a_default() {
