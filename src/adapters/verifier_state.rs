@@ -162,7 +162,7 @@ impl VerifierState {
         let host = canonical_host(req.host).ok();
         let path = canonical_path(req.path).ok();
         let route = match (&host, &path) {
-            (Some(h), Some(p)) => self.authorizer.routes.find(h, p),
+            (Some(h), Some(p)) => self.authorizer.routes().find(h, p),
             _ => None,
         };
         let (decision, status, reason, token) = match d {
@@ -174,7 +174,7 @@ impl VerifierState {
                 deny.identity.as_deref(),
             ),
         };
-        let claims = token.map(|t| &t.claims);
+        let claims = token.map(|t| t.claims());
         let jti = claims
             .map(|c| c.jti.as_str())
             .filter(|j| !j.is_empty())
@@ -215,7 +215,7 @@ impl VerifierState {
             None => (0.0, false),
             Some(age) => (
                 age.as_secs_f64(),
-                age >= self.authorizer.settings.revocation_staleness,
+                age >= self.authorizer.settings().revocation_staleness,
             ),
         }
     }

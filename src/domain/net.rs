@@ -94,12 +94,24 @@ mod tests {
             .iter()
             .filter_map(|n| n.parse().ok())
             .collect();
-        let yes = ["127.0.0.1", "::ffff:127.0.0.1", "10.1.2.3", "::ffff:10.1.2.3", "fd00::1"];
+        let yes = [
+            "127.0.0.1",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "::ffff:10.1.2.3",
+            "fd00::1",
+        ];
         for ip in yes {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(is_trusted_proxy(&nets, ip), "{ip}");
         }
-        let no = ["10.2.0.1", "::ffff:10.2.0.1", "::1", "::127.0.0.1", "192.0.2.1"];
+        let no = [
+            "10.2.0.1",
+            "::ffff:10.2.0.1",
+            "::1",
+            "::127.0.0.1",
+            "192.0.2.1",
+        ];
         for ip in no {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!is_trusted_proxy(&nets, ip), "{ip}");

@@ -5,8 +5,8 @@
 //! guard, limits) is `infra/cimd_fetch.rs` behind [`MetadataFetcher`].
 
 use crate::domain::claims::Scopes;
-use crate::issue::error::OAuthError;
 use crate::issue::client_metadata::{parse_metadata, validate, ClientMetadata, AUTH_NONE};
+use crate::issue::error::OAuthError;
 use crate::issue::redirect::PrivateUseSchemes;
 use async_trait::async_trait;
 use std::time::Duration;

@@ -3,10 +3,10 @@
 //! metadata; its rules are in `cimd.rs`, its cache here).
 
 use crate::domain::secret::{ct_eq, ClientSecret};
-use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::cimd::{document_metadata, is_metadata_url, valid_metadata_url};
-use crate::issue::records::{get_json, hash_secret, put_json, ClientRecord, ClientSource};
 use crate::issue::client_metadata::{AUTH_BASIC, AUTH_NONE, AUTH_POST};
+use crate::issue::error::{ErrorCode, OAuthError};
+use crate::issue::records::{get_json, hash_secret, put_json, ClientRecord, ClientSource};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 

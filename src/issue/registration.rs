@@ -3,9 +3,9 @@
 //! stored client.
 
 use crate::domain::secret::ct_eq;
+use crate::issue::client_metadata::{parse_metadata, validate, ClientMetadata, AUTH_NONE};
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::metadata::REGISTER_PATH;
-use crate::issue::client_metadata::{parse_metadata, validate, ClientMetadata, AUTH_NONE};
 use crate::issue::records::{
     get_json, hash_secret, put_json, random_token, ClientRecord, ClientSource,
 };

@@ -286,7 +286,10 @@ impl UpstreamIdp for OidcIdp {
             .append_pair("scope", &self.settings.scopes.join(" "))
             .append_pair("state", &req.state)
             .append_pair("nonce", &req.nonce)
-            .append_pair("code_challenge", &crate::domain::secret::pkce_s256(req.pkce_verifier.secret()))
+            .append_pair(
+                "code_challenge",
+                &crate::domain::secret::pkce_s256(req.pkce_verifier.secret()),
+            )
             .append_pair("code_challenge_method", "S256");
         Ok(url.into())
     }
