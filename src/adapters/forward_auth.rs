@@ -4,50 +4,18 @@
 //! identity headers, or 401/403 with `WWW-Authenticate` (nginx copies it
 //! with `auth_request_set`), or 503 when revocation data is stale.
 
-use super::verifier_state::{RequestIds, VerifierState};
+use super::verifier_state::{header_str, RequestIds, VerifierState};
 use crate::verify::decision::Decision;
 use crate::verify::request::AuthzRequest;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
-use axum::Router;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The ForwardAuth path; any method, any sub-path.
 pub const AUTH_PATH: &str = "/auth";
-
-/// The verifier's HTTP routes: ForwardAuth, PRM, health, metrics.
-pub fn routes(state: Arc<VerifierState>) -> Router {
-    use super::{health, prm};
-    Router::new()
-        .route(AUTH_PATH, any(forward_auth_check_any))
-        .route("/auth/{*rest}", any(forward_auth_check_any))
-        .route("/healthz", get(health::health_live_get))
-        .route("/readyz", get(health::health_ready_get))
-        .route("/metrics", get(health::health_metrics_get))
-        .with_state(state.clone())
-        .merge(prm::routes(state))
-}
-
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The Host of the original request: `X-Forwarded-Host` /
-/// `X-Original-Host` from a trusted proxy, else `Host`.
-pub fn effective_host<'a>(st: &VerifierState, peer: SocketAddr, h: &'a HeaderMap) -> &'a str {
-    if st.is_trusted_proxy(peer.ip()) {
-        if let Some(v) =
-            header_str(h, "x-forwarded-host").or_else(|| header_str(h, "x-original-host"))
-        {
-            return v.split(',').next().unwrap_or(v).trim();
-        }
-    }
-    header_str(h, "host").unwrap_or("")
-}
 
 /// The one readable copy of a header. Several copies (any spelling: the
 /// map is case-insensitive), or a value that is not visible ASCII, set
@@ -143,7 +111,7 @@ fn encode(st: &VerifierState, d: Decision) -> Response {
         Decision::Allow(identity) => {
             let mut out = HeaderMap::new();
             if let Some(vt) = identity {
-                for (name, v) in st.headers.http_names.iter().zip(vt.header_values.iter()) {
+                for (name, v) in st.headers.http_names.iter().zip(vt.header_values().iter()) {
                     if let Some(Ok(v)) = v.as_deref().map(HeaderValue::from_str) {
                         out.insert(name.clone(), v);
                     }

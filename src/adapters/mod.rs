@@ -10,4 +10,6 @@ pub mod issuer;
 #[cfg(feature = "verifier")]
 pub mod prm;
 #[cfg(feature = "verifier")]
+pub mod router;
+#[cfg(feature = "verifier")]
 pub mod verifier_state;

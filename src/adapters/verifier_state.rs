@@ -4,8 +4,10 @@ use crate::metrics::VerifierMetrics;
 use crate::verify::authorizer::Authorizer;
 use crate::verify::decision::{Decision, IDENTITY_SLOTS};
 use crate::verify::request::{canonical_host, canonical_path, AuthzRequest};
+use crate::verify::resource_metadata::{AsMetadata, PrmDocs};
+use http::HeaderMap;
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Which headers go upstream on an allow.
@@ -45,9 +47,9 @@ pub struct VerifierState {
     pub authorizer: Authorizer,
     pub headers: HeaderPlan,
     pub metrics: Arc<VerifierMetrics>,
-    pub prm: super::prm::PrmDocs,
+    pub prm: PrmDocs,
     /// The authorization server's metadata at the resource origin.
-    pub as_metadata: super::prm::AsMetadata,
+    pub as_metadata: AsMetadata,
     pub trusted_proxies: Vec<IpNet>,
     /// Whether every issuer's keys are loaded (reported by /readyz).
     pub jwks_loaded: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -103,15 +105,29 @@ fn jti_hash(jti: &str) -> String {
         .collect()
 }
 
+/// A header's value, when it is readable.
+pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
 // === impl VerifierState ===
 
 impl VerifierState {
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        crate::domain::net::is_trusted_proxy(&self.trusted_proxies, ip)
+    }
+
+    /// The Host of the original request: `X-Forwarded-Host` /
+    /// `X-Original-Host` from a trusted proxy, else `Host`.
+    pub fn effective_host<'a>(&self, peer: SocketAddr, h: &'a HeaderMap) -> &'a str {
+        if self.is_trusted_proxy(peer.ip()) {
+            if let Some(v) =
+                header_str(h, "x-forwarded-host").or_else(|| header_str(h, "x-original-host"))
+            {
+                return v.split(',').next().unwrap_or(v).trim();
+            }
+        }
+        header_str(h, "host").unwrap_or("")
     }
 
     /// Counts a decision and logs it: one line on target
@@ -146,7 +162,7 @@ impl VerifierState {
         let host = canonical_host(req.host).ok();
         let path = canonical_path(req.path).ok();
         let route = match (&host, &path) {
-            (Some(h), Some(p)) => self.authorizer.routes.find(h, p),
+            (Some(h), Some(p)) => self.authorizer.routes().find(h, p),
             _ => None,
         };
         let (decision, status, reason, token) = match d {
@@ -158,7 +174,7 @@ impl VerifierState {
                 deny.identity.as_deref(),
             ),
         };
-        let claims = token.map(|t| &t.claims);
+        let claims = token.map(|t| t.claims());
         let jti = claims
             .map(|c| c.jti.as_str())
             .filter(|j| !j.is_empty())
@@ -199,7 +215,7 @@ impl VerifierState {
             None => (0.0, false),
             Some(age) => (
                 age.as_secs_f64(),
-                age >= self.authorizer.settings.revocation_staleness,
+                age >= self.authorizer.settings().revocation_staleness,
             ),
         }
     }

@@ -25,9 +25,7 @@ use crate::infra::store_backend::{open_store, StoreBackend};
 use crate::issue::cimd::MetadataFetcher;
 use crate::issue::keys::{KeyManager, PemKeys};
 use crate::issue::metadata::issuer_path;
-use crate::issue::service::{
-    CimdSettings, Issuer, RegistrationSettings, ResourceSettings, Settings,
-};
+use crate::issue::service::{CimdSettings, Issuer, ResourceSettings, Settings};
 use crate::issue::store::Store;
 use crate::issue::upstream::UpstreamIdp;
 use crate::issue::users::StaticUsers;
@@ -58,14 +56,7 @@ pub struct IssuerDeps {
     pub fetcher: Option<Arc<dyn MetadataFetcher>>,
 }
 
-/// Failure to start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot bind {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
-    #[error("{0}")]
-    Setup(String),
-}
+pub use super::StartError;
 
 fn setup(what: &str) -> impl Fn(String) -> StartError + '_ {
     move |e| StartError::Setup(format!("{what}: {e}"))
@@ -218,15 +209,7 @@ fn settings(config: &IssuerConfig, issuer: String) -> Settings {
         pending_ttl: config.login_timeout,
         session_ttl: config.session_ttl,
         consent_ttl: config.consent_ttl,
-        registration: RegistrationSettings {
-            enabled: config.registration.enabled,
-            rate_limit: config.registration.rate_limit,
-            rate_window: config.registration.rate_window,
-            client_lifetime: config.registration.client_lifetime,
-            initial_access_token: config.registration.initial_access_token.clone(),
-            enforce_client_scope: config.registration.enforce_client_scope,
-            private_use_schemes: config.registration.private_use_schemes,
-        },
+        registration: config.registration.clone(),
         cimd: CimdSettings {
             enabled: config.cimd.enabled,
             default_cache: config.cimd.default_cache,

@@ -1,4 +1,46 @@
-//! Composition roots shared by the binaries and the tests.
+//! Composition roots shared by the binaries and the tests, and what every
+//! server start shares: [`StartError`], [`shutdown_signal`], [`EXIT_CONFIG`].
+
+/// Exit code for a configuration the servers (and the CLI) refuse: sysexits
+/// `EX_USAGE`.
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Why a server did not start.
+#[cfg(any(feature = "issuer", feature = "verifier"))]
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (what Kubernetes and systemd
+/// send): the signal to drain and stop. When SIGTERM cannot be watched,
+/// Ctrl-C alone.
+#[cfg(any(feature = "issuer", feature = "verifier"))]
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
 #[cfg(feature = "issuer")]
 pub mod issuer;
 #[cfg(feature = "verifier")]

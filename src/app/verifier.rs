@@ -3,7 +3,6 @@
 //! servers.
 
 use crate::adapters::envoy::EnvoyAuthz;
-use crate::adapters::prm::{prm_url, AsDocKind, AsMetadata, PrmDocs, PrmEntry};
 use crate::adapters::verifier_state::{HeaderPlan, VerifierState};
 use crate::config::verifier::AsMetadataMode;
 use crate::config::verifier::VerifierConfig;
@@ -16,6 +15,7 @@ use crate::metrics::VerifierMetrics;
 use crate::verify::authorizer::{Authorizer, AuthorizerSettings};
 use crate::verify::jwt::JwtSettings;
 use crate::verify::policy::{Route, Routes, ToolRule};
+use crate::verify::resource_metadata::{prm_url, AsDocKind, AsMetadata, PrmDocs, PrmEntry};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,14 +41,7 @@ pub struct VerifierDeps {
     pub jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
 }
 
-/// Failure to start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot bind {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
-    #[error("{0}")]
-    Setup(String),
-}
+pub use super::StartError;
 
 /// The built application, not yet listening.
 pub struct VerifierApp {
@@ -132,8 +125,8 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             })
             .collect::<Vec<_>>(),
     );
-    let authorizer = Authorizer {
-        settings: AuthorizerSettings {
+    let authorizer = Authorizer::new(
+        AuthorizerSettings {
             jwt: JwtSettings {
                 issuers: config.issuers.iter().map(|(i, _)| i.clone()).collect(),
                 leeway_secs: config.leeway_secs,
@@ -145,11 +138,11 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             revocation_staleness: config.revocation_staleness,
         },
         routes,
-        keys: jwks.clone(),
-        cache: token_cache::for_capacity(config.token_cache_capacity, TOKEN_CACHE_TTL),
+        jwks.clone(),
+        token_cache::for_capacity(config.token_cache_capacity, TOKEN_CACHE_TTL),
         revocations,
         clock,
-    };
+    );
     let j2 = jwks.clone();
     let state = Arc::new(VerifierState {
         authorizer,
@@ -430,7 +423,7 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     stop: watch::Receiver<bool>,
 ) {
-    let router = crate::adapters::forward_auth::routes(state);
+    let router = crate::adapters::router::routes(state);
     super::serve_router(router, listener, stop, "verifier").await;
 }
 

@@ -3,11 +3,9 @@
 //! with `MCPGW_ISSUER_*` overrides; exits 64 on bad configuration.
 
 use mcpgate::app::issuer::{spawn, IssuerDeps};
+use mcpgate::app::{shutdown_signal, EXIT_CONFIG};
 use mcpgate::config::issuer::{Env, IssuerConfig, RawConfig};
 use std::process::ExitCode;
-
-/// EX_USAGE: the configuration is invalid.
-const EXIT_CONFIG: u8 = 64;
 
 const USAGE: &str = "\
 usage: issuer [--config <file.toml>] | --help | --version
@@ -93,21 +91,7 @@ async fn run(config: IssuerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
     ExitCode::SUCCESS

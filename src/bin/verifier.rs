@@ -3,11 +3,9 @@
 //! `MCPGW_VERIFIER_CONFIG`; exits 64 on bad configuration.
 
 use mcpgate::app::verifier::{build, VerifierDeps};
+use mcpgate::app::{shutdown_signal, EXIT_CONFIG};
 use mcpgate::config::verifier::{Env, VerifierConfig};
 use std::process::ExitCode;
-
-/// EX_USAGE: the configuration is invalid.
-const EXIT_CONFIG: u8 = 64;
 
 const USAGE: &str = "\
 usage: verifier [--help | --version]
@@ -87,27 +85,4 @@ async fn run(config: VerifierConfig, threads: usize) -> ExitCode {
     tracing::info!("shutting down: refusing new connections, draining the requests in flight");
     running.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -2,7 +2,7 @@
 //! token).
 
 use super::args::{AdminArgs, AdminCommand, ClientsCommand, KeysCommand};
-use super::session::Context;
+use super::commands::Context;
 use super::{sanitize, Error};
 use crate::domain::secret::AdminToken;
 use serde_json::{json, Value};

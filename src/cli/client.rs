@@ -2,8 +2,8 @@
 //! this CLI registered (its registration access token is in the token file).
 
 use super::args::{ClientArgs, ClientCommand};
+use super::commands::Context;
 use super::oauth::Client;
-use super::session::Context;
 use super::store::SavedClient;
 use super::{sanitize, Error};
 use crate::domain::secret::RegistrationToken;

@@ -25,7 +25,7 @@ pub async fn run(_a: &DevArgs) -> Result<(), Error> {
 mod imp {
     use super::{DevArgs, Error};
     use crate::app::{issuer, verifier};
-    use crate::config::issuer_dev::{dev_default, DevOptions, DEV_SCOPES};
+    use crate::config::issuer::dev::{dev_default, DevOptions, DEV_SCOPES};
     use crate::config::verifier::RawConfig as VerifierRaw;
     use crate::domain::clock::SystemClock;
     use crate::domain::secret::AdminToken;
@@ -77,7 +77,7 @@ mod imp {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Config(format!("--data-dir {}: {e}", dir.display())))?;
         }
-        let admin = super::super::pkce::random_b64(32);
+        let admin = crate::domain::secret::random_b64(32).map_err(dev)?;
         d.config.admin_token = Some(AdminToken::new(admin.clone()));
 
         let revocations = LocalRevocations::new(Arc::new(SystemClock), MAX_TOKEN_LIFETIME);
@@ -153,21 +153,9 @@ mod imp {
              Log in with:  mcpgate --issuer {} login --resource {resource}",
             iss.issuer, ver.http_addr, ver.grpc_addr, d.username, d.password, iss.issuer,
         );
-        wait_for_signal().await;
+        crate::app::shutdown_signal().await;
         ver.shutdown().await;
         iss.shutdown().await;
         Ok(())
-    }
-
-    async fn wait_for_signal() {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            if let Ok(mut term) = signal(SignalKind::terminate()) {
-                tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
-                return;
-            }
-        }
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -3,10 +3,10 @@
 //! `iss` check, tokens saved to the token file.
 
 use super::args::LoginArgs;
+use super::commands::{registration_request, save_client, Context, DEFAULT_REDIRECT_URI};
 use super::loopback::Listener;
 use super::oauth::{Grant, Metadata};
 use super::pkce::{Expect, Pending};
-use super::session::{registration_request, save_client, Context, DEFAULT_REDIRECT_URI};
 use super::store::{resource_key, SavedClient};
 use super::{sanitize, Error};
 use std::process::{Command, Stdio};
@@ -27,11 +27,9 @@ pub fn redirect_admits(registered: &str, actual: &str) -> bool {
     let (Ok(r), Ok(a)) = (Url::parse(registered), Url::parse(actual)) else {
         return false;
     };
-    let loopback_ip = match r.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
-    };
+    let loopback_ip = r
+        .host()
+        .is_some_and(|h| crate::domain::net::is_loopback_ip(&h));
     if r.scheme() != "http" || !loopback_ip || r.port().is_some() {
         return false;
     }
@@ -136,7 +134,7 @@ pub async fn login(ctx: &Context, a: &LoginArgs) -> Result<(), Error> {
     let listener = Listener::bind(a.port.unwrap_or(0)).await?;
     let redirect_uri = listener.redirect_uri();
     let client = client_for(ctx, &meta, &redirect_uri, a).await?;
-    let pending = Pending::new();
+    let pending = Pending::new()?;
     let url = authorize_url(
         &endpoint,
         &client.client_id,
@@ -164,7 +162,7 @@ pub async fn login(ctx: &Context, a: &LoginArgs) -> Result<(), Error> {
         .http
         .token(&meta, &client, grant, a.resource.as_deref(), ctx.now())
         .await?;
-    let who = super::session::jwt_claims(tokens.access_token.secret())
+    let who = super::oauth::jwt_claims(tokens.access_token.secret())
         .and_then(|c| {
             c.get("username")
                 .or_else(|| c.get("sub"))
@@ -210,7 +208,7 @@ mod tests {
 
     #[test]
     fn authorize_url_carries_pkce_state_and_resource() {
-        let p = Pending::new();
+        let p = Pending::new().unwrap();
         let u = authorize_url(
             "https://as.example/authorize",
             "cid",

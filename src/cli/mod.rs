@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod args;
 pub mod client;
+pub mod commands;
 pub mod dev;
 pub mod discover;
 pub mod hash;
@@ -15,7 +16,6 @@ pub mod login;
 pub mod loopback;
 pub mod oauth;
 pub mod pkce;
-pub mod session;
 pub mod store;
 
 use args::{Cli, Command};
@@ -28,7 +28,7 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad usage (what clap uses).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for bad configuration (sysexits `EX_USAGE`, as the servers).
-pub const EXIT_CONFIG: u8 = 64;
+pub use crate::app::EXIT_CONFIG;
 
 /// Everything that can go wrong at the CLI boundary. Messages never
 /// contain a token or secret.
@@ -121,7 +121,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 "{server}: resource {}, authorization server {}",
                 d.resource, d.issuer
             );
-            let ctx = session::Context::with_issuer(&cli, &d.issuer)?;
+            let ctx = commands::Context::with_issuer(&cli, &d.issuer)?;
             let a = args::LoginArgs {
                 server: None,
                 resource: a.resource.clone().or(Some(d.resource)),
@@ -133,13 +133,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             return login::login(&ctx, &a).await;
         }
     }
-    let ctx = session::Context::new(&cli)?;
+    let ctx = commands::Context::new(&cli)?;
     match cli.command {
-        Command::Register(a) => session::register(&ctx, &a).await,
+        Command::Register(a) => commands::register(&ctx, &a).await,
         Command::Login(a) => login::login(&ctx, &a).await,
-        Command::Token(a) => session::token(&ctx, &a).await,
-        Command::Revoke(a) => session::revoke(&ctx, &a).await,
-        Command::Whoami(a) => session::whoami(&ctx, &a),
+        Command::Token(a) => commands::token(&ctx, &a).await,
+        Command::Revoke(a) => commands::revoke(&ctx, &a).await,
+        Command::Whoami(a) => commands::whoami(&ctx, &a),
         Command::Admin(a) => admin::run(&ctx, &a).await,
         Command::Client(a) => client::run(&ctx, &a).await,
         Command::Dev(a) => dev::run(&a).await,

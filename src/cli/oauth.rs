@@ -5,6 +5,8 @@
 use super::store::{SavedClient, SavedTokens};
 use super::{sanitize, Error};
 use crate::domain::secret::{AuthCode, BearerToken, PkceVerifier, RefreshToken, RegistrationToken};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -125,6 +127,19 @@ fn string_field(url: &str, v: &Value, name: &str) -> Result<String, Error> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| Error::protocol(url, format!("missing {name}")))
+}
+
+/// The claims of a JWT, decoded WITHOUT verifying its signature (for
+/// display and expiry hints only).
+pub fn jwt_claims(token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.is_object().then_some(v)
 }
 
 // === impl Metadata ===
@@ -303,9 +318,10 @@ impl Client {
                 format!("unsupported token_type {}", sanitize(&t.token_type)),
             ));
         }
-        let expires_at = t.expires_in.map(|s| now.saturating_add(s)).or_else(|| {
-            super::session::jwt_claims(&t.access_token).and_then(|c| c["exp"].as_u64())
-        });
+        let expires_at = t
+            .expires_in
+            .map(|s| now.saturating_add(s))
+            .or_else(|| jwt_claims(&t.access_token).and_then(|c| c["exp"].as_u64()));
         Ok(SavedTokens {
             access_token: BearerToken::new(t.access_token),
             refresh_token: t.refresh_token.map(RefreshToken::new),

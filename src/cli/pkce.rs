@@ -2,10 +2,7 @@
 //! the checks on the authorization response (`state`, RFC 9207 `iss`).
 
 use super::{sanitize, Error};
-use crate::domain::secret::{ct_eq, AuthCode, PkceVerifier};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
+use crate::domain::secret::{ct_eq, pkce_s256, random_b64, AuthCode, PkceVerifier, RngError};
 
 /// What the login sent and expects back.
 #[derive(Debug)]
@@ -36,33 +33,19 @@ pub enum Rejection {
     Failed(String),
 }
 
-/// `bytes` random bytes, base64url without padding.
-pub fn random_b64(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
-pub use crate::domain::secret::pkce_s256 as s256;
-
 // === impl Pending ===
 
 impl Pending {
     /// A fresh verifier (32 random bytes → 43 characters), its challenge,
     /// and a 128-bit `state`.
-    pub fn new() -> Self {
-        let verifier = random_b64(32);
-        Self {
-            challenge: s256(&verifier),
+    pub fn new() -> Result<Self, Error> {
+        let rng = |e: RngError| Error::Login(e.to_string());
+        let verifier = random_b64(32).map_err(rng)?;
+        Ok(Self {
+            challenge: pkce_s256(&verifier),
             verifier: PkceVerifier::new(verifier),
-            state: random_b64(16),
-        }
-    }
-}
-
-impl Default for Pending {
-    fn default() -> Self {
-        Self::new()
+            state: random_b64(16).map_err(rng)?,
+        })
     }
 }
 
@@ -148,23 +131,23 @@ mod tests {
     #[test]
     fn s256_matches_rfc7636_appendix_b() {
         assert_eq!(
-            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 
     #[test]
     fn pending_values_are_fresh_and_well_formed() {
-        let a = Pending::new();
-        let b = Pending::new();
+        let a = Pending::new().unwrap();
+        let b = Pending::new().unwrap();
         assert_eq!(a.verifier.secret().len(), 43);
         assert!(a
             .verifier
             .secret()
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-        assert_eq!(a.challenge, s256(a.verifier.secret()));
-        assert_ne!(a.verifier, b.verifier);
+        assert_eq!(a.challenge, pkce_s256(a.verifier.secret()));
+        assert_ne!(a.verifier.secret(), b.verifier.secret());
         assert_ne!(a.state, b.state);
         assert!(a.state.len() >= 22);
     }
@@ -192,7 +175,10 @@ mod tests {
             q(&[("code", "abc"), ("state", "other")]),
             q(&[("code", "abc"), ("state", "st"), ("state", "st")]),
         ] {
-            assert_eq!(expect(false).check(&query), Err(Rejection::Foreign));
+            assert!(matches!(
+                expect(false).check(&query),
+                Err(Rejection::Foreign)
+            ));
         }
     }
 

@@ -1,9 +1,78 @@
 //! What both configurations share: TOML errors that name the key path, line
 //! and column; "did you mean" suggestions for misspelt names; refusing
 //! environment variables with our prefix that nothing reads (a typo such as
-//! `MCPGW_VERIFIER_REQUIRED_SCOPE` would otherwise be ignored in silence).
+//! `MCPGW_VERIFIER_REQUIRED_SCOPE` would otherwise be ignored in silence);
+//! where the strings come from ([`Strings`]), the one [`ConfigError`].
 
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// Where configuration strings come from (the process env, or a map in
+/// tests).
+pub trait Strings {
+    fn get(&self, key: &str) -> Option<String>;
+    /// Every variable name present (to refuse unknown `MCPGW_*` names).
+    /// Defaults to none.
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env;
+
+impl Strings for Env {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+    fn names(&self) -> Vec<String> {
+        process_env_names()
+    }
+}
+
+impl Strings for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+}
+
+/// A bad configuration value; names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config `{key}`: {msg}")]
+pub struct ConfigError {
+    pub key: String,
+    pub msg: String,
+}
+
+/// The error for `key`.
+pub fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        msg: msg.to_string(),
+    }
+}
+
+/// A comma-separated list from an environment variable (blanks dropped).
+pub fn list(s: &str) -> Vec<String> {
+    split(s, &[','])
+}
+
+/// A list separated by commas or spaces (the verifier's list variables).
+pub fn words(s: &str) -> Vec<String> {
+    split(s, &[',', ' '])
+}
+
+fn split(s: &str, seps: &[char]) -> Vec<String> {
+    s.split(seps)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 /// Why a TOML document did not fit the configuration type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 pub mod claim_map;
 pub mod claims;
 pub mod clock;
+pub mod net;
 pub mod revocation;
 pub mod secret;
 pub mod well_known;

@@ -18,10 +18,28 @@ pub fn pkce_s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
+/// The system random number generator failed (it does not, in practice:
+/// callers fail closed rather than fall back to anything weaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the system random number generator failed")]
+pub struct RngError;
+
+/// A fresh random token: `bytes` bytes from the system CSPRNG, unpadded
+/// base64url. The one generator for every token, code, `state` and PKCE
+/// verifier the issuer and the CLI make.
+pub fn random_b64(bytes: usize) -> Result<String, RngError> {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| RngError)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
 macro_rules! secret_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+        // No `PartialEq`: a secret is compared with `matches` (constant
+        // time), never with `==`.
+        #[derive(Clone, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(String);
 

@@ -6,8 +6,7 @@
 //! `github:<numeric id>`, usernames the login. Base URLs are configurable so
 //! tests (and GitHub Enterprise) can point them elsewhere.
 
-use crate::domain::secret::ClientSecret;
-use crate::infra::oidc::pkce_s256_challenge;
+use crate::domain::secret::{pkce_s256, ClientSecret};
 use crate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp, UpstreamUser};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -147,7 +146,7 @@ impl UpstreamIdp for GitHubIdp {
             .append_pair("scope", &self.settings.scopes.join(" "))
             .append_pair("state", &req.state)
             .append_pair("allow_signup", "false")
-            .append_pair("code_challenge", &pkce_s256_challenge(&req.pkce_verifier))
+            .append_pair("code_challenge", &pkce_s256(req.pkce_verifier.secret()))
             .append_pair("code_challenge_method", "S256");
         Ok(url.into())
     }

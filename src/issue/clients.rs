@@ -1,10 +1,12 @@
 //! Finding and authenticating clients: registered ones from the store, and
-//! Client ID Metadata Documents (an https `client_id` names its own metadata).
+//! Client ID Metadata Documents (an https `client_id` names its own
+//! metadata; its rules are in `cimd.rs`, its cache here).
 
 use crate::domain::secret::{ct_eq, ClientSecret};
+use crate::issue::cimd::{document_metadata, is_metadata_url, valid_metadata_url};
+use crate::issue::client_metadata::{AUTH_BASIC, AUTH_NONE, AUTH_POST};
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::records::{get_json, hash_secret, put_json, ClientRecord, ClientSource};
-use crate::issue::registration::{parse_metadata, validate, AUTH_BASIC, AUTH_NONE, AUTH_POST};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 
@@ -26,33 +28,6 @@ pub struct ClientCredentials {
     pub client_id: Option<String>,
     pub secret: Option<ClientSecret>,
     pub method: AuthMethod,
-}
-
-/// Whether a `client_id` is a Client ID Metadata Document URL.
-pub fn is_metadata_url(client_id: &str) -> bool {
-    client_id.starts_with("https://")
-}
-
-/// The draft's rules for a metadata `client_id`: https, a host, a path
-/// beyond "/", no fragment, credentials or dot segments.
-fn valid_metadata_url(client_id: &str) -> bool {
-    let Ok(u) = url::Url::parse(client_id) else {
-        return false;
-    };
-    let raw_path = client_id
-        .splitn(4, '/')
-        .nth(3)
-        .map(|p| p.split('?').next().unwrap_or(""))
-        .unwrap_or("");
-    u.scheme() == "https"
-        && u.host_str().is_some()
-        && !raw_path.is_empty()
-        && u.fragment().is_none()
-        && !client_id.contains('#')
-        && u.username().is_empty()
-        && u.password().is_none()
-        && !raw_path.split('/').any(|seg| seg == "." || seg == "..")
-        && client_id.len() <= 2000
 }
 
 // === impl Issuer ===
@@ -90,29 +65,12 @@ impl Issuer {
             .fetch(url)
             .await
             .map_err(|e| invalid("could not fetch the client metadata document").with_cause(e))?;
-        let body: serde_json::Value = serde_json::from_slice(&doc.body)
-            .map_err(|e| invalid("client metadata document is not JSON").with_cause(e))?;
-        if body.get("client_id").and_then(|v| v.as_str()) != Some(url) {
-            return Err(invalid(
-                "client metadata document client_id does not match its URL",
-            ));
-        }
-        if body.get("client_secret").is_some() || body.get("client_secret_expires_at").is_some() {
-            return Err(invalid(
-                "client metadata documents must not contain secrets",
-            ));
-        }
-        let mut meta = parse_metadata(&body).map_err(|e| invalid_from(e, "metadata"))?;
-        match meta.token_endpoint_auth_method.as_deref() {
-            None | Some(AUTH_NONE) => meta.token_endpoint_auth_method = Some(AUTH_NONE.into()),
-            Some(_) => return Err(invalid("only token_endpoint_auth_method none is supported")),
-        }
-        let meta = validate(
-            meta,
+        let meta = document_metadata(
+            url,
+            &doc.body,
             &self.settings.scopes,
             self.settings.registration.private_use_schemes,
-        )
-        .map_err(|e| invalid_from(e, "metadata"))?;
+        )?;
         let now = self.now();
         let rec = ClientRecord {
             client_id: url.to_owned(),
@@ -206,27 +164,5 @@ impl Issuer {
         self.revoke_client_tokens(client_id).await?;
         tracing::info!(client_id, "client deleted");
         Ok(())
-    }
-}
-
-fn invalid_from(e: OAuthError, what: &str) -> OAuthError {
-    let d = e.description.clone().unwrap_or_default();
-    OAuthError::invalid_client(format!("invalid client {what}: {d}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_url_rules() {
-        assert!(valid_metadata_url("https://app.example/client.json"));
-        assert!(valid_metadata_url("https://app.example/c?v=1"));
-        assert!(!valid_metadata_url("https://app.example/"));
-        assert!(!valid_metadata_url("https://app.example"));
-        assert!(!valid_metadata_url("http://app.example/c"));
-        assert!(!valid_metadata_url("https://app.example/a/../c"));
-        assert!(!valid_metadata_url("https://app.example/c#x"));
-        assert!(!valid_metadata_url("https://u:p@app.example/c"));
     }
 }

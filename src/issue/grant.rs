@@ -5,6 +5,7 @@
 
 use crate::domain::claims::{AccessClaims, Audience, Scopes};
 use crate::domain::secret::{PkceVerifier, RefreshToken};
+use crate::issue::client_metadata::{GRANT_CODE, GRANT_REFRESH};
 use crate::issue::clients::ClientCredentials;
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::pkce;
@@ -12,7 +13,6 @@ use crate::issue::records::{
     get_json, hash_secret, put_json, random_token, take_json, AccessRecord, ClientRecord,
     CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
 };
-use crate::issue::registration::{GRANT_CODE, GRANT_REFRESH};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 use serde::Serialize;

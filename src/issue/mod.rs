@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod cimd;
+pub mod client_metadata;
 pub mod clients;
 pub mod error;
 pub mod grant;

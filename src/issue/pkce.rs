@@ -1,6 +1,6 @@
 //! PKCE (RFC 7636), S256 only: `plain` is refused (OAuth 2.1 §4.1.1, MCP).
 
-use crate::domain::secret::{ct_eq, PkceVerifier};
+use crate::domain::secret::{ct_eq, pkce_s256, PkceVerifier};
 use crate::issue::error::OAuthError;
 
 /// The only supported `code_challenge_method`.
@@ -44,13 +44,11 @@ pub fn validate_challenge(
     Ok(challenge.to_owned())
 }
 
-pub use crate::domain::secret::pkce_s256 as s256;
-
 /// Whether `unverified` is well formed and matches `challenge`, compared in
 /// constant time.
 pub fn verify(challenge: &str, unverified: &PkceVerifier) -> bool {
     let v = unverified.secret();
-    is_unreserved_43_128(v) && ct_eq(s256(v).as_bytes(), challenge.as_bytes())
+    is_unreserved_43_128(v) && ct_eq(pkce_s256(v).as_bytes(), challenge.as_bytes())
 }
 
 #[cfg(test)]
@@ -63,7 +61,7 @@ mod tests {
 
     #[test]
     fn rfc_vector() {
-        assert_eq!(s256(VERIFIER), CHALLENGE);
+        assert_eq!(pkce_s256(VERIFIER), CHALLENGE);
         assert!(verify(CHALLENGE, &PkceVerifier::new(VERIFIER)));
         assert!(!verify(CHALLENGE, &PkceVerifier::new(&VERIFIER[1..])));
         let mut wrong = VERIFIER.to_owned();
@@ -84,8 +82,8 @@ mod tests {
     #[test]
     fn verifier_charset() {
         let bad = "a".repeat(42);
-        assert!(!verify(&s256(&bad), &PkceVerifier::new(bad)));
+        assert!(!verify(&pkce_s256(&bad), &PkceVerifier::new(bad)));
         let spaced = format!("{} ", "a".repeat(43));
-        assert!(!verify(&s256(&spaced), &PkceVerifier::new(spaced)));
+        assert!(!verify(&pkce_s256(&spaced), &PkceVerifier::new(spaced)));
     }
 }

@@ -2,6 +2,7 @@
 //! keys derived from secrets by SHA-256 (a leaked store holds no usable code,
 //! refresh token, client secret or registration token).
 
+use crate::issue::client_metadata::ClientMetadata;
 use crate::issue::error::OAuthError;
 use crate::issue::store::{Namespace, Store, StoreError};
 use crate::issue::upstream::UpstreamUser;
@@ -29,7 +30,7 @@ pub struct ClientRecord {
     pub secret_hash: Option<String>,
     /// SHA-256 of the RFC 7592 registration access token.
     pub registration_token_hash: Option<String>,
-    pub metadata: super::registration::ClientMetadata,
+    pub metadata: ClientMetadata,
     pub client_id_issued_at: u64,
     /// 0 = never.
     pub client_secret_expires_at: u64,
@@ -184,9 +185,7 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// A fresh random token: `bytes` random bytes, base64url.
 pub fn random_token(bytes: usize) -> Result<String, OAuthError> {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| OAuthError::server_error("rng failure"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+    crate::domain::secret::random_b64(bytes).map_err(|_| OAuthError::server_error("rng failure"))
 }
 
 /// Reads a JSON record.

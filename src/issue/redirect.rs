@@ -4,7 +4,8 @@
 //! native apps (RFC 8252 §7.1) other than the dangerous ones; never a
 //! fragment.
 
-use url::{Host, Url};
+use crate::domain::net::is_loopback_host;
+use url::Url;
 
 /// Schemes that must never be redirect targets: script and document
 /// schemes a browser would run or render, local files, sockets, and
@@ -78,15 +79,6 @@ pub const MAX_LEN: usize = 2000;
 
 /// Why a redirect URI was refused (safe to show).
 pub type Reason = &'static str;
-
-/// Whether `host` is a loopback host name or address.
-pub fn is_loopback_host(host: &Host<&str>) -> bool {
-    match host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => ip.is_loopback(),
-    }
-}
 
 /// Validates a redirect URI for registration (or a metadata document).
 pub fn validate(uri: &str, schemes: PrivateUseSchemes) -> Result<Url, Reason> {

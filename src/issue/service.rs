@@ -7,7 +7,7 @@ use crate::domain::revocation::RevocationSink;
 use crate::domain::secret::{AdminToken, RegistrationToken};
 use crate::issue::cimd::MetadataFetcher;
 use crate::issue::keys::KeyManager;
-use crate::issue::store::Store;
+use crate::issue::store::{Namespace, Store};
 use crate::issue::upstream::UpstreamIdp;
 use crate::issue::users::{AllowList, StaticUsers};
 use std::sync::Arc;
@@ -85,19 +85,21 @@ pub struct Settings {
     pub admin_token: Option<AdminToken>,
 }
 
-/// The authorization server core.
+/// The authorization server core. Built by `app::issuer`; the adapters
+/// reach it through its operations and the read-only accessors below, not
+/// through its store or keys.
 pub struct Issuer {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
-    pub revocations: Arc<dyn RevocationSink>,
-    pub clock: Arc<dyn Clock>,
-    pub keys: KeyManager,
+    pub(crate) settings: Settings,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) revocations: Arc<dyn RevocationSink>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) keys: KeyManager,
     /// Browser-redirect upstream providers (GitHub, Google, OIDC).
-    pub idps: Vec<Arc<dyn UpstreamIdp>>,
+    pub(crate) idps: Vec<Arc<dyn UpstreamIdp>>,
     /// The built-in username/password provider, if configured.
-    pub static_users: Option<StaticUsers>,
+    pub(crate) static_users: Option<StaticUsers>,
     /// Fetcher of Client ID Metadata Documents (`None` disables CIMD).
-    pub fetcher: Option<Arc<dyn MetadataFetcher>>,
+    pub(crate) fetcher: Option<Arc<dyn MetadataFetcher>>,
 }
 
 // === impl Settings ===
@@ -129,6 +131,41 @@ impl Issuer {
     /// An upstream provider by id.
     pub fn idp(&self, id: &str) -> Option<&Arc<dyn UpstreamIdp>> {
         self.idps.iter().find(|p| p.id() == id)
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The public signing keys (RFC 7517), for `/jwks`.
+    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.keys.jwks()
+    }
+
+    /// The store (for operators' tools and tests that inspect it).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The built-in username/password provider, if configured.
+    pub fn static_users(&self) -> Option<&StaticUsers> {
+        self.static_users.as_ref()
+    }
+
+    /// Why the issuer cannot serve now, if it cannot: the store or the
+    /// revocation sink does not answer (a revocation could not be
+    /// acknowledged). Logged here; the reason is safe to show.
+    pub async fn not_ready(&self) -> Option<&'static str> {
+        if let Err(e) = self.store.get(Namespace::RateLimits, "readyz").await {
+            tracing::warn!(error = %e, "store not ready");
+            return Some("storage unavailable");
+        }
+        if let Err(e) = self.revocations.check().await {
+            tracing::warn!(error = %e, "revocation sink not ready");
+            return Some("revocation store unavailable");
+        }
+        None
     }
 }
 

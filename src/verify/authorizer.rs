@@ -30,14 +30,15 @@ pub struct AuthorizerSettings {
     pub revocation_staleness: Duration,
 }
 
-/// The verifier's decision function.
+/// The verifier's decision function. Its parts are fixed at construction;
+/// the adapters read the settings and routes, nothing else.
 pub struct Authorizer {
-    pub settings: AuthorizerSettings,
-    pub routes: Routes,
-    pub keys: Arc<dyn KeySource>,
-    pub cache: Arc<dyn TokenCache>,
-    pub revocations: Arc<dyn RevocationView>,
-    pub clock: Arc<dyn Clock>,
+    settings: AuthorizerSettings,
+    routes: Routes,
+    keys: Arc<dyn KeySource>,
+    cache: Arc<dyn TokenCache>,
+    revocations: Arc<dyn RevocationView>,
+    clock: Arc<dyn Clock>,
 }
 
 fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Decision {
@@ -67,6 +68,34 @@ fn deny_token(
 // === impl Authorizer ===
 
 impl Authorizer {
+    pub fn new(
+        settings: AuthorizerSettings,
+        routes: Routes,
+        keys: Arc<dyn KeySource>,
+        cache: Arc<dyn TokenCache>,
+        revocations: Arc<dyn RevocationView>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            settings,
+            routes,
+            keys,
+            cache,
+            revocations,
+            clock,
+        }
+    }
+
+    /// The settings decided with.
+    pub fn settings(&self) -> &AuthorizerSettings {
+        &self.settings
+    }
+
+    /// The routes decided on.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
     /// Decides one request. No I/O unless a signing key must be fetched.
     pub async fn check(&self, req: &AuthzRequest<'_>) -> Decision {
         // Decide only on the canonical target (DESIGN.md §4): anything
@@ -131,7 +160,7 @@ impl Authorizer {
         let h = hash(token);
         let s = &self.settings.jwt;
         if let Some(vt) = self.cache.get(&h) {
-            check_time(&vt.claims, now, s)?;
+            check_time(vt.claims(), now, s)?;
             return Ok(vt);
         }
         let claims = verify_signature(s, self.keys.as_ref(), token).await?;
@@ -142,7 +171,7 @@ impl Authorizer {
     }
 
     fn authorize(&self, route: &Route, req: &AuthzRequest<'_>, vt: Arc<VerifiedToken>) -> Decision {
-        let c = &vt.claims;
+        let c = vt.claims();
         if !route.audience_ok(&c.aud, self.settings.allow_parent_audience) {
             return deny_token(
                 401,
@@ -175,7 +204,7 @@ impl Authorizer {
             Ok(n) => n,
             Err(r) => return deny_token(400, None, r, &vt),
         };
-        if !vt.scopes.is_superset(&needed) {
+        if !vt.scopes().is_superset(&needed) {
             let ch = route.challenge_insufficient(&needed);
             return deny_token(403, Some(&ch), DenyReason::InsufficientScope, &vt);
         }

@@ -24,14 +24,16 @@ pub struct Deny {
 }
 
 /// A token that passed signature, issuer and type checks, with the upstream
-/// header values precomputed (slot order of [`IDENTITY_SLOTS`]).
+/// header values precomputed (slot order of [`IDENTITY_SLOTS`]). Only the
+/// verifier core makes one (`verify::authorizer`, after verification): the
+/// fields are read through accessors.
 #[derive(Debug)]
 pub struct VerifiedToken {
-    pub claims: AccessClaims,
-    pub scopes: crate::domain::claims::Scopes,
+    claims: AccessClaims,
+    scopes: crate::domain::claims::Scopes,
     /// Header values per identity slot; `None` when the claim is absent or
     /// not a valid header value.
-    pub header_values: [Option<String>; 5],
+    header_values: [Option<String>; 5],
 }
 
 /// The identity facts sent upstream, in slot order: user id (`sub`), user
@@ -125,7 +127,8 @@ impl DenyReason {
 // === impl VerifiedToken ===
 
 impl VerifiedToken {
-    pub fn new(claims: AccessClaims) -> Self {
+    /// Wraps the claims of a token that was just verified.
+    pub(super) fn new(claims: AccessClaims) -> Self {
         let scopes = claims.scopes();
         let clean = |s: Option<&str>| s.filter(|v| header_safe(v)).map(str::to_owned);
         let header_values = [
@@ -140,6 +143,22 @@ impl VerifiedToken {
             scopes,
             header_values,
         }
+    }
+
+    /// The verified claims.
+    pub fn claims(&self) -> &AccessClaims {
+        &self.claims
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> &crate::domain::claims::Scopes {
+        &self.scopes
+    }
+
+    /// Header values per identity slot; `None` when the claim is absent or
+    /// not a valid header value.
+    pub fn header_values(&self) -> &[Option<String>; 5] {
+        &self.header_values
     }
 }
 

@@ -28,7 +28,7 @@ fn expected(doc: &str) -> String {
         out = splice(
             &out,
             "verifier-config",
-            &mcpgate::config::verifier_keys::markdown_reference(),
+            &mcpgate::config::verifier::keys::markdown_reference(),
         );
     }
     #[cfg(feature = "issuer")]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 type St = State<Arc<IssuerState>>;
 
 fn prefix(st: &IssuerState) -> String {
-    issuer_path(&st.core.settings.issuer)
+    issuer_path(&st.core.settings().issuer)
 }
 
 fn enc(s: &str) -> String {
@@ -47,7 +47,7 @@ fn with_cookie(mut resp: Response, cookie: String) -> Response {
 }
 
 fn session_cookie(st: &IssuerState, token: &str) -> String {
-    let s = &st.core.settings;
+    let s = &st.core.settings();
     let path = prefix(st);
     cookies::set(
         SESSION_COOKIE,
@@ -118,7 +118,7 @@ pub async fn authorize_start_get(
     };
     match new_cookie {
         Some(c) => {
-            let s = &st.core.settings;
+            let s = &st.core.settings();
             let max_age = s.session_ttl.as_secs().max(s.pending_ttl.as_secs());
             with_cookie(
                 resp,
@@ -272,7 +272,7 @@ pub async fn authorize_logout_get(State(st): St, headers: HeaderMap) -> Response
     let resp = html::logout_page(&csrf, &format!("{}{LOGOUT_PATH}", prefix(&st)), signed_in);
     match new_cookie {
         Some(c) => {
-            let s = &st.core.settings;
+            let s = &st.core.settings();
             let cookie = cookies::set(
                 CSRF_COOKIE,
                 &c,
@@ -299,7 +299,7 @@ pub async fn authorize_logout_post(
         st.core.logout(&s).await?;
     }
     st.metrics.count("logout", "ok");
-    let s = &st.core.settings;
+    let s = &st.core.settings();
     let clear = cookies::set(SESSION_COOKIE, "", &prefix(&st), s.secure_cookies(), 0);
     Ok(with_cookie(html::logged_out_page(), clear))
 }

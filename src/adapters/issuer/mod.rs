@@ -31,7 +31,8 @@ pub(crate) fn client_ip(
     peer: std::net::IpAddr,
     headers: &axum::http::HeaderMap,
 ) -> std::net::IpAddr {
-    let trusted = |ip: &std::net::IpAddr| st.trusted_proxies.iter().any(|n| n.contains(ip));
+    let trusted =
+        |ip: &std::net::IpAddr| crate::domain::net::is_trusted_proxy(&st.trusted_proxies, *ip);
     if !trusted(&peer) {
         return peer;
     }
@@ -99,7 +100,7 @@ impl Default for IssuerMetrics {
 /// endpoints live under it and the RFC 8414 path-suffixed well-known forms
 /// are served at the root too.
 pub fn routes(state: Arc<IssuerState>) -> Router {
-    let prefix = issuer_path(&state.core.settings.issuer);
+    let prefix = issuer_path(&state.core.settings().issuer);
     // What browser-based clients call with fetch(): CORS without
     // credentials (none of these endpoints reads cookies).
     let api = Router::new()

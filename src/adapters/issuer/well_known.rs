@@ -1,7 +1,6 @@
 //! Discovery (RFC 8414 / OIDC), JWKS, health and metrics.
 
 use super::IssuerState;
-use crate::issue::store::Namespace;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +24,7 @@ pub async fn well_known_metadata_get(State(st): St) -> Response {
 
 /// `GET /jwks` and `/.well-known/jwks.json`.
 pub async fn well_known_jwks_get(State(st): St) -> Response {
-    let mut r = cacheable(Json(st.core.keys.jwks()).into_response(), 60);
+    let mut r = cacheable(Json(st.core.jwks()).into_response(), 60);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),
@@ -48,13 +47,8 @@ pub async fn health_ready_get(State(st): St) -> Response {
         )
             .into_response()
     };
-    if let Err(e) = st.core.store.get(Namespace::RateLimits, "readyz").await {
-        tracing::warn!(error = %e, "store not ready");
-        return not_ready("storage unavailable");
-    }
-    if let Err(e) = st.core.revocations.check().await {
-        tracing::warn!(error = %e, "revocation sink not ready");
-        return not_ready("revocation store unavailable");
+    if let Some(reason) = st.core.not_ready().await {
+        return not_ready(reason);
     }
     Json(serde_json::json!({"status": "ready"})).into_response()
 }

@@ -6,7 +6,7 @@
 //! (with leeway, against the injected clock) and `nonce`. Google is a preset.
 
 use crate::domain::clock::{unix_secs, Clock, SystemClock};
-use crate::domain::secret::{ct_eq, PkceVerifier};
+use crate::domain::secret::ct_eq;
 use crate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp, UpstreamUser};
 use async_trait::async_trait;
 use jsonwebtoken::jwk::JwkSet;
@@ -70,11 +70,6 @@ pub struct OidcIdp {
 
 /// Minimum time between JWKS refetches triggered by an unknown `kid`.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The RFC 7636 S256 challenge of a PKCE verifier.
-pub fn pkce_s256_challenge(verifier: &PkceVerifier) -> String {
-    crate::domain::secret::pkce_s256(verifier.secret())
-}
 
 fn unavailable(e: impl std::fmt::Display) -> UpstreamError {
     UpstreamError::Unavailable(format!("oidc: {e}"))
@@ -291,7 +286,10 @@ impl UpstreamIdp for OidcIdp {
             .append_pair("scope", &self.settings.scopes.join(" "))
             .append_pair("state", &req.state)
             .append_pair("nonce", &req.nonce)
-            .append_pair("code_challenge", &pkce_s256_challenge(&req.pkce_verifier))
+            .append_pair(
+                "code_challenge",
+                &crate::domain::secret::pkce_s256(req.pkce_verifier.secret()),
+            )
             .append_pair("code_challenge_method", "S256");
         Ok(url.into())
     }
@@ -361,12 +359,13 @@ impl UpstreamIdp for OidcIdp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::secret::PkceVerifier;
 
     #[test]
     fn pkce_challenge_is_base64url_sha256() {
         let v = PkceVerifier::new("mcpgate-test-verifier-0123456789-abcdefghijklmno");
         assert_eq!(
-            pkce_s256_challenge(&v),
+            crate::domain::secret::pkce_s256(v.secret()),
             "o8XSfHbxlZumoc8JRUMqv4mTEmIEM4uP5-H_aw-Ryew"
         );
     }

@@ -9,7 +9,6 @@ use mcpgate::domain::clock::{Clock, SystemClock};
 use mcpgate::domain::revocation::RevocationSink;
 use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::cimd::MetadataFetcher;
-use mcpgate::issue::pkce;
 use mcpgate::issue::store::Store;
 use mcpgate::issue::upstream::UpstreamIdp;
 use reqwest::header::HeaderMap;
@@ -206,7 +205,7 @@ pub fn pkce_pair() -> (String, String) {
         "{}-verifier-0123456789abcdefghijklmnopqrstuvwxyz",
         rand_suffix()
     );
-    let c = pkce::s256(&v);
+    let c = mcpgate::domain::secret::pkce_s256(&v);
     (v, c)
 }
 

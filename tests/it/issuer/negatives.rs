@@ -428,7 +428,7 @@ async fn family_revocation_survives_a_lost_update_of_its_record() {
         .as_str()
         .unwrap()
         .to_owned();
-    let store = h.running.core.store.as_ref();
+    let store = h.running.core.store();
     let rec = get_json::<AccessRecord>(store, Namespace::AccessTokens, &jti)
         .await
         .unwrap()

@@ -150,7 +150,7 @@ async fn a_spray_of_concurrent_logins_is_bounded_by_the_cpus() {
             "{st}"
         );
     }
-    let users = h.running.core.static_users.as_ref().unwrap();
+    let users = h.running.core.static_users().unwrap();
     assert!(users.peak_hashing() >= 1);
     assert!(
         users.peak_hashing() <= users.hash_slots(),

@@ -6,7 +6,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcpgate::domain::secret::{ClientSecret, PkceVerifier};
 use mcpgate::infra::github::{GitHubIdp, GitHubSettings};
-use mcpgate::infra::oidc::pkce_s256_challenge;
 use mcpgate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -93,7 +92,7 @@ async fn github_authorize_url_carries_state_and_pkce() {
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(
         q["code_challenge"],
-        pkce_s256_challenge(&PkceVerifier::new(VERIFIER))
+        mcpgate::domain::secret::pkce_s256(VERIFIER)
     );
     assert_eq!(idp.id(), "github");
 }

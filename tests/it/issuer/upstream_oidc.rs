@@ -11,9 +11,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcpgate::domain::clock::FixedClock;
 use mcpgate::domain::secret::{ClientSecret, PkceVerifier};
-use mcpgate::infra::oidc::{
-    pkce_s256_challenge, ClientAuthMethod, LazyOidc, OidcIdp, OidcSettings,
-};
+use mcpgate::infra::oidc::{ClientAuthMethod, LazyOidc, OidcIdp, OidcSettings};
 use mcpgate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -238,7 +236,7 @@ async fn oidc_authorize_url_has_pkce_nonce_and_keeps_endpoint_query() {
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(
         q["code_challenge"],
-        pkce_s256_challenge(&PkceVerifier::new(VERIFIER))
+        mcpgate::domain::secret::pkce_s256(VERIFIER)
     );
 }
 

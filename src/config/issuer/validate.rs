@@ -1,9 +1,13 @@
 //! The validated issuer configuration and [`RawConfig::validate`].
 
-use super::issuer::{bad, ConfigError, RawConfig, RawProvider};
+use super::{
+    RawCimd, RawConfig, RawProvider, RawRegistration, RawRevocation, RawSigning, RawStorage,
+};
+use crate::config::common::{bad, ConfigError};
 use crate::domain::claims::is_valid_scope_token;
 use crate::domain::secret::{AdminToken, ClientSecret, RegistrationToken};
 use crate::issue::keys::SigningAlg;
+use crate::issue::service::RegistrationSettings;
 use crate::issue::users::{AllowList, StaticUser};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -53,17 +57,6 @@ pub enum EncryptionKey {
     /// `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY` (base64).
     Value(ClientSecret),
     File(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct RegistrationConfig {
-    pub enabled: bool,
-    pub rate_limit: u64,
-    pub rate_window: Duration,
-    pub client_lifetime: Option<Duration>,
-    pub initial_access_token: Option<RegistrationToken>,
-    pub enforce_client_scope: bool,
-    pub private_use_schemes: crate::issue::redirect::PrivateUseSchemes,
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +121,8 @@ pub struct IssuerConfig {
     pub storage: StorageConfig,
     pub revocation: RevocationConfig,
     pub signing: SigningConfig,
-    pub registration: RegistrationConfig,
+    /// The core's registration policy, as it is used.
+    pub registration: RegistrationSettings,
     pub cimd: CimdConfig,
     pub providers: Vec<ProviderConfig>,
 }
@@ -232,6 +226,168 @@ fn provider(i: usize, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
         web_base: p.web_base,
         api_base: p.api_base,
         users,
+    })
+}
+
+/// `[storage]`.
+fn storage(st: &RawStorage) -> Result<StorageConfig, ConfigError> {
+    Ok(match st.kind.as_deref().unwrap_or("embedded") {
+        "memory" => StorageConfig::Memory,
+        "embedded" => match st.path.as_deref() {
+            Some(p) => StorageConfig::Embedded {
+                path: PathBuf::from(p),
+            },
+            // The old default sat in the working directory, created with
+            // the umask: refuse to silently start on a new, empty store.
+            None if Path::new(LEGACY_STORE_PATH).exists() => {
+                return Err(bad(
+                    "storage.path",
+                    format!(
+                        "found {LEGACY_STORE_PATH} (the old default); move it with \
+                         `mkdir -m 700 .mcpgate && mv {LEGACY_STORE_PATH} {DEFAULT_STORE_PATH} \
+                         && chmod 600 {DEFAULT_STORE_PATH}`, or set storage.path to keep it"
+                    ),
+                ))
+            }
+            None => StorageConfig::Embedded {
+                path: PathBuf::from(DEFAULT_STORE_PATH),
+            },
+        },
+        "redis" => {
+            let urls = st.redis_urls.clone().unwrap_or_default();
+            if urls.is_empty() {
+                return Err(bad("storage.redis_urls", "required for kind = \"redis\""));
+            }
+            crate::config::common::check_redis_urls(&urls)
+                .map_err(|e| bad("storage.redis_urls", e))?;
+            StorageConfig::Redis {
+                urls,
+                cluster: st.redis_cluster.unwrap_or(false),
+            }
+        }
+        other => return Err(bad("storage.kind", format!("unknown kind `{other}`"))),
+    })
+}
+
+/// `[revocation]`: its own Redis, else the storage's.
+fn revocation(rv: RawRevocation, st: RawStorage) -> Result<RevocationConfig, ConfigError> {
+    let rv_urls = rv.redis_urls.or(st.redis_urls).unwrap_or_default();
+    let rv_cluster = st.redis_cluster.unwrap_or(false);
+    crate::config::common::check_redis_urls(&rv_urls)
+        .map_err(|e| bad("revocation.redis_urls", e))?;
+    Ok(match rv.kind.as_deref() {
+        Some("local") => RevocationConfig::Local,
+        None if rv_urls.is_empty() => RevocationConfig::Local,
+        Some("redis") | None if !rv_urls.is_empty() => RevocationConfig::Redis {
+            urls: rv_urls,
+            cluster: rv_cluster,
+        },
+        Some("redis") | None => {
+            return Err(bad(
+                "revocation.redis_urls",
+                "required for kind = \"redis\"",
+            ))
+        }
+        Some(other) => return Err(bad("revocation.kind", format!("unknown kind `{other}`"))),
+    })
+}
+
+/// `[signing]`.
+fn signing(sg: RawSigning) -> Result<SigningConfig, ConfigError> {
+    let signing = SigningConfig {
+        alg: SigningAlg::parse(sg.alg.as_deref().unwrap_or("RS256"))
+            .ok_or_else(|| bad("signing.alg", "must be RS256, ES256 or EdDSA"))?,
+        key_file: sg.key_file.map(PathBuf::from),
+        next_key_file: sg.next_key_file.map(PathBuf::from),
+        retired_key_files: sg
+            .retired_key_files
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        rotation_interval: sg
+            .rotation_interval_secs
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+        encryption_key: match (
+            sg.encryption_key_file.filter(|f| !f.is_empty()),
+            sg.encryption_key
+                .filter(|k| !k.is_empty())
+                .map(ClientSecret::new),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "signing.encryption_key_file",
+                    "set the file or MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY, not both",
+                ))
+            }
+            (Some(f), None) => Some(EncryptionKey::File(PathBuf::from(f))),
+            (None, Some(v)) => Some(EncryptionKey::Value(v)),
+            (None, None) => None,
+        },
+    };
+    if signing.key_file.is_some() && signing.encryption_key.is_some() {
+        return Err(bad(
+            "signing.encryption_key_file",
+            "only stored keys are encrypted; file keys are protected by their files",
+        ));
+    }
+    if signing.key_file.is_none()
+        && (signing.next_key_file.is_some() || !signing.retired_key_files.is_empty())
+    {
+        return Err(bad(
+            "signing.key_file",
+            "required with next_key_file / retired_key_files",
+        ));
+    }
+    if signing.key_file.is_some() && signing.rotation_interval.is_some() {
+        return Err(bad(
+            "signing.rotation_interval_secs",
+            "file keys are rotated by replacing the files",
+        ));
+    }
+    Ok(signing)
+}
+
+/// `[registration]`.
+fn registration(rg: RawRegistration) -> Result<RegistrationSettings, ConfigError> {
+    Ok(RegistrationSettings {
+        enabled: rg.enabled.unwrap_or(true),
+        rate_limit: rg.rate_limit.unwrap_or(20),
+        rate_window: secs(
+            "registration.rate_window_secs",
+            rg.rate_window_secs,
+            3600,
+            1,
+        )?,
+        client_lifetime: rg
+            .client_lifetime_secs
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+        initial_access_token: rg
+            .initial_access_token
+            .filter(|t| !t.is_empty())
+            .map(RegistrationToken::new),
+        enforce_client_scope: rg.enforce_client_scope.unwrap_or(false),
+        private_use_schemes: match rg.private_use_schemes.as_deref() {
+            None => Default::default(),
+            Some(v) => crate::issue::redirect::PrivateUseSchemes::parse(v).ok_or_else(|| {
+                bad(
+                    "registration.private_use_schemes",
+                    "expected any, reverse_domain or none",
+                )
+            })?,
+        },
+    })
+}
+
+/// `[cimd]`.
+fn cimd(cm: RawCimd) -> Result<CimdConfig, ConfigError> {
+    Ok(CimdConfig {
+        enabled: cm.enabled.unwrap_or(true),
+        allow_private_addresses: cm.allow_private_addresses.unwrap_or(false),
+        default_cache: secs("cimd.default_cache_secs", cm.default_cache_secs, 300, 0)?,
+        max_cache: secs("cimd.max_cache_secs", cm.max_cache_secs, 86_400, 1)?,
     })
 }
 
@@ -387,151 +543,11 @@ impl RawConfig {
             .map(|s| s.parse::<IpNet>().map_err(|e| bad("trusted_proxies", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let st = self.storage.unwrap_or_default();
-        let storage = match st.kind.as_deref().unwrap_or("embedded") {
-            "memory" => StorageConfig::Memory,
-            "embedded" => match st.path.as_deref() {
-                Some(p) => StorageConfig::Embedded {
-                    path: PathBuf::from(p),
-                },
-                // The old default sat in the working directory, created with
-                // the umask: refuse to silently start on a new, empty store.
-                None if Path::new(LEGACY_STORE_PATH).exists() => {
-                    return Err(bad(
-                        "storage.path",
-                        format!(
-                            "found {LEGACY_STORE_PATH} (the old default); move it with \
-                             `mkdir -m 700 .mcpgate && mv {LEGACY_STORE_PATH} {DEFAULT_STORE_PATH} \
-                             && chmod 600 {DEFAULT_STORE_PATH}`, or set storage.path to keep it"
-                        ),
-                    ))
-                }
-                None => StorageConfig::Embedded {
-                    path: PathBuf::from(DEFAULT_STORE_PATH),
-                },
-            },
-            "redis" => {
-                let urls = st.redis_urls.clone().unwrap_or_default();
-                if urls.is_empty() {
-                    return Err(bad("storage.redis_urls", "required for kind = \"redis\""));
-                }
-                super::common::check_redis_urls(&urls).map_err(|e| bad("storage.redis_urls", e))?;
-                StorageConfig::Redis {
-                    urls,
-                    cluster: st.redis_cluster.unwrap_or(false),
-                }
-            }
-            other => return Err(bad("storage.kind", format!("unknown kind `{other}`"))),
-        };
-        let rv = self.revocation.unwrap_or_default();
-        let rv_urls = rv.redis_urls.or(st.redis_urls).unwrap_or_default();
-        let rv_cluster = st.redis_cluster.unwrap_or(false);
-        super::common::check_redis_urls(&rv_urls).map_err(|e| bad("revocation.redis_urls", e))?;
-        let revocation = match rv.kind.as_deref() {
-            Some("local") => RevocationConfig::Local,
-            None if rv_urls.is_empty() => RevocationConfig::Local,
-            Some("redis") | None if !rv_urls.is_empty() => RevocationConfig::Redis {
-                urls: rv_urls,
-                cluster: rv_cluster,
-            },
-            Some("redis") | None => {
-                return Err(bad(
-                    "revocation.redis_urls",
-                    "required for kind = \"redis\"",
-                ))
-            }
-            Some(other) => return Err(bad("revocation.kind", format!("unknown kind `{other}`"))),
-        };
-        let sg = self.signing.unwrap_or_default();
-        let signing = SigningConfig {
-            alg: SigningAlg::parse(sg.alg.as_deref().unwrap_or("RS256"))
-                .ok_or_else(|| bad("signing.alg", "must be RS256, ES256 or EdDSA"))?,
-            key_file: sg.key_file.map(PathBuf::from),
-            next_key_file: sg.next_key_file.map(PathBuf::from),
-            retired_key_files: sg
-                .retired_key_files
-                .unwrap_or_default()
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
-            rotation_interval: sg
-                .rotation_interval_secs
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
-            encryption_key: match (
-                sg.encryption_key_file.filter(|f| !f.is_empty()),
-                sg.encryption_key
-                    .filter(|k| !k.is_empty())
-                    .map(ClientSecret::new),
-            ) {
-                (Some(_), Some(_)) => {
-                    return Err(bad(
-                        "signing.encryption_key_file",
-                        "set the file or MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY, not both",
-                    ))
-                }
-                (Some(f), None) => Some(EncryptionKey::File(PathBuf::from(f))),
-                (None, Some(v)) => Some(EncryptionKey::Value(v)),
-                (None, None) => None,
-            },
-        };
-        if signing.key_file.is_some() && signing.encryption_key.is_some() {
-            return Err(bad(
-                "signing.encryption_key_file",
-                "only stored keys are encrypted; file keys are protected by their files",
-            ));
-        }
-        if signing.key_file.is_none()
-            && (signing.next_key_file.is_some() || !signing.retired_key_files.is_empty())
-        {
-            return Err(bad(
-                "signing.key_file",
-                "required with next_key_file / retired_key_files",
-            ));
-        }
-        if signing.key_file.is_some() && signing.rotation_interval.is_some() {
-            return Err(bad(
-                "signing.rotation_interval_secs",
-                "file keys are rotated by replacing the files",
-            ));
-        }
-        let rg = self.registration.unwrap_or_default();
-        let registration = RegistrationConfig {
-            enabled: rg.enabled.unwrap_or(true),
-            rate_limit: rg.rate_limit.unwrap_or(20),
-            rate_window: secs(
-                "registration.rate_window_secs",
-                rg.rate_window_secs,
-                3600,
-                1,
-            )?,
-            client_lifetime: rg
-                .client_lifetime_secs
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
-            initial_access_token: rg
-                .initial_access_token
-                .filter(|t| !t.is_empty())
-                .map(RegistrationToken::new),
-            enforce_client_scope: rg.enforce_client_scope.unwrap_or(false),
-            private_use_schemes: match rg.private_use_schemes.as_deref() {
-                None => Default::default(),
-                Some(v) => {
-                    crate::issue::redirect::PrivateUseSchemes::parse(v).ok_or_else(|| {
-                        bad(
-                            "registration.private_use_schemes",
-                            "expected any, reverse_domain or none",
-                        )
-                    })?
-                }
-            },
-        };
-        let cm = self.cimd.unwrap_or_default();
-        let cimd = CimdConfig {
-            enabled: cm.enabled.unwrap_or(true),
-            allow_private_addresses: cm.allow_private_addresses.unwrap_or(false),
-            default_cache: secs("cimd.default_cache_secs", cm.default_cache_secs, 300, 0)?,
-            max_cache: secs("cimd.max_cache_secs", cm.max_cache_secs, 86_400, 1)?,
-        };
+        let storage = storage(&st)?;
+        let revocation = revocation(self.revocation.unwrap_or_default(), st)?;
+        let signing = signing(self.signing.unwrap_or_default())?;
+        let registration = registration(self.registration.unwrap_or_default())?;
+        let cimd = cimd(self.cimd.unwrap_or_default())?;
         Ok(IssuerConfig {
             issuer,
             listen,

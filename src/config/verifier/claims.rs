@@ -1,7 +1,7 @@
 //! `[[issuer_claims]]`: how a trusted issuer's tokens carry their claims
 //! (file only). See [`crate::domain::claim_map::ClaimMapping`].
 
-use super::verifier::ConfigError;
+use crate::config::common::ConfigError;
 use crate::domain::claim_map::ClaimMapping;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};

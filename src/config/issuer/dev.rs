@@ -2,10 +2,9 @@
 //! loopback, embedded store in a data directory, one static user, one
 //! resource, open registration and CIMD, in-process revocation.
 
-use super::issuer::{
-    bad, ConfigError, RawCimd, RawConfig, RawProvider, RawResource, RawStorage, RawUser,
-};
-use super::issuer_validate::IssuerConfig;
+use super::validate::IssuerConfig;
+use super::{RawCimd, RawConfig, RawProvider, RawResource, RawStorage, RawUser};
+use crate::config::common::{bad, ConfigError};
 use crate::issue::users::hash_password;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,7 +62,7 @@ pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
     let password = match o.password {
         Some(p) => p,
         None => {
-            crate::issue::records::random_token(12).map_err(|_| bad("password", "rng failure"))?
+            crate::domain::secret::random_b64(12).map_err(|_| bad("password", "rng failure"))?
         }
     };
     let hash = hash_password(&password).map_err(|e| bad("password", e))?;
@@ -115,7 +114,7 @@ pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::issuer_validate::StorageConfig;
+    use crate::config::issuer::validate::StorageConfig;
 
     #[test]
     fn dev_config_is_valid() {

@@ -45,6 +45,35 @@ pub const ENV_SHUTDOWN_GRACE_SECS: &str = "MCPGW_VERIFIER_SHUTDOWN_GRACE_SECS";
 pub const ENV_LOG_ALLOW_SAMPLE: &str = "MCPGW_VERIFIER_LOG_ALLOW_SAMPLE";
 pub const ENV_AUTHORIZATION_SERVER_METADATA: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVER_METADATA";
 
+/// A numeric default, named once: validation uses the value, the README's
+/// table ([`KEYS`]) its text.
+macro_rules! default_number {
+    ($(#[$m:meta])* $name:ident: $t:ty = $v:literal, $text:ident) => {
+        $(#[$m])*
+        pub const $name: $t = $v;
+        const $text: &str = stringify!($v);
+    };
+}
+
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8081";
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:9191";
+/// Loopback, comma-separated.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
+pub const DEFAULT_HEADER_USER_ID: &str = "X-User-Id";
+pub const DEFAULT_HEADER_USER_NAME: &str = "X-User-Name";
+pub const DEFAULT_HEADER_USER_EMAIL: &str = "X-User-Email";
+pub const DEFAULT_HEADER_USER_SCOPES: &str = "X-User-Scopes";
+pub const DEFAULT_HEADER_CLIENT_ID: &str = "X-Client-Id";
+default_number!(DEFAULT_REVOCATION_STALENESS_SECS: u64 = 30, REVOCATION_STALENESS_TEXT);
+default_number!(DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 86400, MAX_TOKEN_LIFETIME_TEXT);
+default_number!(DEFAULT_LEEWAY_SECS: u64 = 60, LEEWAY_TEXT);
+default_number!(DEFAULT_JWKS_REFRESH_SECS: u64 = 300, JWKS_REFRESH_TEXT);
+default_number!(DEFAULT_JWKS_MIN_REFETCH_SECS: u64 = 10, JWKS_MIN_REFETCH_TEXT);
+default_number!(DEFAULT_JWKS_TIMEOUT_SECS: u64 = 5, JWKS_TIMEOUT_TEXT);
+default_number!(DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10000, TOKEN_CACHE_CAPACITY_TEXT);
+default_number!(DEFAULT_WORKER_THREADS: usize = 0, WORKER_THREADS_TEXT);
+default_number!(DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10, SHUTDOWN_GRACE_TEXT);
+
 const fn k(
     toml: &'static str,
     env: &'static str,
@@ -62,8 +91,8 @@ const fn k(
 /// Every key, in README order.
 pub const KEYS: &[KeyDoc] = &[
     KeyDoc { toml: "-", env: Some(ENV_CONFIG), doc: "Path of a TOML config file; environment variables override its values. Defaults to none (environment only).", default: "" },
-    k("http_addr", ENV_HTTP_ADDR, "HTTP listen address (ForwardAuth `/auth`, protected-resource metadata, health, metrics). Defaults to 127.0.0.1:8081.", "127.0.0.1:8081"),
-    k("grpc_addr", ENV_GRPC_ADDR, "gRPC listen address (Envoy ext_authz v3 and grpc.health.v1). Defaults to 127.0.0.1:9191.", "127.0.0.1:9191"),
+    k("http_addr", ENV_HTTP_ADDR, "HTTP listen address (ForwardAuth `/auth`, protected-resource metadata, health, metrics). Defaults to 127.0.0.1:8081.", DEFAULT_HTTP_ADDR),
+    k("grpc_addr", ENV_GRPC_ADDR, "gRPC listen address (Envoy ext_authz v3 and grpc.health.v1). Defaults to 127.0.0.1:9191.", DEFAULT_GRPC_ADDR),
     k("issuers", ENV_ISSUERS, "Trusted token issuers (`iss`), comma-separated in the environment. Required. Defaults to none.", ""),
     k("jwks_uri", ENV_JWKS_URI, "JWKS URL, skipping discovery; only with a single issuer. Defaults to discovery (RFC 8414, then OpenID) from the issuer URL.", ""),
     k("resource", ENV_RESOURCE, "Single-resource shorthand: canonical resource URI (RFC 8707) of a catch-all route, e.g. https://mcp.example.com/mcp. Defaults to none (use [[routes]]).", ""),
@@ -73,24 +102,24 @@ pub const KEYS: &[KeyDoc] = &[
     k("required_scopes", ENV_REQUIRED_SCOPES, "Scopes every request to the shorthand resource needs (space or comma separated). Defaults to none.", ""),
     k("scopes_supported", ENV_SCOPES_SUPPORTED, "`scopes_supported` of the shorthand resource's metadata (`offline_access` is never listed). Defaults to the required scopes.", ""),
     k("redis_urls", ENV_REDIS_URL, "Redis URL(s) the revocation mirror subscribes to; several (comma list) mean Redis Cluster seeds. Defaults to none (no revocation source: in-process only).", ""),
-    k("revocation_staleness_secs", ENV_REVOCATION_STALENESS_SECS, "How long the revocation mirror may be out of touch with Redis before routes fail closed and /readyz turns 503. Defaults to 30.", "30"),
-    k("max_token_lifetime_secs", ENV_MAX_TOKEN_LIFETIME_SECS, "Longest access-token lifetime: tokens with a longer `exp - iat` are refused, and subject/client revocations are kept this long. Defaults to 86400.", "86400"),
-    k("leeway_secs", ENV_LEEWAY_SECS, "Clock-skew leeway for `exp`, `nbf` and `iat`. Defaults to 60.", "60"),
+    k("revocation_staleness_secs", ENV_REVOCATION_STALENESS_SECS, "How long the revocation mirror may be out of touch with Redis before routes fail closed and /readyz turns 503. Defaults to 30.", REVOCATION_STALENESS_TEXT),
+    k("max_token_lifetime_secs", ENV_MAX_TOKEN_LIFETIME_SECS, "Longest access-token lifetime: tokens with a longer `exp - iat` are refused, and subject/client revocations are kept this long. Defaults to 86400.", MAX_TOKEN_LIFETIME_TEXT),
+    k("leeway_secs", ENV_LEEWAY_SECS, "Clock-skew leeway for `exp`, `nbf` and `iat`. Defaults to 60.", LEEWAY_TEXT),
     k("require_at_jwt_typ", ENV_REQUIRE_AT_JWT_TYP, "Reject tokens whose `typ` header is not `at+jwt` (RFC 9068). Defaults to false (`JWT` or absent also accepted).", "false"),
     k("allow_parent_audience", ENV_ALLOW_PARENT_AUDIENCE, "Also accept a token whose `aud` is a parent of the route's resource at a path boundary. Defaults to false (exact match).", "false"),
-    k("trusted_proxies", ENV_TRUSTED_PROXIES, "CIDRs whose X-Forwarded-* / X-Original-* headers are trusted on /auth. Defaults to 127.0.0.0/8,::1/128.", "127.0.0.0/8,::1/128"),
+    k("trusted_proxies", ENV_TRUSTED_PROXIES, "CIDRs whose X-Forwarded-* / X-Original-* headers are trusted on /auth. Defaults to 127.0.0.0/8,::1/128.", DEFAULT_TRUSTED_PROXIES),
     k("forward_authorization", ENV_FORWARD_AUTHORIZATION, "Pass the client's Authorization header upstream (MCP forbids token passthrough). Defaults to false (removed).", "false"),
-    k("header_user_id", ENV_HEADER_USER_ID, "Upstream header carrying `sub`. Defaults to X-User-Id.", "X-User-Id"),
-    k("header_user_name", ENV_HEADER_USER_NAME, "Upstream header carrying `username` (else `name`). Defaults to X-User-Name.", "X-User-Name"),
-    k("header_user_email", ENV_HEADER_USER_EMAIL, "Upstream header carrying `email`. Defaults to X-User-Email.", "X-User-Email"),
-    k("header_user_scopes", ENV_HEADER_USER_SCOPES, "Upstream header carrying the granted scopes. Defaults to X-User-Scopes.", "X-User-Scopes"),
-    k("header_client_id", ENV_HEADER_CLIENT_ID, "Upstream header carrying `client_id`. Defaults to X-Client-Id.", "X-Client-Id"),
-    k("jwks_refresh_secs", ENV_JWKS_REFRESH_SECS, "Period of the background JWKS refresh. Defaults to 300.", "300"),
-    k("jwks_min_refetch_secs", ENV_JWKS_MIN_REFETCH_SECS, "Least time between two JWKS fetches per issuer triggered by an unknown kid. Defaults to 10.", "10"),
-    k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", "5"),
-    k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", "10000"),
-    k("worker_threads", ENV_WORKER_THREADS, "Serving threads, each a single-threaded runtime with its own listeners on the same addresses (SO_REUSEPORT; the kernel spreads connections over them). 0 = one per available CPU (1 under a CPU limit of 1). Setting TOKIO_WORKER_THREADS instead serves everything on Tokio's multi-threaded runtime. Defaults to 0.", "0"),
-    k("shutdown_grace_secs", ENV_SHUTDOWN_GRACE_SECS, "On SIGTERM or Ctrl-C the verifier stops accepting connections at once and lets the Checks and requests in flight finish for up to this long, then exits (keep the pod's terminationGracePeriodSeconds above it). Defaults to 10.", "10"),
+    k("header_user_id", ENV_HEADER_USER_ID, "Upstream header carrying `sub`. Defaults to X-User-Id.", DEFAULT_HEADER_USER_ID),
+    k("header_user_name", ENV_HEADER_USER_NAME, "Upstream header carrying `username` (else `name`). Defaults to X-User-Name.", DEFAULT_HEADER_USER_NAME),
+    k("header_user_email", ENV_HEADER_USER_EMAIL, "Upstream header carrying `email`. Defaults to X-User-Email.", DEFAULT_HEADER_USER_EMAIL),
+    k("header_user_scopes", ENV_HEADER_USER_SCOPES, "Upstream header carrying the granted scopes. Defaults to X-User-Scopes.", DEFAULT_HEADER_USER_SCOPES),
+    k("header_client_id", ENV_HEADER_CLIENT_ID, "Upstream header carrying `client_id`. Defaults to X-Client-Id.", DEFAULT_HEADER_CLIENT_ID),
+    k("jwks_refresh_secs", ENV_JWKS_REFRESH_SECS, "Period of the background JWKS refresh. Defaults to 300.", JWKS_REFRESH_TEXT),
+    k("jwks_min_refetch_secs", ENV_JWKS_MIN_REFETCH_SECS, "Least time between two JWKS fetches per issuer triggered by an unknown kid. Defaults to 10.", JWKS_MIN_REFETCH_TEXT),
+    k("jwks_timeout_secs", ENV_JWKS_TIMEOUT_SECS, "Time limit of one JWKS or discovery fetch. Defaults to 5.", JWKS_TIMEOUT_TEXT),
+    k("token_cache_capacity", ENV_TOKEN_CACHE_CAPACITY, "Verified tokens kept in the cache (0 turns the cache off: every request verifies the signature). Defaults to 10000.", TOKEN_CACHE_CAPACITY_TEXT),
+    k("worker_threads", ENV_WORKER_THREADS, "Serving threads, each a single-threaded runtime with its own listeners on the same addresses (SO_REUSEPORT; the kernel spreads connections over them). 0 = one per available CPU (1 under a CPU limit of 1). Setting TOKIO_WORKER_THREADS instead serves everything on Tokio's multi-threaded runtime. Defaults to 0.", WORKER_THREADS_TEXT),
+    k("shutdown_grace_secs", ENV_SHUTDOWN_GRACE_SECS, "On SIGTERM or Ctrl-C the verifier stops accepting connections at once and lets the Checks and requests in flight finish for up to this long, then exits (keep the pod's terminationGracePeriodSeconds above it). Defaults to 10.", SHUTDOWN_GRACE_TEXT),
     k("log_allow_sample", ENV_LOG_ALLOW_SAMPLE, "Share (0.0–1.0) of allowed requests whose decision line (log target `mcpgate::decision`) is written at info; the others are at debug. Denials are always logged at info. Defaults to 0.", "0"),
     KeyDoc { toml: "issuer_claims", env: None, doc: "How another authorization server's tokens carry their claims (file only): list of {issuer, require_jti (default true; without `jti` a token is revocable only by subject/client watermark), scope_claims (default [\"scope\"]; each a space-separated string or an array, e.g. [\"scp\"]), client_id_claims (default [\"client_id\"], e.g. [\"azp\", \"appid\"]), user_id_claim (default `sub`), name_claims (default [\"username\", \"name\"]), email_claim (default `email`), role_claims (default [\"roles\", \"groups\"] when role_scopes is set), role_scopes = {role = [scopes]}}. Defaults to mcpgate's own claims for every issuer.", default: "" },
     KeyDoc { toml: "routes", env: None, doc: "Per-route policy (file only): list of {host, path_prefix, resource, resource_name, required_scopes, scopes_supported, public, fail_open_on_stale_revocation, tool_scopes = [{method, name, scopes}]}. Defaults to one catch-all route for `resource`.", default: "" },
@@ -123,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_env_const_is_documented() {
-        let src = include_str!("verifier_keys.rs");
+        let src = include_str!("keys.rs");
         let mut n = 0;
         for (i, _) in src.match_indices("\"MCPGW_VERIFIER_") {
             let rest = &src[i + 1..];
@@ -142,5 +171,19 @@ mod tests {
         assert!(n >= 20);
         let md = markdown_reference();
         assert!(KEYS.iter().all(|k| md.contains(k.toml)));
+    }
+
+    /// The prose default agrees with the table's (and so with validation,
+    /// which reads the same `DEFAULT_*` constants).
+    #[test]
+    fn doc_defaults_match_the_default_column() {
+        for k in KEYS.iter().filter(|k| !k.default.is_empty()) {
+            assert!(
+                k.doc.contains(&format!("Defaults to {}", k.default)),
+                "{}: doc says otherwise than its default {}",
+                k.toml,
+                k.default
+            );
+        }
     }
 }

@@ -1,40 +1,23 @@
 //! Verifier configuration: TOML file and/or `MCPGW_VERIFIER_*` environment
 //! (env wins) → [`RawConfig`] → [`RawConfig::validate`] → [`VerifierConfig`].
-//! Key documentation lives in [`super::verifier_keys::KEYS`].
+//! Key documentation lives in [`keys::KEYS`].
 
-use super::verifier_keys::*;
-use super::verifier_routes::validate_route;
-pub use super::verifier_routes::{RawRoute, RawToolRule, RouteConfig};
+pub mod claims;
+pub mod keys;
+pub mod routes;
+
+use crate::config::common::{bad, words};
+pub use crate::config::common::{ConfigError, Env, Strings};
 use ipnet::IpNet;
+use keys::*;
+use routes::validate_route;
+pub use routes::{RawRoute, RawToolRule, RouteConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Where configuration strings come from (the process env, or a map in
-/// tests).
-pub trait Strings {
-    fn get(&self, key: &str) -> Option<String>;
-    /// Every variable name present (to refuse unknown `MCPGW_*` names).
-    /// Defaults to none.
-    fn names(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Env;
-
-/// A bad configuration value; names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config `{key}`: {msg}")]
-pub struct ConfigError {
-    pub key: String,
-    pub msg: String,
-}
-
-/// The file/env form: everything optional (docs in `verifier_keys::KEYS`).
+/// The file/env form: everything optional (docs in `keys::KEYS`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -102,7 +85,7 @@ pub struct RawConfig {
     /// Per-route policy. Defaults to one catch-all route for `resource`.
     pub routes: Option<Vec<RawRoute>>,
     /// Per-issuer claim mapping (file only). Defaults to mcpgate's claims.
-    pub issuer_claims: Option<Vec<super::verifier_claims::RawIssuerClaims>>,
+    pub issuer_claims: Option<Vec<claims::RawIssuerClaims>>,
 }
 
 /// The validated configuration.
@@ -152,39 +135,6 @@ pub enum AsMetadataMode {
     Off,
 }
 
-impl Strings for Env {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-    fn names(&self) -> Vec<String> {
-        super::common::process_env_names()
-    }
-}
-
-impl Strings for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
-    }
-    fn names(&self) -> Vec<String> {
-        self.keys().cloned().collect()
-    }
-}
-
-pub(super) fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
-    ConfigError {
-        key: key.to_owned(),
-        msg: msg.to_string(),
-    }
-}
-
-fn list(s: &str) -> Vec<String> {
-    s.split([',', ' '])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn parse<T: std::str::FromStr>(env: &str, v: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
@@ -201,7 +151,7 @@ fn secs(key: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError
 /// otherwise leave a setting at its default without a word).
 fn check_env_names(env: &dyn Strings) -> Result<(), ConfigError> {
     let known: Vec<&str> = KEYS.iter().filter_map(|k| k.env).collect();
-    match super::common::unknown_env("MCPGW_VERIFIER_", &env.names(), &known, |_| false) {
+    match crate::config::common::unknown_env("MCPGW_VERIFIER_", &env.names(), &known, |_| false) {
         None => Ok(()),
         Some((name, hint)) => Err(bad(
             &name,
@@ -237,7 +187,7 @@ impl VerifierConfig {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        super::common::from_toml(text).map_err(|e| bad(&e.path, &e))
+        crate::config::common::from_toml(text).map_err(|e| bad(&e.path, &e))
     }
 
     /// Overrides file values with the environment.
@@ -251,7 +201,7 @@ impl RawConfig {
             };
             ($field:ident, $env:expr, list) => {
                 if let Some(v) = s($env) {
-                    self.$field = Some(list(&v));
+                    self.$field = Some(words(&v));
                 }
             };
             ($field:ident, $env:expr, parse) => {
@@ -305,8 +255,8 @@ impl RawConfig {
         let addr = |key: &str, v: Option<String>, d: &str| -> Result<SocketAddr, ConfigError> {
             v.as_deref().unwrap_or(d).parse().map_err(|e| bad(key, e))
         };
-        let http_addr = addr("http_addr", self.http_addr, "127.0.0.1:8081")?;
-        let grpc_addr = addr("grpc_addr", self.grpc_addr, "127.0.0.1:9191")?;
+        let http_addr = addr("http_addr", self.http_addr, DEFAULT_HTTP_ADDR)?;
+        let grpc_addr = addr("grpc_addr", self.grpc_addr, DEFAULT_GRPC_ADDR)?;
         let issuers = self.issuers.unwrap_or_default();
         if issuers.is_empty() {
             return Err(bad("issuers", "at least one issuer is required"));
@@ -320,10 +270,8 @@ impl RawConfig {
         if let Some(u) = &self.jwks_uri {
             https_or_loopback("jwks_uri", u)?;
         }
-        let claims = super::verifier_claims::validate_issuer_claims(
-            self.issuer_claims.unwrap_or_default(),
-            &issuers,
-        )?;
+        let claims =
+            claims::validate_issuer_claims(self.issuer_claims.unwrap_or_default(), &issuers)?;
         let jwks_uri = self.jwks_uri;
         let issuers: Vec<_> = issuers.into_iter().map(|i| (i, jwks_uri.clone())).collect();
         let authorization_servers = self
@@ -372,10 +320,10 @@ impl RawConfig {
             .map(|(i, r)| validate_route(i, r))
             .collect::<Result<Vec<_>, _>>()?;
         let trusted_proxies = match self.trusted_proxies {
-            None => vec![
-                parse::<IpNet>("trusted_proxies", "127.0.0.0/8")?,
-                parse("trusted_proxies", "::1/128")?,
-            ],
+            None => DEFAULT_TRUSTED_PROXIES
+                .split(',')
+                .map(|c| parse::<IpNet>("trusted_proxies", c))
+                .collect::<Result<_, _>>()?,
             Some(v) => v
                 .iter()
                 .map(|c| {
@@ -400,37 +348,74 @@ impl RawConfig {
             routes,
             redis_urls: {
                 let urls = self.redis_urls.unwrap_or_default();
-                super::common::check_redis_urls(&urls).map_err(|e| bad("redis_urls", e))?;
+                crate::config::common::check_redis_urls(&urls).map_err(|e| bad("redis_urls", e))?;
                 urls
             },
             revocation_staleness: secs(
                 "revocation_staleness_secs",
                 self.revocation_staleness_secs,
-                30.0,
+                DEFAULT_REVOCATION_STALENESS_SECS as f64,
             )?,
-            max_token_lifetime: Duration::from_secs(self.max_token_lifetime_secs.unwrap_or(86_400)),
-            leeway_secs: self.leeway_secs.unwrap_or(60),
+            max_token_lifetime: Duration::from_secs(
+                self.max_token_lifetime_secs
+                    .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME_SECS),
+            ),
+            leeway_secs: self.leeway_secs.unwrap_or(DEFAULT_LEEWAY_SECS),
             require_at_jwt_typ: self.require_at_jwt_typ.unwrap_or(false),
             allow_parent_audience: self.allow_parent_audience.unwrap_or(false),
             trusted_proxies,
             forward_authorization: self.forward_authorization.unwrap_or(false),
             identity_headers: [
-                header("header_user_id", self.header_user_id, "X-User-Id")?,
-                header("header_user_name", self.header_user_name, "X-User-Name")?,
-                header("header_user_email", self.header_user_email, "X-User-Email")?,
+                header(
+                    "header_user_id",
+                    self.header_user_id,
+                    DEFAULT_HEADER_USER_ID,
+                )?,
+                header(
+                    "header_user_name",
+                    self.header_user_name,
+                    DEFAULT_HEADER_USER_NAME,
+                )?,
+                header(
+                    "header_user_email",
+                    self.header_user_email,
+                    DEFAULT_HEADER_USER_EMAIL,
+                )?,
                 header(
                     "header_user_scopes",
                     self.header_user_scopes,
-                    "X-User-Scopes",
+                    DEFAULT_HEADER_USER_SCOPES,
                 )?,
-                header("header_client_id", self.header_client_id, "X-Client-Id")?,
+                header(
+                    "header_client_id",
+                    self.header_client_id,
+                    DEFAULT_HEADER_CLIENT_ID,
+                )?,
             ],
-            jwks_refresh: secs("jwks_refresh_secs", self.jwks_refresh_secs, 300.0)?,
-            jwks_min_refetch: secs("jwks_min_refetch_secs", self.jwks_min_refetch_secs, 10.0)?,
-            jwks_timeout: secs("jwks_timeout_secs", self.jwks_timeout_secs, 5.0)?,
-            token_cache_capacity: self.token_cache_capacity.unwrap_or(10_000),
-            worker_threads: self.worker_threads.unwrap_or(0),
-            shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs, 10.0)?,
+            jwks_refresh: secs(
+                "jwks_refresh_secs",
+                self.jwks_refresh_secs,
+                DEFAULT_JWKS_REFRESH_SECS as f64,
+            )?,
+            jwks_min_refetch: secs(
+                "jwks_min_refetch_secs",
+                self.jwks_min_refetch_secs,
+                DEFAULT_JWKS_MIN_REFETCH_SECS as f64,
+            )?,
+            jwks_timeout: secs(
+                "jwks_timeout_secs",
+                self.jwks_timeout_secs,
+                DEFAULT_JWKS_TIMEOUT_SECS as f64,
+            )?,
+            token_cache_capacity: self
+                .token_cache_capacity
+                .unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY),
+            worker_threads: self.worker_threads.unwrap_or(DEFAULT_WORKER_THREADS),
+            shutdown_grace: secs(
+                "shutdown_grace_secs",
+                self.shutdown_grace_secs,
+                DEFAULT_SHUTDOWN_GRACE_SECS as f64,
+            )?,
             log_allow_sample: match self.log_allow_sample.unwrap_or(0.0) {
                 v if (0.0..=1.0).contains(&v) => v,
                 _ => return Err(bad("log_allow_sample", "must be between 0.0 and 1.0")),
@@ -441,7 +426,9 @@ impl RawConfig {
 
 fn https_or_loopback(key: &str, v: &str) -> Result<url::Url, ConfigError> {
     let u = url::Url::parse(v).map_err(|e| bad(key, format!("{v}: {e}")))?;
-    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let loopback = u
+        .host()
+        .is_some_and(|h| crate::domain::net::is_loopback_host(&h));
     if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
         return Err(bad(
             key,

@@ -1,7 +1,7 @@
 //! Validation of the issuer configuration: defaults, and errors that name
 //! the offending key.
 
-use super::issuer::*;
+use super::*;
 use crate::issue::keys::SigningAlg;
 
 const MINIMAL: &str = r#"

@@ -2,12 +2,10 @@
 //! `whoami`, and the [`Context`] every command starts from.
 
 use super::args::{Cli, RegisterArgs, RevokeArgs, TokenArgs, WhoamiArgs};
-use super::oauth::{self, Grant};
+use super::oauth::{self, jwt_claims, Grant};
 use super::store::{self, IssuerEntry, SavedClient, SavedTokens, Store, TokenFile};
 use super::Error;
 use crate::domain::clock::{Clock, SystemClock};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -24,19 +22,6 @@ pub struct Context {
     pub http: oauth::Client,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-}
-
-/// The claims of a JWT, decoded WITHOUT verifying its signature (for
-/// display and expiry hints only).
-pub fn jwt_claims(token: &str) -> Option<Value> {
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.is_object().then_some(v)
 }
 
 /// The RFC 7591 request the CLI sends.
@@ -78,7 +63,7 @@ impl Context {
     /// an MCP server).
     pub fn with_issuer(cli: &Cli, issuer: &str) -> Result<Self, Error> {
         let issuer = oauth::normalize_issuer(issuer)?;
-        if issuer.starts_with("http://") && !is_loopback_url(&issuer) {
+        if issuer.starts_with("http://") && !crate::domain::net::is_loopback_url(&issuer) {
             eprintln!("warning: {issuer} is plain HTTP; OAuth 2.1 requires HTTPS outside loopback");
         }
         let path = match &cli.store {
@@ -125,18 +110,6 @@ impl Context {
             .get(&key)
             .ok_or_else(|| self.not_logged_in(resource))?;
         Ok((key, t.clone()))
-    }
-}
-
-fn is_loopback_url(u: &str) -> bool {
-    match url::Url::parse(u)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
     }
 }
 
@@ -335,6 +308,8 @@ pub fn whoami(ctx: &Context, a: &WhoamiArgs) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::domain::secret::BearerToken;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn decodes_jwt_payload_without_verifying() {

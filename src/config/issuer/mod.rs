@@ -4,9 +4,15 @@
 //! [`IssuerConfig`]. Every `Raw*` field is documented here, ending with
 //! "Defaults to …"; [`markdown_reference`] renders these docs for the README.
 
-pub use super::issuer_validate::*;
+pub mod dev;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use crate::config::common::{bad, list};
+pub use crate::config::common::{ConfigError, Env, Strings};
 use serde::Deserialize;
-use std::collections::HashMap;
+pub use validate::*;
 
 /// Names the TOML file.
 pub const ENV_CONFIG: &str = "MCPGW_ISSUER_CONFIG";
@@ -45,28 +51,6 @@ pub const ENV_NAMES: &[&str] = &[
     ENV_SIGNING_ENCRYPTION_KEY_FILE,
     ENV_INITIAL_ACCESS_TOKEN,
 ];
-
-/// Where override strings come from (the process env, or a map in tests).
-pub trait Strings {
-    fn get(&self, key: &str) -> Option<String>;
-    /// Every variable name present (to refuse unknown `MCPGW_*` names).
-    /// Defaults to none.
-    fn names(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Env;
-
-/// A bad configuration value; names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config `{key}`: {msg}")]
-pub struct ConfigError {
-    pub key: String,
-    pub msg: String,
-}
 
 /// The issuer's TOML file.
 #[derive(Debug, Default, Deserialize)]
@@ -250,39 +234,6 @@ pub struct RawUser {
     pub name: Option<String>,
 }
 
-impl Strings for Env {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-    fn names(&self) -> Vec<String> {
-        super::common::process_env_names()
-    }
-}
-
-impl Strings for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
-    }
-    fn names(&self) -> Vec<String> {
-        self.keys().cloned().collect()
-    }
-}
-
-pub(super) fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
-    ConfigError {
-        key: key.to_owned(),
-        msg: msg.to_string(),
-    }
-}
-
-fn list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The env name of a provider's secret field.
 pub fn provider_env(id: &str, field: &str) -> String {
     let id: String = id
@@ -302,7 +253,7 @@ pub fn provider_env(id: &str, field: &str) -> String {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        super::common::from_toml(text).map_err(|e| bad(&e.path, &e))
+        crate::config::common::from_toml(text).map_err(|e| bad(&e.path, &e))
     }
 
     /// Reads the file named by `path` or `MCPGW_ISSUER_CONFIG` (if any),
@@ -334,7 +285,7 @@ impl RawConfig {
             .collect();
         let mut known: Vec<&str> = ENV_NAMES.to_vec();
         known.extend(provider_vars.iter().map(String::as_str));
-        match super::common::unknown_env("MCPGW_ISSUER_", &env.names(), &known, |_| false) {
+        match crate::config::common::unknown_env("MCPGW_ISSUER_", &env.names(), &known, |_| false) {
             None => Ok(()),
             Some((name, hint)) => Err(bad(
                 &name,
@@ -412,7 +363,7 @@ impl RawConfig {
 /// The `Raw*` docs as a Markdown reference (`key | doc`), straight from the
 /// `///` comments of this file, so it cannot drift.
 pub fn markdown_reference() -> String {
-    let src = include_str!("issuer.rs");
+    let src = include_str!("mod.rs");
     let mut out = String::from("| Key | Description |\n|---|---|\n");
     let mut table = "";
     let mut doc = String::new();
@@ -451,12 +402,13 @@ pub fn markdown_reference() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod doc_tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn every_raw_field_is_documented_with_a_default() {
-        let src = include_str!("issuer.rs");
+        let src = include_str!("mod.rs");
         let lines: Vec<&str> = src.lines().map(str::trim).collect();
         let mut fields = 0;
         for (i, l) in lines.iter().enumerate() {
@@ -493,7 +445,7 @@ mod tests {
 
     #[test]
     fn every_env_constant_is_known() {
-        let src = include_str!("issuer.rs");
+        let src = include_str!("mod.rs");
         for line in src.lines().filter(|l| l.starts_with("pub const ENV_")) {
             let name = line["pub const ".len()..].split(':').next().unwrap();
             if name == "ENV_PROVIDER_PREFIX" || name == "ENV_NAMES" {

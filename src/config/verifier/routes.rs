@@ -1,6 +1,6 @@
 //! `[[routes]]`: per-route policy in the verifier's TOML file.
 
-use super::verifier::{bad, ConfigError};
+use crate::config::common::{bad, ConfigError};
 use crate::domain::claims::Scopes;
 use serde::Deserialize;
 
