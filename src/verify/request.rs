@@ -53,6 +53,8 @@ pub enum CanonError {
     Control,
     #[error("path has a malformed percent-encoding")]
     BadEscape,
+    #[error("path's percent-encoding does not decode to UTF-8")]
+    NotUtf8,
     #[error("path climbs above the root")]
     AboveRoot,
     #[error("path has a dot-segment after an empty segment")]
@@ -171,6 +173,11 @@ pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, CanonError> {
 fn decode_segment(seg: &str) -> Result<String, CanonError> {
     let b = seg.as_bytes();
     let mut out = String::with_capacity(b.len());
+    // The segment fully decoded, to refuse escapes that are not UTF-8
+    // (`/%aa`): backends disagree on those (reject, replace, pass raw), so
+    // no route may be decided on them.
+    let mut escaped_high = false;
+    let mut decoded: Vec<u8> = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -188,11 +195,13 @@ fn decode_segment(seg: &str) -> Result<String, CanonError> {
                     0..=0x1f | 0x7f => return Err(CanonError::Control),
                     v if unreserved(v) => out.push(char::from(v)),
                     v => {
+                        escaped_high |= v >= 0x80;
                         out.push('%');
                         out.push(char::from(b"0123456789ABCDEF"[usize::from(v >> 4)]));
                         out.push(char::from(b"0123456789ABCDEF"[usize::from(v & 15)]));
                     }
                 }
+                decoded.push(v);
                 i += 3;
             }
             b'\\' => return Err(CanonError::Backslash),
@@ -204,8 +213,12 @@ fn decode_segment(seg: &str) -> Result<String, CanonError> {
                     i += 1;
                 }
                 out.push_str(&seg[start..i]);
+                decoded.extend_from_slice(&b[start..i]);
             }
         }
+    }
+    if escaped_high && std::str::from_utf8(&decoded).is_err() {
+        return Err(CanonError::NotUtf8);
     }
     Ok(out)
 }
@@ -344,6 +357,15 @@ mod tests {
         assert_eq!(p("//a///b/").unwrap(), "/a/b/");
         assert_eq!(p("/%6Dcp").unwrap(), "/mcp");
         assert_eq!(p("/a%20b%7e%3a").unwrap(), "/a%20b~%3A");
+        // Escaped UTF-8 is kept (upper-cased); escapes that are not UTF-8
+        // are refused, whatever the case of their hex digits.
+        assert_eq!(p("/caf%c3%a9").unwrap(), "/caf%C3%A9");
+        assert_eq!(p("/caf%C3%A9/x").unwrap(), "/caf%C3%A9/x");
+        assert_eq!(p("/%aa"), Err(CanonError::NotUtf8));
+        assert_eq!(p("/mcp/%AA"), Err(CanonError::NotUtf8));
+        assert_eq!(p("/%c3"), Err(CanonError::NotUtf8));
+        assert_eq!(p("/%c3é"), Err(CanonError::NotUtf8));
+        assert_eq!(p("/%ff%fe/admin"), Err(CanonError::NotUtf8));
         assert_eq!(p("/mcp/..%2fadmin"), Err(CanonError::EncodedSeparator));
         assert_eq!(p("/mcp/%2Fadmin"), Err(CanonError::EncodedSeparator));
         assert_eq!(p("/mcp/%5cadmin"), Err(CanonError::EncodedSeparator));
