@@ -19,7 +19,8 @@ use std::sync::Arc;
 /// The ForwardAuth path; any method, any sub-path.
 pub const AUTH_PATH: &str = "/auth";
 
-/// The verifier's HTTP routes: ForwardAuth, PRM, health, metrics.
+/// The verifier's HTTP routes: ForwardAuth, PRM, health (`/metrics` is on
+/// its own listener: [`super::health::metrics_routes`]).
 pub fn routes(state: Arc<VerifierState>) -> Router {
     use super::{health, prm};
     Router::new()
@@ -27,7 +28,6 @@ pub fn routes(state: Arc<VerifierState>) -> Router {
         .route("/auth/{*rest}", any(forward_auth_check_any))
         .route("/healthz", get(health::health_live_get))
         .route("/readyz", get(health::health_ready_get))
-        .route("/metrics", get(health::health_metrics_get))
         .with_state(state.clone())
         .merge(prm::routes(state))
 }

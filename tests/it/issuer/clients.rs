@@ -80,6 +80,7 @@ async fn start_on(clock: Arc<FixedClock>) -> Harness {
     let running = spawn(config, deps).await.unwrap();
     Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations,

@@ -56,6 +56,8 @@ email = "alice@example.com"
 pub struct Harness {
     pub running: RunningIssuer,
     pub base: String,
+    /// The internal listener (admin API, `/metrics`).
+    pub admin: String,
     pub http: reqwest::Client,
     pub revocations: LocalRevocations,
 }
@@ -71,6 +73,7 @@ pub async fn start_toml(toml: &str, fetcher: Option<Arc<dyn MetadataFetcher>>) -
     let running = spawn(config, deps).await.unwrap();
     Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations,

@@ -61,6 +61,7 @@ async fn start_flaky() -> (Harness, Arc<FlakySink>) {
     let running = spawn(config, deps).await.unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations,
@@ -219,7 +220,7 @@ async fn admin_revocation_fails_while_the_sink_fails_and_the_retry_publishes() {
     sink.fail_after.store(0, Ordering::SeqCst);
     let send = || async {
         h.http
-            .post(format!("{}/admin/revoke", h.base))
+            .post(format!("{}/admin/revoke", h.admin))
             .bearer_auth(ADMIN)
             .json(&serde_json::json!({"sub": claims(&ats[0])["sub"]}))
             .send()
@@ -262,6 +263,7 @@ async fn redis_killed_mid_revocation_then_the_retry_and_the_republisher_restore_
     let running = spawn(config, IssuerDeps::default()).await.unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
@@ -380,7 +382,7 @@ async fn key_rotation_under_load_keeps_every_decision_right() {
         }
         let r = h
             .http
-            .post(format!("{}/admin/keys/rotate", h.base))
+            .post(format!("{}/admin/keys/rotate", h.admin))
             .bearer_auth(ADMIN)
             .send()
             .await
@@ -425,6 +427,7 @@ async fn an_issuer_on_one_cluster_seed_revokes_through_a_failover() {
     let running = spawn(config, IssuerDeps::default()).await.unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),

@@ -527,6 +527,7 @@ async fn refresh_families_have_an_absolute_lifetime() {
     .unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations,
@@ -643,6 +644,7 @@ async fn stored_signing_keys_are_encrypted_with_the_secret_key() {
     .unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations,
@@ -716,6 +718,7 @@ async fn key_encryption_can_be_turned_on_for_an_existing_store() {
             .unwrap();
             Harness {
                 base: running.issuer.clone(),
+                admin: format!("http://{}", running.admin_addr),
                 running,
                 http: client(),
                 revocations,

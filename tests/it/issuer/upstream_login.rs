@@ -105,6 +105,7 @@ async fn upstream_login_with_allow_list() {
     let running = spawn(config, deps).await.unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
@@ -189,6 +190,7 @@ async fn github_login_entries_pin_the_numeric_id() {
     let running = spawn(config, deps).await.unwrap();
     let h = Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations: LocalRevocations::new(Arc::new(SystemClock), Duration::from_secs(60)),
