@@ -193,7 +193,8 @@ async fn login_token_refresh_whoami_revoke() {
     // Operators see the client.
     let mut c = mcpgate(&base, &store);
     c.args(["admin", "clients", "list"])
-        .env("MCPGATE_ADMIN_TOKEN", ADMIN);
+        .env("MCPGATE_ADMIN_TOKEN", ADMIN)
+        .env("MCPGATE_ADMIN_URL", format!("http://{}", iss.admin_addr));
     let r = run(c).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains(&client_id), "{}", r.stdout);
