@@ -183,7 +183,7 @@ pub async fn authorize_login_post(
         Ok(LoginOutcome::Limited { .. }) => "too_many_requests",
         Ok(LoginOutcome::Ok { .. }) => "ok",
         Ok(LoginOutcome::Retry(_)) => "access_denied",
-        Err(e) => failure_label(&e),
+        Err(e) => failure_label(e),
     };
     // The user name as typed (a failed login's may be anything a client
     // sent: the JSON log escapes it), never the password.
