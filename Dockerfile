@@ -37,25 +37,29 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
 FROM gcr.io/distroless/static-debian12:nonroot AS verifier
 COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/verifier /usr/local/bin/verifier
 USER 65532:65532
-EXPOSE 8081 9191
+# 8091: /metrics, on loopback unless MCPGW_VERIFIER_METRICS_ADDR=0.0.0.0:8091.
+EXPOSE 8081 9191 8091
 ENTRYPOINT ["/usr/local/bin/verifier"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS issuer
 COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/issuer /usr/local/bin/issuer
 USER 65532:65532
-EXPOSE 8080
+# 8090: admin API and /metrics, on loopback unless admin_listen = "0.0.0.0:8090".
+EXPOSE 8080 8090
 ENTRYPOINT ["/usr/local/bin/issuer"]
 
 FROM scratch AS verifier-prebuilt
 ARG BIN_DIR
 COPY ${BIN_DIR}/verifier /verifier
 USER 65532:65532
-EXPOSE 8081 9191
+# 8091: /metrics, on loopback unless MCPGW_VERIFIER_METRICS_ADDR=0.0.0.0:8091.
+EXPOSE 8081 9191 8091
 ENTRYPOINT ["/verifier"]
 
 FROM scratch AS issuer-prebuilt
 ARG BIN_DIR
 COPY ${BIN_DIR}/issuer /issuer
 USER 65532:65532
-EXPOSE 8080
+# 8090: admin API and /metrics, on loopback unless admin_listen = "0.0.0.0:8090".
+EXPOSE 8080 8090
 ENTRYPOINT ["/issuer"]

@@ -131,6 +131,7 @@ class Server:
     grpc: int = 0
     startup_ms: float = 0.0
     log: Path | None = None
+    metrics: int = 0
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -156,10 +157,11 @@ class Jwks(BaseHTTPRequestHandler):
 
 
 def start_verifier(bin_dir: Path, iss: str, tmp: Path, name: str, env: dict | None = None) -> Server:
-    http, grpc = free_port(), free_port()
+    http, grpc, metrics = free_port(), free_port(), free_port()
     e = {**os.environ, "RUST_LOG": "info", "MCPGW_VERIFIER_ISSUERS": iss,
          "MCPGW_VERIFIER_JWKS_URI": f"{iss}/jwks.json", "MCPGW_VERIFIER_RESOURCE": RESOURCE,
          "MCPGW_VERIFIER_HTTP_ADDR": f"127.0.0.1:{http}", "MCPGW_VERIFIER_GRPC_ADDR": f"127.0.0.1:{grpc}",
+         "MCPGW_VERIFIER_METRICS_ADDR": f"127.0.0.1:{metrics}",
          **(env or {})}
     log = tmp / f"{name}.log"
     t0 = time.monotonic()
@@ -169,11 +171,11 @@ def start_verifier(bin_dir: Path, iss: str, tmp: Path, name: str, env: dict | No
         if proc.poll() is not None or time.monotonic() - t0 > 30:
             raise SystemExit(f"verifier did not become ready; see {log}:\n{log.read_text()[-2000:]}")
         time.sleep(0.002)
-    return Server(proc, http, grpc, (time.monotonic() - t0) * 1000, log)
+    return Server(proc, http, grpc, (time.monotonic() - t0) * 1000, log, metrics)
 
 
 def decisions(s: Server) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{s.http}/metrics", timeout=5).read().decode()
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.metrics}/metrics", timeout=5).read().decode()
     out: dict[str, float] = {}
     for m in re.finditer(r'^mcpgate_verifier_decisions_total\{([^}]*)\} (\S+)$', text, re.M):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
@@ -401,7 +403,7 @@ def revocation_propagation(bin_dir: Path, iss: str, key: Key, tmp: Path, n: int)
                     if time.monotonic() - t0 > 5:
                         raise SystemExit("a revocation took more than 5 s")
                 lags.append((time.monotonic() - t0) * 1000)
-            text = urllib.request.urlopen(f"http://127.0.0.1:{vs[0].http}/metrics", timeout=5).read().decode()
+            text = urllib.request.urlopen(f"http://127.0.0.1:{vs[0].metrics}/metrics", timeout=5).read().decode()
             s = re.search(r"^mcpgate_verifier_revocation_propagation_seconds_sum (\S+)", text, re.M)
             c = re.search(r"^mcpgate_verifier_revocation_propagation_seconds_count (\S+)", text, re.M)
             lags.sort()

@@ -431,7 +431,8 @@ def start_issuer(bin_dir: Path, tmp: Path, store: str) -> Target:
     base = f"http://127.0.0.1:{port}"
     redis_proc = rc = None
     cfg: dict = {
-        "issuer": base, "listen": f"127.0.0.1:{port}", "scopes": [SCOPE],
+        "issuer": base, "listen": f"127.0.0.1:{port}", "admin_listen": f"127.0.0.1:{B.free_port()}",
+        "scopes": [SCOPE],
         "access_token_ttl_secs": 3600, "refresh_token_ttl_secs": 14 * 86400,
         "resources": [{"resource": RESOURCE}],
         # One user per scripted browser: the issuer allows 20 password
@@ -799,9 +800,10 @@ def check_frame(token: str | None, host: str = "mcp.bench.example", path: str = 
 
 def start_verifier(bin_dir: Path, tmp: Path, name: str, iss: str, *, env: dict | None = None,
                    config: dict | None = None, ready: bool = True, timeout: float = 60) -> Proc:
-    http_p, grpc_p = B.free_port(), B.free_port()
+    http_p, grpc_p, metrics_p = B.free_port(), B.free_port(), B.free_port()
     e = {"RUST_LOG": "info", "MCPGW_VERIFIER_ISSUERS": iss, "MCPGW_VERIFIER_JWKS_URI": f"{iss}/jwks.json",
-         "MCPGW_VERIFIER_HTTP_ADDR": f"127.0.0.1:{http_p}", "MCPGW_VERIFIER_GRPC_ADDR": f"127.0.0.1:{grpc_p}"}
+         "MCPGW_VERIFIER_HTTP_ADDR": f"127.0.0.1:{http_p}", "MCPGW_VERIFIER_GRPC_ADDR": f"127.0.0.1:{grpc_p}",
+         "MCPGW_VERIFIER_METRICS_ADDR": f"127.0.0.1:{metrics_p}"}
     if config is None:
         e["MCPGW_VERIFIER_RESOURCE"] = RESOURCE
     else:
@@ -810,7 +812,7 @@ def start_verifier(bin_dir: Path, tmp: Path, name: str, iss: str, *, env: dict |
         e["MCPGW_VERIFIER_CONFIG"] = str(path)
     e.update(env or {})
     p = spawn(tmp, name, [bin_dir / "verifier"], env=e)
-    p.ports = {"http": http_p, "grpc": grpc_p}
+    p.ports = {"http": http_p, "grpc": grpc_p, "metrics": metrics_p}
     url = f"http://127.0.0.1:{http_p}/readyz" if ready else f"http://127.0.0.1:{http_p}/healthz"
     p.ports["start_s"] = wait_until(p, "ready" if ready else "healthz", lambda: B.http_status(url) == 200,
                                     timeout=timeout, every=0.005)
@@ -819,7 +821,7 @@ def start_verifier(bin_dir: Path, tmp: Path, name: str, iss: str, *, env: dict |
 
 def metrics(p: Proc) -> dict[str, float]:
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{p.ports['http']}/metrics", timeout=5).read().decode()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{p.ports['metrics']}/metrics", timeout=5).read().decode()
     except OSError:
         return {}
     out = {}

@@ -1,5 +1,6 @@
 //! Prometheus metrics (prometheus-client): a registry helper shared by both
-//! services, and the verifier's metric families.
+//! services (build info, the standard `process_*` families), and the
+//! verifier's metric families.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +33,121 @@ const DECISION_BUCKETS: [f64; 14] = [
 
 fn decision_histogram() -> Histogram {
     Histogram::new(DECISION_BUCKETS)
+}
+
+/// A root registry holding the standard, unprefixed `process_*` families
+/// ([`ProcessCollector`]); a service registers its own families in
+/// `registry.sub_registry_with_prefix(..)`.
+pub fn root_registry() -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ProcessCollector));
+    registry
+}
+
+/// The process families every Prometheus client library exports
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
+/// `process_start_time_seconds`), read from `/proc/self` at each scrape by
+/// the procfs crate (Linux only; elsewhere the families are absent).
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessCollector;
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    #[cfg(target_os = "linux")]
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::registry::Unit;
+        let Ok(me) = procfs::process::Process::myself() else {
+            return Ok(());
+        };
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second().max(1) as f64;
+            ConstCounter::new((stat.utime + stat.stime) as f64 / ticks).encode(
+                encoder.encode_descriptor(
+                    "process_cpu",
+                    "Total user and system CPU time spent in seconds",
+                    Some(&Unit::Seconds),
+                    MetricType::Counter,
+                )?,
+            )?;
+            const_gauge(
+                &mut encoder,
+                "process_resident_memory",
+                "Resident memory size in bytes",
+                Some(&Unit::Bytes),
+                (stat.rss * procfs::page_size()) as f64,
+            )?;
+            const_gauge(
+                &mut encoder,
+                "process_virtual_memory",
+                "Virtual memory size in bytes",
+                Some(&Unit::Bytes),
+                stat.vsize as f64,
+            )?;
+            if let Ok(boot) = procfs::boot_time_secs() {
+                const_gauge(
+                    &mut encoder,
+                    "process_start_time",
+                    "Start time of the process since unix epoch in seconds",
+                    Some(&Unit::Seconds),
+                    boot as f64 + stat.starttime as f64 / ticks,
+                )?;
+            }
+        }
+        if let Ok(n) = me.fd_count() {
+            const_gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                n as f64,
+            )?;
+        }
+        if let Ok(l) = me.limits() {
+            if let procfs::process::LimitValue::Value(n) = l.max_open_files.soft_limit {
+                const_gauge(
+                    &mut encoder,
+                    "process_max_fds",
+                    "Maximum number of open file descriptors",
+                    None,
+                    n as f64,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn encode(
+        &self,
+        _encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        Ok(())
+    }
+}
+
+/// Encodes one gauge family with one sample.
+#[cfg(target_os = "linux")]
+fn const_gauge(
+    encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&prometheus_client::registry::Unit>,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::encoding::EncodeMetric;
+    let metric = prometheus_client::metrics::gauge::ConstGauge::new(v);
+    metric.encode(encoder.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?)
 }
 
 /// Registers `<prefix>_build_info{version} 1`.
@@ -83,8 +199,9 @@ pub struct VerifierMetrics {
 
 impl VerifierMetrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("mcpgate_verifier");
-        register_build_info(&mut registry);
+        let mut root = root_registry();
+        let registry = root.sub_registry_with_prefix("mcpgate_verifier");
+        register_build_info(registry);
         let decisions = StaticCounter::<3>::default();
         let jwks_fetches = StaticCounter::<1>::default();
         let jwks_last_success = IssuerGauge::default();
@@ -142,7 +259,7 @@ impl VerifierMetrics {
             revocation_propagation.clone(),
         );
         Self {
-            registry,
+            registry: root,
             decisions,
             jwks_fetches,
             jwks_last_success,

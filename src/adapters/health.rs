@@ -1,5 +1,5 @@
 //! `/healthz` (process alive), `/readyz` (able to decide: revocation data
-//! fresh) and Prometheus `/metrics`.
+//! fresh) and Prometheus `/metrics` (on the metrics listener only).
 
 use super::verifier_state::VerifierState;
 use axum::extract::State;
@@ -39,6 +39,16 @@ pub async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response 
         body.to_string(),
     )
         .into_response()
+}
+
+/// The metrics listener's routes (`metrics_addr`): `/metrics` and
+/// `/healthz`. The proxy-facing listener serves no `/metrics`.
+pub fn metrics_routes(state: Arc<VerifierState>) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/metrics", get(health_metrics_get))
+        .route("/healthz", get(health_live_get))
+        .with_state(state)
 }
 
 /// `GET /metrics`.

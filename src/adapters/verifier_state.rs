@@ -142,6 +142,9 @@ impl VerifierState {
         ids: RequestIds<'_>,
         d: &Decision,
     ) {
+        // With OTLP export, the decision is a span in the caller's trace.
+        let span = crate::telemetry::remote_span("authz.decision", ids.traceparent, None);
+        let _entered = span.enter();
         let info = match d {
             Decision::Allow(_) => {
                 self.metrics.decision(protocol, true, "ok");

@@ -6,7 +6,7 @@
 //! [`build_fetcher`]); tests and `mcpgate dev` inject their own through
 //! [`IssuerDeps`].
 
-use crate::adapters::issuer::{routes, IssuerMetrics, IssuerState};
+use crate::adapters::issuer::{admin_routes, routes, IssuerMetrics, IssuerState};
 use crate::config::issuer::{
     CimdConfig, EncryptionKey, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig,
     StorageConfig,
@@ -45,6 +45,9 @@ const KEY_VERSION_POLL: Duration = Duration::from_secs(1);
 /// How often stored keys are re-read in full (retirements, expiries).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The first tasks of [`RunningIssuer`]: the public and the admin server.
+const SERVERS: usize = 2;
+
 /// Injectable dependencies; `Default` builds everything from config.
 #[derive(Default, Clone)]
 pub struct IssuerDeps {
@@ -65,6 +68,8 @@ fn setup(what: &str) -> impl Fn(String) -> StartError + '_ {
 /// A running issuer.
 pub struct RunningIssuer {
     pub http_addr: SocketAddr,
+    /// The internal listener: admin API and `/metrics`.
+    pub admin_addr: SocketAddr,
     /// The issuer identifier in use.
     pub issuer: String,
     pub core: Arc<Issuer>,
@@ -296,7 +301,9 @@ pub async fn build(
     }))
 }
 
-/// Binds, builds and serves; logs `listening http=<addr>`.
+/// Binds, builds and serves; logs `listening http=<addr> admin=<addr>
+/// metrics=<addr>` (the admin API and `/metrics` share the internal
+/// listener).
 pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssuer, StartError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -304,6 +311,12 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
     let http_addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(config.listen, e))?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| StartError::Bind(config.admin_listen, e))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.admin_listen, e))?;
     let issuer = config
         .issuer
         .clone()
@@ -314,11 +327,17 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
         metrics: IssuerMetrics::new(),
         trusted_proxies: config.trusted_proxies.clone(),
     });
-    let router = routes(state);
+    let router = routes(state.clone());
     let (tx, rx) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(super::serve_router(
-        router, listener, rx, "issuer",
-    ))];
+    let mut tasks = vec![
+        tokio::spawn(super::serve_router(router, listener, rx.clone(), "issuer")),
+        tokio::spawn(super::serve_router(
+            admin_routes(state),
+            admin_listener,
+            rx,
+            "issuer admin",
+        )),
+    ];
     tasks.push(tokio::spawn(revocation_maintenance(core.clone())));
     if !core.keys.is_file_managed() {
         tasks.push(tokio::spawn(key_maintenance(
@@ -326,9 +345,10 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
             config.signing.rotation_interval,
         )));
     }
-    tracing::info!(http = %http_addr, issuer = %issuer, path = %issuer_path(&issuer), "listening");
+    tracing::info!(http = %http_addr, admin = %admin_addr, metrics = %admin_addr, issuer = %issuer, path = %issuer_path(&issuer), "listening");
     Ok(RunningIssuer {
         http_addr,
+        admin_addr,
         issuer,
         core,
         shutdown: tx,
@@ -406,17 +426,19 @@ impl RunningIssuer {
     /// the background tasks.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        let mut tasks = std::mem::take(&mut self.tasks).into_iter();
-        if let Some(server) = tasks.next() {
-            let abort = server.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), server)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let rest = tasks.split_off(SERVERS.min(tasks.len()));
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        if tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::future::join_all(tasks),
+        )
+        .await
+        .is_err()
+        {
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
         }
-        for t in tasks {
+        for t in rest {
             t.abort();
         }
     }

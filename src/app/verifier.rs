@@ -1,6 +1,6 @@
 //! The verifier's composition root: config + injectable dependencies →
-//! HTTP (ForwardAuth, PRM, health, metrics) and gRPC (ext_authz, health)
-//! servers.
+//! HTTP (ForwardAuth, PRM, health), gRPC (ext_authz, health) and, on a
+//! listener of its own, Prometheus `/metrics`.
 
 use crate::adapters::envoy::EnvoyAuthz;
 use crate::adapters::verifier_state::{HeaderPlan, VerifierState};
@@ -55,6 +55,8 @@ pub struct VerifierApp {
 pub struct RunningVerifier {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics` (not on `http_addr`).
+    pub metrics_addr: SocketAddr,
     pub state: Arc<VerifierState>,
     shutdown: watch::Sender<bool>,
     /// How long [`RunningVerifier::shutdown`] lets requests in flight finish.
@@ -233,6 +235,11 @@ impl VerifierApp {
         let grpc_addr = grpc
             .local_addr()
             .map_err(|e| StartError::Bind(self.config.grpc_addr, e))?;
+        // One metrics listener, on this runtime, whatever `threads` is.
+        let metrics = bind(self.config.metrics_addr, false)?;
+        let metrics_addr = metrics
+            .local_addr()
+            .map_err(|e| StartError::Bind(self.config.metrics_addr, e))?;
         // Every listener is bound before anything serves: a bind error
         // fails the start.
         let mut extra = Vec::new();
@@ -258,10 +265,12 @@ impl VerifierApp {
 
         let (reporter, health) = tonic_health::server::health_reporter();
         let (done, drained) = mpsc::channel::<()>(1);
-        let (d1, d2) = (done.clone(), done.clone());
-        let (st1, st2, rx1, rx2) = (
+        let (d1, d2, d3) = (done.clone(), done.clone(), done.clone());
+        let (st1, st2, st3, rx1, rx2, rx3) = (
             self.state.clone(),
             self.state.clone(),
+            self.state.clone(),
+            rx.clone(),
             rx.clone(),
             rx.clone(),
         );
@@ -274,6 +283,11 @@ impl VerifierApp {
             tokio::spawn(async move {
                 serve_grpc(st2, grpc, h1, rx2).await;
                 drop(d2);
+            }),
+            tokio::spawn(async move {
+                let router = crate::adapters::health::metrics_routes(st3);
+                super::serve_router(router, metrics, rx3, "verifier metrics").await;
+                drop(d3);
             }),
         ];
         for (i, (h, g)) in extra.into_iter().enumerate() {
@@ -311,10 +325,11 @@ impl VerifierApp {
             }
         }));
 
-        tracing::info!(http = %http_addr, grpc = %grpc_addr, threads, "listening");
+        tracing::info!(http = %http_addr, grpc = %grpc_addr, metrics = %metrics_addr, threads, "listening");
         Ok(RunningVerifier {
             http_addr,
             grpc_addr,
+            metrics_addr,
             state: self.state,
             shutdown: tx,
             grace: self.config.shutdown_grace,

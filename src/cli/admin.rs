@@ -1,5 +1,6 @@
 //! `mcpgate admin …`: the issuer's admin API (`/admin/*`, bearer admin
-//! token).
+//! token) on its internal listener (`--admin-url`, the issuer's
+//! `admin_listen`; the public issuer URL does not serve it).
 
 use super::args::{AdminArgs, AdminCommand, ClientsCommand, KeysCommand};
 use super::commands::Context;
@@ -7,18 +8,19 @@ use super::{sanitize, Error};
 use crate::domain::secret::AdminToken;
 use serde_json::{json, Value};
 
-fn admin_url(ctx: &Context, path: &str) -> String {
-    format!("{}/admin{path}", ctx.issuer)
+fn admin_url(base: &str, path: &str) -> String {
+    format!("{}/admin{path}", base.trim_end_matches('/'))
 }
 
 async fn call(
     ctx: &Context,
+    base: &str,
     token: &AdminToken,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), Error> {
-    let url = admin_url(ctx, path);
+    let url = admin_url(base, path);
     let mut req = ctx
         .http
         .http
@@ -102,12 +104,33 @@ pub async fn run(ctx: &Context, a: &AdminArgs) -> Result<(), Error> {
                 super::args::ENV_ADMIN_TOKEN
             ))
         })?;
+    let base = a.admin_url.as_str();
+    let parsed = url::Url::parse(base)
+        .map_err(|e| Error::Config(format!("--admin-url {}: {e}", sanitize(base))))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "--admin-url {}: not an http(s) URL",
+            sanitize(base)
+        )));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if parsed.scheme() == "http" && !loopback {
+        eprintln!(
+            "warning: sending the admin token over plain HTTP to {}; reach the admin listener through loopback (kubectl port-forward) or HTTPS",
+            sanitize(base)
+        );
+    }
     match &a.command {
         AdminCommand::Clients(ClientsCommand::List { json }) => {
-            let (_, v) = call(ctx, &token, reqwest::Method::GET, "/clients", None).await?;
+            let (_, v) = call(ctx, base, &token, reqwest::Method::GET, "/clients", None).await?;
             if *json {
                 let s = serde_json::to_string_pretty(&v)
-                    .map_err(|e| Error::protocol(&ctx.issuer, e.to_string()))?;
+                    .map_err(|e| Error::protocol(base, e.to_string()))?;
                 println!("{s}");
             } else {
                 print!("{}", clients_table(&v));
@@ -118,7 +141,7 @@ pub async fn run(ctx: &Context, a: &AdminArgs) -> Result<(), Error> {
                 "/clients/{}",
                 url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
             );
-            match call(ctx, &token, reqwest::Method::DELETE, &path, None).await {
+            match call(ctx, base, &token, reqwest::Method::DELETE, &path, None).await {
                 Ok(_) => eprintln!("Deleted client {} and revoked its tokens.", sanitize(id)),
                 Err(Error::Protocol { msg, .. }) if msg == "HTTP 404" => {
                     return Err(Error::OAuth {
@@ -137,11 +160,27 @@ pub async fn run(ctx: &Context, a: &AdminArgs) -> Result<(), Error> {
                 (None, Some(c)) => json!({ "client_id": c }),
                 (None, None) => return Err(Error::Config("give --sub or --client".into())),
             };
-            call(ctx, &token, reqwest::Method::POST, "/revoke", Some(body)).await?;
+            call(
+                ctx,
+                base,
+                &token,
+                reqwest::Method::POST,
+                "/revoke",
+                Some(body),
+            )
+            .await?;
             eprintln!("Revoked.");
         }
         AdminCommand::Keys(KeysCommand::Rotate) => {
-            let (_, v) = call(ctx, &token, reqwest::Method::POST, "/keys/rotate", None).await?;
+            let (_, v) = call(
+                ctx,
+                base,
+                &token,
+                reqwest::Method::POST,
+                "/keys/rotate",
+                None,
+            )
+            .await?;
             eprintln!("Rotated the signing key; now signing with:");
             println!("{}", text(&v, "kid"));
         }

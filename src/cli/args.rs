@@ -9,6 +9,9 @@ pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
 pub const ENV_ISSUER: &str = "MCPGATE_ISSUER";
 pub const ENV_TOKEN_FILE: &str = "MCPGATE_TOKEN_FILE";
 pub const ENV_ADMIN_TOKEN: &str = "MCPGATE_ADMIN_TOKEN";
+pub const ENV_ADMIN_URL: &str = "MCPGATE_ADMIN_URL";
+/// The issuer's admin listener (`admin_listen`) unless `--admin-url` says otherwise.
+pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8090";
 pub const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGATE_INITIAL_ACCESS_TOKEN";
 pub const ENV_DEV_PASSWORD: &str = "MCPGATE_DEV_PASSWORD";
 
@@ -147,6 +150,10 @@ pub struct AdminArgs {
     /// lines are visible to other users).
     #[arg(long, env = ENV_ADMIN_TOKEN, hide_env_values = true, global = true)]
     pub admin_token: Option<String>,
+    /// The issuer's admin listener (its `admin_listen`, not the public
+    /// issuer URL), e.g. through `kubectl port-forward`.
+    #[arg(long, env = ENV_ADMIN_URL, default_value = DEFAULT_ADMIN_URL, global = true)]
+    pub admin_url: String,
     #[command(subcommand)]
     pub command: AdminCommand,
 }

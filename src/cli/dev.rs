@@ -111,6 +111,13 @@ mod imp {
             raw.scopes_supported = Some(DEV_SCOPES.iter().map(|s| s.to_string()).collect());
         }
         let vcfg = match raw.validate() {
+            Ok(c) if !c.metrics_addr.ip().is_loopback() => {
+                iss.shutdown().await;
+                return Err(Error::Config(format!(
+                    "--verifier-config metrics_addr {}: dev mode listens on loopback only",
+                    c.metrics_addr
+                )));
+            }
             Ok(c) => c,
             Err(e) => {
                 iss.shutdown().await;
@@ -150,8 +157,17 @@ mod imp {
              \x20 user:        {}\n\
              \x20 password:    {}{pw_note}\n\
              \x20 admin token: {admin}\n\
+             \x20 admin API:   http://{admin_addr}/admin (mcpgate admin --admin-url http://{admin_addr} ...)\n\
+             \x20 metrics:     http://{admin_addr}/metrics (issuer), http://{metrics_addr}/metrics (verifier)\n\
              Log in with:  mcpgate --issuer {} login --resource {resource}",
-            iss.issuer, ver.http_addr, ver.grpc_addr, d.username, d.password, iss.issuer,
+            iss.issuer,
+            ver.http_addr,
+            ver.grpc_addr,
+            d.username,
+            d.password,
+            iss.issuer,
+            admin_addr = iss.admin_addr,
+            metrics_addr = ver.metrics_addr,
         );
         crate::app::shutdown_signal().await;
         ver.shutdown().await;

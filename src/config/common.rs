@@ -198,6 +198,32 @@ pub fn process_env_names() -> Vec<String> {
         .collect()
 }
 
+/// The address of a service's internal listener (admin API, metrics): the
+/// configured one, else `default`, else, when the public listener `public`
+/// picks a free port (port 0: tests, several instances on one host), a free
+/// loopback port too. It may not be the public listener's address.
+pub fn admin_addr(
+    key: &str,
+    configured: Option<&str>,
+    public: std::net::SocketAddr,
+    default: &str,
+) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = match configured {
+        Some(v) => v.parse().map_err(|e| format!("{v}: {e}"))?,
+        None if public.port() == 0 => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        None => default.parse().map_err(|e| format!("{default}: {e}"))?,
+    };
+    let same_port = addr.port() != 0 && addr.port() == public.port();
+    let overlaps =
+        addr.ip() == public.ip() || addr.ip().is_unspecified() || public.ip().is_unspecified();
+    if same_port && overlaps {
+        return Err(format!(
+            "{addr} is the public listener's address: {key} must be a separate port"
+        ));
+    }
+    Ok(addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

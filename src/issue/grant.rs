@@ -298,7 +298,11 @@ impl Issuer {
         let store = self.store.as_ref();
         if let Ok(Some(r)) = get_json::<RotatedRefresh>(store, Namespace::RotatedRefresh, key).await
         {
-            tracing::warn!(family = %r.family_id, "rotated refresh token reused; revoking the family");
+            let (client_id, sub) = r.grant.as_ref().map_or(("", ""), |g| {
+                (g.client_id.as_str(), g.user.subject.as_str())
+            });
+            // An audit event (target `mcpgate::audit`, see the issuer adapter's audit module).
+            tracing::warn!(target: "mcpgate::audit", event = "refresh_reuse_detected", result = "family_revoked", family = %r.family_id, client_id = %client_id, sub = %sub, "rotated refresh token reused; revoking the family");
             if let Err(e) = self.revoke_family(&r.family_id).await {
                 // Not acknowledged: the rotated-token record stays, so a
                 // retry revokes (and publishes) again.

@@ -202,6 +202,8 @@ class IssuerHandle:
     proc: Proc
     config: dict[str, Any]
     config_path: Path
+    #: The admin API and /metrics listener (``admin_listen``).
+    admin_url: str = ""
     restart: Callable[[], "IssuerHandle"] = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
@@ -229,6 +231,8 @@ def issuer(spawn, bins: Bins, tmp_path: Path):
         else:
             port = int(cfg["listen"].rsplit(":", 1)[1])
         cfg.setdefault("issuer", f"http://127.0.0.1:{port}")
+        # The admin API and /metrics listener (its default port is fixed).
+        cfg.setdefault("admin_listen", f"127.0.0.1:{free_port()}")
         path = tmp_path / f"{name}-{counter[0]}.toml"
         path.write_text(toml_dumps(cfg))
         exe = bins.issuer
@@ -244,7 +248,8 @@ def issuer(spawn, bins: Bins, tmp_path: Path):
             )
 
         proc = start(f"{name}-{counter[0]}")
-        h = IssuerHandle(url=cfg["issuer"], port=port, proc=proc, config=cfg, config_path=path)
+        h = IssuerHandle(url=cfg["issuer"], port=port, proc=proc, config=cfg, config_path=path,
+                         admin_url=f"http://{cfg['admin_listen']}")
         restarts = [0]
 
         def restart() -> IssuerHandle:
@@ -267,6 +272,8 @@ class VerifierHandle:
     http: str
     grpc: str
     proc: Proc
+    #: The /metrics listener (``metrics_addr``).
+    metrics: str = ""
 
 
 @pytest.fixture
@@ -290,6 +297,7 @@ def verifier(spawn, bins: Bins):
             "MCPGW_LOG_FORMAT": "json",
             "MCPGW_VERIFIER_HTTP_ADDR": "127.0.0.1:0",
             "MCPGW_VERIFIER_GRPC_ADDR": "127.0.0.1:0",
+            "MCPGW_VERIFIER_METRICS_ADDR": "127.0.0.1:0",
             "MCPGW_VERIFIER_ISSUERS": issuer_url,
         }
         if resource:
@@ -303,7 +311,8 @@ def verifier(spawn, bins: Bins):
             argv = ["taskset", "-c", "0", bins.verifier]
         proc = spawn(f"{name}-{counter[0]}", argv, env=e, ready_regex=LISTENING_RX, timeout=30)
         f = listening(proc)
-        return VerifierHandle(http=f"http://{f['http']}", grpc=f.get("grpc", ""), proc=proc)
+        return VerifierHandle(http=f"http://{f['http']}", grpc=f.get("grpc", ""), proc=proc,
+                              metrics=f"http://{f['metrics']}" if f.get("metrics") else "")
 
     return _verifier
 

@@ -2,7 +2,7 @@
 
 The PrometheusRule and the dashboard ConfigMap are rendered by Helm's engine
 (as in test_helm.py); the real issuer and verifier are started and their
-/metrics scraped; every metric name in an alert expression or a dashboard
+/metrics scraped (on their internal listeners); every metric name in an alert expression or a dashboard
 query (panels and template variables) must be one they expose, or one of
 the few series other components make (Prometheus' `up`, kube-state-metrics).
 A renamed or removed metric then fails here instead of leaving an alert
@@ -99,11 +99,12 @@ def test_alerts_and_dashboard_name_only_existing_metrics(issuer, verifier):
     assert httpx.post(f"{iss.url}/token", data={"grant_type": "bogus"}, timeout=10).status_code == 400
     exposed = set()
     for base, proc in ((iss.url, iss.proc), (v.http, v.proc)):
-        # /metrics on the server's own listener, or a separate metrics one
-        # if its `listening` log line names it.
-        metrics = listening(proc).get("metrics")
-        r = httpx.get(f"http://{metrics}/metrics" if metrics else f"{base}/metrics", timeout=10)
+        # /metrics on the separate listener the `listening` log line names
+        # (what the chart's ServiceMonitor scrapes), never on the public port.
+        metrics = listening(proc)["metrics"]
+        r = httpx.get(f"http://{metrics}/metrics", timeout=10)
         r.raise_for_status()
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 404
         exposed |= exposed_names(r.text)
     assert "mcpgate_verifier_decisions_total" in exposed and "mcpgate_issuer_responses_total" in exposed, exposed
 

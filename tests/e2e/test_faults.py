@@ -47,11 +47,13 @@ def _kids(url: str) -> list[str]:
 
 def test_two_issuers_starting_together_agree_and_follow_a_rotation(spawn, bins, redis, tmp_path):
     ports = [free_port(), free_port()]
+    admin_ports = [free_port(), free_port()]
     paths = []
     for i, port in enumerate(ports):
         cfg = default_issuer_config("http://127.0.0.1:1/mcp", tmp_path, None)
         cfg["storage"] = {"kind": "redis", "redis_urls": [redis]}
         cfg["listen"] = f"127.0.0.1:{port}"
+        cfg["admin_listen"] = f"127.0.0.1:{admin_ports[i]}"
         cfg["issuer"] = "http://127.0.0.1:1"
         from harness import toml_dumps
 
@@ -74,7 +76,7 @@ def test_two_issuers_starting_together_agree_and_follow_a_rotation(spawn, bins, 
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     a, b = (_kids(u) for u in urls)
     assert a == b and len(a) == 2, f"replicas disagree: {a} vs {b}"
-    r = httpx.post(f"{urls[0]}/admin/keys/rotate", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    r = httpx.post(f"http://127.0.0.1:{admin_ports[0]}/admin/keys/rotate", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
     assert r.status_code == 200, r.text
     t0 = time.monotonic()
     while _kids(urls[1]) != _kids(urls[0]):

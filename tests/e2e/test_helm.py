@@ -379,9 +379,21 @@ def test_full_install_renders_valid_manifests_and_consistent_wiring():
     assert mws["rel-mcpgate-drop-authorization"]["spec"]["headers"]["customRequestHeaders"] == {
         "Authorization": "", "X_User_Id": "", "X_User_Name": "", "X_User_Email": "", "X_User_Scopes": "",
         "X_Client_Id": ""}
-    for sm in by_kind(docs, "ServiceMonitor"):
+    sms = by_kind(docs, "ServiceMonitor")
+    assert len(sms) == 2
+    for sm in sms:
         assert sm["metadata"]["labels"]["release"] == "prom"
         assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+        # The internal port, which the Service has and the Ingress never routes.
+        component = "issuer" if sm["metadata"]["name"].endswith("-issuer") else "verifier"
+        port = sm["spec"]["endpoints"][0]["port"]
+        assert port == {"issuer": "admin", "verifier": "metrics"}[component]
+        svc = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith(f"-{component}"))
+        assert port in {p["name"] for p in svc["spec"]["ports"]}
+    for ing in by_kind(docs, "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}, ing
 
 
 def test_chart_defaults_render_valid_manifests():
@@ -407,6 +419,7 @@ def test_default_issuer_config_is_refused_as_notes_say(bins, tmp_path):
     real issuer with the exit code and message NOTES.txt announces."""
     docs, notes = render({})
     toml = (by_kind(docs, "Secret")[0]["stringData"]["issuer.toml"]
+            .replace('admin_listen = "0.0.0.0:8090"', 'admin_listen = "127.0.0.1:0"')
             .replace('listen = "0.0.0.0:8080"', 'listen = "127.0.0.1:0"')
             .replace('path = "/data/issuer.redb"', f'path = "{tmp_path / "issuer.redb"}"'))
     (tmp_path / "issuer.toml").write_text(toml)
@@ -466,19 +479,24 @@ def test_every_knob_lands_where_it_should():
     # the mesh's namespaces, the test pod and the extra peers.
     nps = {n["metadata"]["labels"]["app.kubernetes.io/component"]: n["spec"] for n in by_kind(docs, "NetworkPolicy")}
     assert nps["issuer"]["podSelector"]["matchLabels"] == deps["issuer"]["spec"]["selector"]["matchLabels"]
-    (rule,) = nps["issuer"]["ingress"]
+    rule, admin = nps["issuer"]["ingress"]
     assert rule["ports"] == [{"port": "http"}]
     peers = rule["from"]
     assert peers[0] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
     assert {"podSelector": {"matchLabels": deps["verifier"]["spec"]["selector"]["matchLabels"]}} in peers
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in peers
+    # The admin API and /metrics port: monitoring (and the test pod) only.
+    mon = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert mon not in peers
+    assert admin["ports"] == [{"port": "admin"}]
+    assert admin["from"][0] == mon and len(admin["from"]) == 2
     proxies, monitoring = nps["verifier"]["ingress"]
     names = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
              for p in proxies["from"] if "namespaceSelector" in p}
     assert names == {"istio-system", "traefik", "ingress-nginx", "envoy-gateway-system", "apps"}  # apps: istio.namespace's sidecars
     assert {"ipBlock": {"cidr": "10.1.0.0/16"}} in proxies["from"]
     assert {p["port"] for p in proxies["ports"]} == {"http", "grpc"}
-    assert monitoring["ports"] == [{"port": "http"}]
+    assert monitoring["ports"] == [{"port": "metrics"}]
+    assert monitoring["from"][0] == mon
     (test_pod,) = by_kind(docs, "Pod")
     test_selector = {"podSelector": {"matchLabels": {k: v for k, v in test_pod["metadata"]["labels"].items()
                                                      if k in deps["verifier"]["spec"]["selector"]["matchLabels"]}}}
@@ -492,7 +510,9 @@ def test_every_knob_lands_where_it_should():
     svcs = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
     urls = [a for a in c["args"] if a.startswith("http://")]
     assert urls == [f"http://{deps['issuer']['metadata']['name']}.mcp.svc:8080/.well-known/oauth-authorization-server",
-                    f"http://{deps['verifier']['metadata']['name']}.mcp.svc:8081/readyz"]
+                    f"http://{deps['issuer']['metadata']['name']}.mcp.svc:8090/metrics",
+                    f"http://{deps['verifier']['metadata']['name']}.mcp.svc:8081/readyz",
+                    f"http://{deps['verifier']['metadata']['name']}.mcp.svc:8091/metrics"]
     assert all(urlsplit(u).hostname.split(".")[0] in svcs for u in urls)
 
     # Gateway API routes: the issuer's host to the issuer; the MCP host's
@@ -650,9 +670,11 @@ def test_rendered_configuration_starts_the_real_servers(spawn, bins, tmp_path):
     assert vol["items"] == [{"key": "signing-key.pem", "path": "signing-key.pem"}]
     assert f'key_file = "{mount["mountPath"]}/signing-key.pem"' in secret["issuer.toml"]
     (tmp_path / "signing-key.pem").write_text(secret["signing-key.pem"])
-    port = free_port()
+    port, admin_port = free_port(), free_port()
+    assert 'admin_listen = "0.0.0.0:8090"' in secret["issuer.toml"]
     toml = (secret["issuer.toml"]
             .replace('listen = "0.0.0.0:8080"', f'listen = "127.0.0.1:{port}"')
+            .replace('admin_listen = "0.0.0.0:8090"', f'admin_listen = "127.0.0.1:{admin_port}"')
             .replace('path = "/data/issuer.redb"', f'path = "{tmp_path / "issuer.redb"}"')
             .replace(f'{mount["mountPath"]}/', f"{tmp_path}/"))
     (tmp_path / "issuer.toml").write_text(toml)
@@ -662,7 +684,10 @@ def test_rendered_configuration_starts_the_real_servers(spawn, bins, tmp_path):
           ready_url=f"http://127.0.0.1:{port}/healthz", timeout=30)
     meta = httpx.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server", timeout=10).json()
     assert meta["issuer"] == "https://auth.example.com"
-    assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 200
+    # /metrics on the admin port the chart's Service and ServiceMonitor name,
+    # not on the public one the Ingress routes.
+    assert httpx.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10).status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 404
 
     verifier = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-verifier"))
     (tmp_path / "verifier.toml").write_text(secret["verifier.toml"])
@@ -678,7 +703,9 @@ def test_rendered_configuration_starts_the_real_servers(spawn, bins, tmp_path):
     n = int(modulus, 16).to_bytes((len(modulus) + 1) // 2, "big")
     assert [k["n"] for k in keys] == [base64.urlsafe_b64encode(n).rstrip(b"=").decode()], keys
     venv["MCPGW_VERIFIER_JWKS_URI"] = f"http://127.0.0.1:{port}{jwks_path}"
+    assert venv["MCPGW_VERIFIER_METRICS_ADDR"] == "0.0.0.0:8091"
     venv.update({"MCPGW_VERIFIER_HTTP_ADDR": "127.0.0.1:0", "MCPGW_VERIFIER_GRPC_ADDR": "127.0.0.1:0",
+                 "MCPGW_VERIFIER_METRICS_ADDR": "127.0.0.1:0",
                  "MCPGW_VERIFIER_CONFIG": str(tmp_path / "verifier.toml")})
     proc = spawn("verifier", [bins.verifier], env=venv, ready_regex=LISTENING_RX, timeout=30)
     http = listening(proc)["http"]

@@ -2,6 +2,7 @@
 {{- $v := .Values.issuer -}}
 issuer = {{ include "mcpgate.issuerUrl" . | toJson }}
 listen = "0.0.0.0:{{ $v.service.port }}"
+admin_listen = "0.0.0.0:{{ $v.service.adminPort }}"
 access_token_ttl_secs = {{ int $v.accessTokenTtlSecs }}
 refresh_token_ttl_secs = {{ int $v.refreshTokenTtlSecs }}
 {{- with $v.scopes }}

@@ -1,14 +1,17 @@
 //! The admin API (`Authorization: Bearer <admin token>`; every route
-//! answers 401 when no admin token is configured).
+//! answers 401 when no admin token is configured), served on the internal
+//! listener only. Every call, authorized or not, is an audit event.
 
+use super::audit;
 use super::token::auth_param;
 use super::IssuerState;
 use crate::issue::error::OAuthError;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 type St = State<Arc<IssuerState>>;
@@ -29,53 +32,159 @@ fn check(st: &IssuerState, headers: &HeaderMap) -> Result<(), OAuthError> {
     }
 }
 
+/// One admin call: authorizes, runs `f`, writes the audit line (`object`
+/// says what it acted on; `f` may name it more precisely once the body is
+/// read).
+async fn audited<F, Fut>(
+    st: &IssuerState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    action: &str,
+    object: String,
+    f: F,
+) -> Result<Response, OAuthError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = (String, Result<Response, OAuthError>)>,
+{
+    let ip = super::client_ip(st, peer.ip(), headers).to_string();
+    if let Err(e) = check(st, headers) {
+        audit::admin_call(action, false, &object, "unauthorized", &ip);
+        return Err(e);
+    }
+    let (object, r) = f().await;
+    let result = match &r {
+        Ok(resp) if resp.status() == StatusCode::NOT_FOUND => "not_found",
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    };
+    audit::admin_call(action, true, &object, result, &ip);
+    r
+}
+
 /// `GET /admin/clients`.
-pub async fn admin_clients_get(State(st): St, headers: HeaderMap) -> Result<Response, OAuthError> {
-    check(&st, &headers)?;
-    Ok(Json(st.core.admin_list_clients().await?).into_response())
+pub async fn admin_clients_get(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let core = st.core.clone();
+    audited(
+        &st,
+        peer,
+        &headers,
+        "list_clients",
+        String::new(),
+        move || async move {
+            let r = core.admin_list_clients().await;
+            (String::new(), r.map(|l| Json(l).into_response()))
+        },
+    )
+    .await
 }
 
 /// `DELETE /admin/clients/{id}` (204, or 404 if unknown).
 pub async fn admin_client_delete(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    check(&st, &headers)?;
-    Ok(if st.core.admin_delete_client(&id).await? {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        StatusCode::NOT_FOUND.into_response()
-    })
+    let object = format!("client_id:{id}");
+    let core = st.core.clone();
+    audited(
+        &st,
+        peer,
+        &headers,
+        "delete_client",
+        object.clone(),
+        move || async move {
+            let r = match core.admin_delete_client(&id).await {
+                Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+                Ok(false) => Ok(StatusCode::NOT_FOUND.into_response()),
+                Err(e) => Err(e),
+            };
+            (object, r)
+        },
+    )
+    .await
 }
 
 /// `POST /admin/revoke` with `{"sub": …}` or `{"client_id": …}`.
 pub async fn admin_revoke_post(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    check(&st, &headers)?;
-    let b: RevokeBody = serde_json::from_slice(&body)
-        .map_err(|_| OAuthError::invalid_request("expected {\"sub\": …} or {\"client_id\": …}"))?;
-    match (b.sub, b.client_id) {
-        (Some(s), None) => st.core.revoke_subject_tokens(&s).await?,
-        (None, Some(c)) => st.core.revoke_client_tokens(&c).await?,
-        _ => {
-            return Err(OAuthError::invalid_request(
-                "give exactly one of sub, client_id",
-            ))
-        }
-    }
-    Ok(Json(serde_json::json!({"revoked": true})).into_response())
+    let core = st.core.clone();
+    audited(
+        &st,
+        peer,
+        &headers,
+        "revoke",
+        String::new(),
+        move || async move {
+            let b: RevokeBody = match serde_json::from_slice(&body) {
+                Ok(b) => b,
+                Err(_) => {
+                    return (
+                        String::new(),
+                        Err(OAuthError::invalid_request(
+                            "expected {\"sub\": …} or {\"client_id\": …}",
+                        )),
+                    )
+                }
+            };
+            match (b.sub, b.client_id) {
+                (Some(s), None) => {
+                    let r = core.revoke_subject_tokens(&s).await;
+                    (format!("sub:{s}"), r.map(|()| revoked()))
+                }
+                (None, Some(c)) => {
+                    let r = core.revoke_client_tokens(&c).await;
+                    (format!("client_id:{c}"), r.map(|()| revoked()))
+                }
+                _ => (
+                    String::new(),
+                    Err(OAuthError::invalid_request(
+                        "give exactly one of sub, client_id",
+                    )),
+                ),
+            }
+        },
+    )
+    .await
+}
+
+fn revoked() -> Response {
+    Json(serde_json::json!({"revoked": true})).into_response()
 }
 
 /// `POST /admin/keys/rotate`: returns the new signing `kid`.
 pub async fn admin_keys_rotate_post(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    check(&st, &headers)?;
+    let st2 = st.clone();
+    audited(
+        &st,
+        peer,
+        &headers,
+        "rotate_keys",
+        String::new(),
+        move || async move {
+            match rotate(&st2).await {
+                Ok((kid, r)) => (format!("kid:{kid}"), Ok(r)),
+                Err(e) => (String::new(), Err(e)),
+            }
+        },
+    )
+    .await
+}
+
+async fn rotate(st: &IssuerState) -> Result<(String, Response), OAuthError> {
     let kid = st
         .core
         .keys
@@ -85,5 +194,6 @@ pub async fn admin_keys_rotate_post(
             crate::issue::keys::KeyError::FileManaged => OAuthError::invalid_request(e.to_string()),
             other => OAuthError::server_error(other),
         })?;
-    Ok(Json(serde_json::json!({"kid": kid})).into_response())
+    let r = Json(serde_json::json!({"kid": kid})).into_response();
+    Ok((kid, r))
 }

@@ -58,6 +58,14 @@ fn session_cookie(st: &IssuerState, token: &str) -> String {
     )
 }
 
+/// The audit `result` of a failed login step.
+fn failure_label(e: &AuthorizeFailure) -> &'static str {
+    match e {
+        AuthorizeFailure::Page(e) => e.code.as_str(),
+        AuthorizeFailure::Redirect(_) => "access_denied",
+    }
+}
+
 fn expired() -> AuthorizeFailure {
     AuthorizeFailure::Page(OAuthError::invalid_request(
         "missing or mismatched browser cookie; enable cookies and start again",
@@ -170,7 +178,17 @@ pub async fn authorize_login_post(
         f.get("password").unwrap_or_default(),
     );
     let ip = super::client_ip(&st, peer.ip(), &headers).to_string();
-    match st.core.login_static(&id, &csrf, &user, &pw, &ip).await? {
+    let outcome = st.core.login_static(&id, &csrf, &user, &pw, &ip).await;
+    let result = match &outcome {
+        Ok(LoginOutcome::Limited { .. }) => "too_many_requests",
+        Ok(LoginOutcome::Ok { .. }) => "ok",
+        Ok(LoginOutcome::Retry(_)) => "access_denied",
+        Err(e) => failure_label(e),
+    };
+    // The user name as typed (a failed login's may be anything a client
+    // sent: the JSON log escapes it), never the password.
+    super::audit::login("static", &user, "", result, &ip);
+    match outcome? {
         LoginOutcome::Limited { view, retry_after } => {
             st.metrics.count("login", "too_many_requests");
             let mut resp = html::login_page(&view, &csrf, &format!("{}{LOGIN_PATH}", prefix(&st)));
@@ -197,6 +215,7 @@ pub async fn authorize_login_post(
 /// `GET /callback/{provider}?code=…&state=…` from the upstream provider.
 pub async fn authorize_callback_get(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(provider): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
@@ -204,7 +223,8 @@ pub async fn authorize_callback_get(
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let csrf = csrf_checked(&headers, None)?;
     let (state, code, error) = (p.get("state"), p.get("code"), p.get("error"));
-    let (session, next) = st
+    let ip = super::client_ip(&st, peer.ip(), &headers).to_string();
+    let done = st
         .core
         .upstream_callback(
             &provider,
@@ -213,7 +233,21 @@ pub async fn authorize_callback_get(
             error.as_deref(),
             &csrf,
         )
-        .await?;
+        .await;
+    let (session, next) = match done {
+        Ok(v) => v,
+        Err(e) => {
+            super::audit::login(&provider, "", "", failure_label(&e), &ip);
+            return Err(e);
+        }
+    };
+    let sub = st
+        .core
+        .session(&session)
+        .await
+        .map(|s| s.user.subject)
+        .unwrap_or_default();
+    super::audit::login(&provider, "", &sub, "ok", &ip);
     st.metrics.count("login", "ok");
     Ok(with_cookie(go(&st, next), session_cookie(&st, &session)))
 }

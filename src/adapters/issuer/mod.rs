@@ -2,6 +2,7 @@
 //! [`crate::issue::metadata`]. Handlers decode, call the core, encode.
 
 mod admin;
+mod audit;
 mod authorize;
 pub mod cookies;
 mod cors;
@@ -15,6 +16,7 @@ mod well_known;
 use crate::issue::metadata::*;
 use crate::issue::service::Issuer;
 use crate::metrics::StaticCounter;
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use ipnet::IpNet;
@@ -57,30 +59,100 @@ pub struct IssuerState {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+/// Labels of `request_duration_seconds`: the matched route template
+/// (never the raw path: bounded), the method (known ones, else `OTHER`)
+/// and the status class.
+type RequestLabels = [(&'static str, String); 3];
+
+/// Request latency buckets (seconds): discovery and JWKS answer in tens of
+/// microseconds, a token exchange in about a millisecond, a login's
+/// password hash in tens of milliseconds, an upstream IdP round trip in
+/// seconds.
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+fn request_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    prometheus_client::metrics::histogram::Histogram::new(REQUEST_BUCKETS)
+}
+
 /// The issuer's metrics.
 #[derive(Debug)]
 pub struct IssuerMetrics {
+    /// The root registry (`process_*` and the `mcpgate_issuer_*` families).
     pub registry: Registry,
     /// `responses_total{endpoint, result}`: result is `ok` or an error code.
     pub responses: StaticCounter<2>,
+    /// `request_duration_seconds{route, method, status}` of the public
+    /// listener.
+    pub requests: prometheus_client::metrics::family::Family<
+        RequestLabels,
+        prometheus_client::metrics::histogram::Histogram,
+        fn() -> prometheus_client::metrics::histogram::Histogram,
+    >,
 }
 
 // === impl IssuerMetrics ===
 
 impl IssuerMetrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("mcpgate_issuer");
-        crate::metrics::register_build_info(&mut registry);
+        let mut root = crate::metrics::root_registry();
+        let registry = root.sub_registry_with_prefix("mcpgate_issuer");
+        crate::metrics::register_build_info(registry);
         let responses = StaticCounter::<2>::default();
         registry.register(
             "responses",
             "OAuth endpoint responses by endpoint and result (ok or the error code)",
             responses.clone(),
         );
+        let requests = prometheus_client::metrics::family::Family::new_with_constructor(
+            request_histogram as fn() -> _,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer one request on the public listener, by route template, method and status class",
+            requests.clone(),
+        );
         Self {
-            registry,
+            registry: root,
             responses,
+            requests,
         }
+    }
+
+    /// Observes one request of the public listener.
+    pub fn request_took(
+        &self,
+        route: &str,
+        method: &axum::http::Method,
+        status: axum::http::StatusCode,
+        took: std::time::Duration,
+    ) {
+        use axum::http::Method;
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            Method::PATCH => "PATCH",
+            _ => "OTHER",
+        };
+        let class = match status.as_u16() / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&[
+                ("route", route.to_owned()),
+                ("method", method.to_owned()),
+                ("status", class.to_owned()),
+            ])
+            .observe(took.as_secs_f64());
     }
 
     pub fn count(&self, endpoint: &'static str, result: &'static str) {
@@ -96,7 +168,67 @@ impl Default for IssuerMetrics {
     }
 }
 
-/// All issuer routes. When the issuer URL has a path (`https://h/tenant`),
+/// The internal listener's routes (`admin_listen`): the admin API and
+/// Prometheus `/metrics`, at the root whatever the issuer's path, plus
+/// `/healthz`. The public listener serves none of them.
+pub fn admin_routes(state: Arc<IssuerState>) -> Router {
+    Router::new()
+        .route(HEALTHZ_PATH, get(well_known::health_live_get))
+        .route(METRICS_PATH, get(well_known::health_metrics_get))
+        .route(
+            &format!("{ADMIN_PATH}/clients"),
+            get(admin::admin_clients_get),
+        )
+        .route(
+            &format!("{ADMIN_PATH}/clients/{{client_id}}"),
+            axum::routing::delete(admin::admin_client_delete),
+        )
+        .route(
+            &format!("{ADMIN_PATH}/revoke"),
+            post(admin::admin_revoke_post),
+        )
+        .route(
+            &format!("{ADMIN_PATH}/keys/rotate"),
+            post(admin::admin_keys_rotate_post),
+        )
+        .with_state(state)
+}
+
+/// Observes each public request's latency under its route template
+/// (`MatchedPath`, so a client cannot mint label values; `unmatched` for
+/// the 404 fallback).
+async fn request_metrics(
+    State(st): State<Arc<IssuerState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    // With OTLP export, each request is a span in the caller's trace.
+    let span = {
+        let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+        crate::telemetry::remote_span(
+            "issuer.request",
+            header("traceparent"),
+            header("tracestate"),
+        )
+    };
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let resp = next.run(req).instrument(span).await;
+    st.metrics.request_took(
+        route.as_deref().unwrap_or("unmatched"),
+        &method,
+        resp.status(),
+        started.elapsed(),
+    );
+    resp
+}
+
+/// The public issuer routes (OAuth, login, discovery, health). When the issuer URL has a path (`https://h/tenant`),
 /// endpoints live under it and the RFC 8414 path-suffixed well-known forms
 /// are served at the root too.
 pub fn routes(state: Arc<IssuerState>) -> Router {
@@ -141,27 +273,10 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
         .route(
             LOGOUT_PATH,
             get(authorize::authorize_logout_get).post(authorize::authorize_logout_post),
-        )
-        .route(
-            &format!("{ADMIN_PATH}/clients"),
-            get(admin::admin_clients_get),
-        )
-        .route(
-            &format!("{ADMIN_PATH}/clients/{{client_id}}"),
-            axum::routing::delete(admin::admin_client_delete),
-        )
-        .route(
-            &format!("{ADMIN_PATH}/revoke"),
-            post(admin::admin_revoke_post),
-        )
-        .route(
-            &format!("{ADMIN_PATH}/keys/rotate"),
-            post(admin::admin_keys_rotate_post),
         );
     let mut app = Router::new()
         .route(HEALTHZ_PATH, get(well_known::health_live_get))
-        .route(READYZ_PATH, get(well_known::health_ready_get))
-        .route(METRICS_PATH, get(well_known::health_metrics_get));
+        .route(READYZ_PATH, get(well_known::health_ready_get));
     if prefix.is_empty() {
         app = app.merge(oauth);
     } else {
@@ -176,5 +291,9 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
             )
             .nest(&prefix, oauth);
     }
-    app.with_state(state)
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        request_metrics,
+    ))
+    .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! RFC 7591 `POST /register` and RFC 7592 `GET/PUT/DELETE
 //! /register/{client_id}`.
 
+use super::audit;
 use super::client_ip;
 use super::error::no_store;
 use super::token::auth_param;
@@ -54,7 +55,25 @@ pub async fn register_create_post(
         Ok(v) => st.core.register(&v, token, &ip).await,
         Err(e) => Err(e),
     };
+    let (client_id, result) = match &r {
+        Ok(v) => (
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.get("client_id")?.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            "ok",
+        ),
+        Err(e) => (String::new(), e.code.as_str()),
+    };
+    audit::client_event("client_registered", &client_id, result, &ip);
     reply(&st, "register", StatusCode::CREATED, r)
+}
+
+fn outcome<T>(r: &Result<T, OAuthError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    }
 }
 
 /// `GET /register/{client_id}`.
@@ -73,6 +92,7 @@ pub async fn register_read_get(
 /// `PUT /register/{client_id}`.
 pub async fn register_update_put(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -82,20 +102,25 @@ pub async fn register_update_put(
         Ok(v) => st.core.registration_update(&id, token, &v).await,
         Err(e) => Err(e),
     };
+    let ip = client_ip(&st, peer.ip(), &headers).to_string();
+    audit::client_event("client_updated", &id, outcome(&r), &ip);
     reply(&st, "register_update", StatusCode::OK, r)
 }
 
 /// `DELETE /register/{client_id}` (204).
 pub async fn register_delete_delete(
     State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match st
+    let r = st
         .core
         .registration_delete(&id, auth_param(&headers, "Bearer"))
-        .await
-    {
+        .await;
+    let ip = client_ip(&st, peer.ip(), &headers).to_string();
+    audit::client_event("client_deleted", &id, outcome(&r), &ip);
+    match r {
         Ok(()) => {
             st.metrics.count("register_delete", "ok");
             StatusCode::NO_CONTENT.into_response()

@@ -18,6 +18,7 @@ pub use validate::*;
 pub const ENV_CONFIG: &str = "MCPGW_ISSUER_CONFIG";
 pub const ENV_ISSUER: &str = "MCPGW_ISSUER_ISSUER";
 pub const ENV_LISTEN: &str = "MCPGW_ISSUER_LISTEN";
+pub const ENV_ADMIN_LISTEN: &str = "MCPGW_ISSUER_ADMIN_LISTEN";
 pub const ENV_ADMIN_TOKEN: &str = "MCPGW_ISSUER_ADMIN_TOKEN";
 pub const ENV_ALLOW_LIST: &str = "MCPGW_ISSUER_ALLOW_LIST";
 pub const ENV_STORAGE_KIND: &str = "MCPGW_ISSUER_STORAGE_KIND";
@@ -40,6 +41,7 @@ pub const ENV_NAMES: &[&str] = &[
     ENV_CONFIG,
     ENV_ISSUER,
     ENV_LISTEN,
+    ENV_ADMIN_LISTEN,
     ENV_ADMIN_TOKEN,
     ENV_ALLOW_LIST,
     ENV_STORAGE_KIND,
@@ -60,6 +62,8 @@ pub struct RawConfig {
     pub issuer: Option<String>,
     /// HTTP listen address (port 0 picks a free port). Defaults to `127.0.0.1:8080`.
     pub listen: Option<String>,
+    /// Listen address of the admin API (`/admin/*`) and Prometheus `/metrics`, which the public `listen` port does not serve: keep it on loopback or on a cluster-internal port no Ingress routes; env `MCPGW_ISSUER_ADMIN_LISTEN`. Defaults to `127.0.0.1:8090` (`127.0.0.1:0`, a free port, when `listen` has port 0).
+    pub admin_listen: Option<String>,
     /// Every scope the issuer grants (`scopes_supported`). Defaults to the union of the resources' scopes.
     pub scopes: Option<Vec<String>>,
     /// Scopes granted when an authorization request names none (or only scopes the resource does not offer), kept to those the resource offers; a resource's own `default_scopes` wins. Defaults to the resource's scopes except admin ones: a scope is an admin scope when one of its `:`, `.` or `/`-separated parts is `admin` (`mcp:admin`, `admin`, `repo.admin`), so `mcp:admin` is never granted without being asked for.
@@ -306,6 +310,9 @@ impl RawConfig {
         }
         if let Some(v) = env.get(ENV_LISTEN) {
             self.listen = Some(v);
+        }
+        if let Some(v) = env.get(ENV_ADMIN_LISTEN) {
+            self.admin_listen = Some(v);
         }
         if let Some(v) = env.get(ENV_ADMIN_TOKEN) {
             self.admin_token = Some(v);

@@ -36,6 +36,8 @@ pub enum RevocationConfig {
 
 /// Where the embedded store lives when `storage.path` is not set.
 pub const DEFAULT_STORE_PATH: &str = ".mcpgate/issuer.redb";
+/// The admin API and `/metrics` listener unless `admin_listen` says otherwise.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 /// The default of earlier releases, refused so an upgrade does not start empty.
 const LEGACY_STORE_PATH: &str = "./mcpgate-issuer.redb";
 
@@ -102,6 +104,8 @@ pub struct IssuerConfig {
     /// `None`: `http://<bound address>` (loopback listen only).
     pub issuer: Option<String>,
     pub listen: SocketAddr,
+    /// The admin API and `/metrics` (never on `listen`).
+    pub admin_listen: SocketAddr,
     pub resources: Vec<ResourceConfig>,
     pub scopes: Vec<String>,
     pub default_scopes: Vec<String>,
@@ -401,6 +405,13 @@ impl RawConfig {
             .unwrap_or("127.0.0.1:8080")
             .parse()
             .map_err(|e| bad("listen", e))?;
+        let admin_listen = crate::config::common::admin_addr(
+            "admin_listen",
+            self.admin_listen.as_deref(),
+            listen,
+            DEFAULT_ADMIN_LISTEN,
+        )
+        .map_err(|m| bad("admin_listen", m))?;
         let issuer = match self.issuer {
             Some(i) => {
                 url_key("issuer", &i, true)?;
@@ -551,6 +562,7 @@ impl RawConfig {
         Ok(IssuerConfig {
             issuer,
             listen,
+            admin_listen,
             resources,
             scopes,
             default_scopes,

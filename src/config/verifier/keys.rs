@@ -16,6 +16,7 @@ pub struct KeyDoc {
 pub const ENV_CONFIG: &str = "MCPGW_VERIFIER_CONFIG";
 pub const ENV_HTTP_ADDR: &str = "MCPGW_VERIFIER_HTTP_ADDR";
 pub const ENV_GRPC_ADDR: &str = "MCPGW_VERIFIER_GRPC_ADDR";
+pub const ENV_METRICS_ADDR: &str = "MCPGW_VERIFIER_METRICS_ADDR";
 pub const ENV_ISSUERS: &str = "MCPGW_VERIFIER_ISSUERS";
 pub const ENV_JWKS_URI: &str = "MCPGW_VERIFIER_JWKS_URI";
 pub const ENV_RESOURCE: &str = "MCPGW_VERIFIER_RESOURCE";
@@ -57,6 +58,8 @@ macro_rules! default_number {
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8081";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:9191";
+/// Default `metrics_addr`.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:8091";
 /// Loopback, comma-separated.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
 pub const DEFAULT_HEADER_USER_ID: &str = "X-User-Id";
@@ -91,8 +94,9 @@ const fn k(
 /// Every key, in README order.
 pub const KEYS: &[KeyDoc] = &[
     KeyDoc { toml: "-", env: Some(ENV_CONFIG), doc: "Path of a TOML config file; environment variables override its values. Defaults to none (environment only).", default: "" },
-    k("http_addr", ENV_HTTP_ADDR, "HTTP listen address (ForwardAuth `/auth`, protected-resource metadata, health, metrics). Defaults to 127.0.0.1:8081.", DEFAULT_HTTP_ADDR),
+    k("http_addr", ENV_HTTP_ADDR, "HTTP listen address (ForwardAuth `/auth`, protected-resource metadata, `/healthz`, `/readyz`). Defaults to 127.0.0.1:8081.", DEFAULT_HTTP_ADDR),
     k("grpc_addr", ENV_GRPC_ADDR, "gRPC listen address (Envoy ext_authz v3 and grpc.health.v1). Defaults to 127.0.0.1:9191.", DEFAULT_GRPC_ADDR),
+    k("metrics_addr", ENV_METRICS_ADDR, "Listen address of Prometheus `/metrics`, which the proxy-facing `http_addr` does not serve: keep it on loopback or on a cluster-internal port no Ingress routes. Defaults to 127.0.0.1:8091 (127.0.0.1:0, a free port, when `http_addr` has port 0).", DEFAULT_METRICS_ADDR),
     k("issuers", ENV_ISSUERS, "Trusted token issuers (`iss`), comma-separated in the environment. Required. Defaults to none.", ""),
     k("jwks_uri", ENV_JWKS_URI, "JWKS URL, skipping discovery; only with a single issuer. Defaults to discovery (RFC 8414, then OpenID) from the issuer URL.", ""),
     k("resource", ENV_RESOURCE, "Single-resource shorthand: canonical resource URI (RFC 8707) of a catch-all route, e.g. https://mcp.example.com/mcp. Defaults to none (use [[routes]]).", ""),

@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub http_addr: Option<String>,
     /// gRPC listen address. Defaults to 127.0.0.1:9191.
     pub grpc_addr: Option<String>,
+    /// Prometheus `/metrics` listen address. Defaults to 127.0.0.1:8091.
+    pub metrics_addr: Option<String>,
     /// Trusted issuers. Defaults to none (required).
     pub issuers: Option<Vec<String>>,
     /// Explicit JWKS URL (single issuer only). Defaults to discovery.
@@ -93,6 +95,8 @@ pub struct RawConfig {
 pub struct VerifierConfig {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics` (never on `http_addr`).
+    pub metrics_addr: SocketAddr,
     /// (issuer, explicit jwks_uri).
     pub issuers: Vec<(String, Option<String>)>,
     pub authorization_servers: Vec<String>,
@@ -212,6 +216,7 @@ impl RawConfig {
         }
         set!(http_addr, ENV_HTTP_ADDR, str);
         set!(grpc_addr, ENV_GRPC_ADDR, str);
+        set!(metrics_addr, ENV_METRICS_ADDR, str);
         set!(issuers, ENV_ISSUERS, list);
         set!(jwks_uri, ENV_JWKS_URI, str);
         set!(resource, ENV_RESOURCE, str);
@@ -257,6 +262,13 @@ impl RawConfig {
         };
         let http_addr = addr("http_addr", self.http_addr, DEFAULT_HTTP_ADDR)?;
         let grpc_addr = addr("grpc_addr", self.grpc_addr, DEFAULT_GRPC_ADDR)?;
+        let metrics_addr = crate::config::common::admin_addr(
+            "metrics_addr",
+            self.metrics_addr.as_deref(),
+            http_addr,
+            DEFAULT_METRICS_ADDR,
+        )
+        .map_err(|m| bad("metrics_addr", m))?;
         let issuers = self.issuers.unwrap_or_default();
         if issuers.is_empty() {
             return Err(bad("issuers", "at least one issuer is required"));
@@ -341,6 +353,7 @@ impl RawConfig {
         Ok(VerifierConfig {
             http_addr,
             grpc_addr,
+            metrics_addr,
             issuers,
             authorization_servers,
             as_metadata,

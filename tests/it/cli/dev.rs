@@ -79,6 +79,41 @@ async fn dev_mode_login_check_revoke() {
     let (pw, _) = read_until(&mut lines, "  password:").await;
     assert_eq!(pw.trim(), "dev-pass");
     assert!(data.join("issuer.redb").exists());
+    // The admin API and both /metrics on their own loopback listeners.
+    let (admin_line, _) = read_until(&mut lines, "  admin API:").await;
+    let admin = admin_line.trim().split(' ').next().unwrap().to_owned();
+    let (metrics_line, _) = read_until(&mut lines, "  metrics:").await;
+    let urls: Vec<&str> = metrics_line
+        .split([' ', ','])
+        .filter(|w| w.starts_with("http://"))
+        .collect();
+    assert_eq!(urls.len(), 2, "{metrics_line}");
+    for u in &urls {
+        assert!(u.starts_with("http://127.0.0.1:"), "{u}");
+        assert_eq!(http().get(*u).send().await.unwrap().status(), 200, "{u}");
+    }
+    assert!(
+        admin.starts_with("http://127.0.0.1:") && admin.ends_with("/admin"),
+        "{admin}"
+    );
+    assert_eq!(
+        http()
+            .get(format!("{admin}/clients"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        http()
+            .get(format!("http://{verifier}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     let mut c = mcpgate(&issuer, &store);
     c.args(["login", "--no-browser", "--resource", RESOURCE]);

@@ -163,7 +163,8 @@ async fn login_token_refresh_whoami_revoke() {
     // Operators see the client.
     let mut c = mcpgate(&base, &store);
     c.args(["admin", "clients", "list"])
-        .env("MCPGATE_ADMIN_TOKEN", ADMIN);
+        .env("MCPGATE_ADMIN_TOKEN", ADMIN)
+        .env("MCPGATE_ADMIN_URL", format!("http://{}", iss.admin_addr));
     let r = run(c).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains(&client_id), "{}", r.stdout);
@@ -233,11 +234,21 @@ async fn register_and_admin_commands() {
     assert!(!r.stderr.contains(client["client_secret"].as_str().unwrap()));
     assert_eq!(mode(&store), 0o600);
 
+    let admin_url = format!("http://{}", iss.admin_addr);
     let admin = |args: &[&str]| {
         let mut c = mcpgate(&base, &store);
-        c.arg("admin").args(args).env("MCPGATE_ADMIN_TOKEN", ADMIN);
+        c.arg("admin")
+            .args(args)
+            .env("MCPGATE_ADMIN_TOKEN", ADMIN)
+            .env("MCPGATE_ADMIN_URL", &admin_url);
         c
     };
+    // The public issuer URL serves no admin API.
+    let mut c = admin(&["clients", "list"]);
+    c.env("MCPGATE_ADMIN_URL", &base);
+    let r = run(c).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("404"), "{}", r.stderr);
     let r = run(admin(&["clients", "list", "--json"])).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let list: Value = serde_json::from_str(&r.stdout).unwrap();

@@ -87,7 +87,7 @@ async fn discovery_documents() {
     assert_eq!(r.status(), StatusCode::OK);
     let m = h
         .http
-        .get(format!("{}/metrics", h.base))
+        .get(format!("{}/metrics", h.admin))
         .send()
         .await
         .unwrap()
@@ -332,12 +332,12 @@ async fn admin_api_revoke_and_rotate() {
 
     let r = h
         .http
-        .get(format!("{}/admin/clients", h.base))
+        .get(format!("{}/admin/clients", h.admin))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let list: Value = admin(h.http.get(format!("{}/admin/clients", h.base)))
+    let list: Value = admin(h.http.get(format!("{}/admin/clients", h.admin)))
         .send()
         .await
         .unwrap()
@@ -348,7 +348,7 @@ async fn admin_api_revoke_and_rotate() {
     assert!(list[0].get("secret_hash").is_none());
 
     let old_kid = jsonwebtoken::decode_header(at).unwrap().kid.unwrap();
-    let r: Value = admin(h.http.post(format!("{}/admin/keys/rotate", h.base)))
+    let r: Value = admin(h.http.post(format!("{}/admin/keys/rotate", h.admin)))
         .send()
         .await
         .unwrap()
@@ -383,7 +383,7 @@ async fn admin_api_revoke_and_rotate() {
 
     // Revoke everything of the user.
     h.clock.advance(std::time::Duration::from_millis(1100));
-    let r = admin(h.http.post(format!("{}/admin/revoke", h.base)))
+    let r = admin(h.http.post(format!("{}/admin/revoke", h.admin)))
         .json(&serde_json::json!({"sub": "local:alice"}))
         .send()
         .await
@@ -406,12 +406,12 @@ async fn admin_api_revoke_and_rotate() {
         iat: c.iat
     }));
 
-    let r = admin(h.http.delete(format!("{}/admin/clients/{id}", h.base)))
+    let r = admin(h.http.delete(format!("{}/admin/clients/{id}", h.admin)))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = admin(h.http.delete(format!("{}/admin/clients/{id}", h.base)))
+    let r = admin(h.http.delete(format!("{}/admin/clients/{id}", h.admin)))
         .send()
         .await
         .unwrap();

@@ -130,6 +130,8 @@ pub struct Deps {
 pub struct Harness {
     pub running: RunningIssuer,
     pub base: String,
+    /// The internal listener (admin API, `/metrics`).
+    pub admin: String,
     pub http: reqwest::Client,
     /// The in-process revocation set the issuer publishes to (unless the
     /// test chose another sink).
@@ -160,6 +162,7 @@ pub async fn try_start_with(toml: &str, deps: Deps) -> Result<Harness, StartErro
     let running = spawn(config, deps).await?;
     Ok(Harness {
         base: running.issuer.clone(),
+        admin: format!("http://{}", running.admin_addr),
         running,
         http: client(),
         revocations,

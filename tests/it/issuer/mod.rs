@@ -1,4 +1,5 @@
 //! Issuer integration tests.
+mod admin_listener;
 mod cimd_client;
 mod cimd_fetch_guard;
 mod clients;

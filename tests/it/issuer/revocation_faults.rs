@@ -210,7 +210,7 @@ async fn admin_revocation_fails_while_the_sink_fails_and_the_retry_publishes() {
     sink.fail_after.store(0, Ordering::SeqCst);
     let send = || async {
         h.http
-            .post(format!("{}/admin/revoke", h.base))
+            .post(format!("{}/admin/revoke", h.admin))
             .bearer_auth(ADMIN)
             .json(&serde_json::json!({"sub": claims(&ats[0])["sub"]}))
             .send()
@@ -368,7 +368,7 @@ async fn key_rotation_under_load_keeps_every_decision_right() {
         }
         let r = h
             .http
-            .post(format!("{}/admin/keys/rotate", h.base))
+            .post(format!("{}/admin/keys/rotate", h.admin))
             .bearer_auth(ADMIN)
             .send()
             .await

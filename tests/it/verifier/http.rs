@@ -320,7 +320,7 @@ async fn protected_resource_metadata_and_health() {
         .await
         .unwrap();
     let m = c
-        .get(format!("{base}/metrics"))
+        .get(format!("http://{}/metrics", v.metrics_addr))
         .send()
         .await
         .unwrap()

@@ -127,7 +127,7 @@ async fn an_empty_or_unreachable_jwks_keeps_the_last_good_keys() {
         }
         assert_eq!(check().await, 200, "{phase}");
     }
-    let m = reqwest::get(format!("http://{}/metrics", v.http_addr))
+    let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
         .await
         .unwrap()
         .text()

@@ -67,7 +67,7 @@ async fn revocation_reaches_two_verifiers_within_a_second() {
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
     // Each verifier measured the propagation of that one message.
     for v in [&a, &b] {
-        let m = reqwest::get(format!("http://{}/metrics", v.http_addr))
+        let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
             .await
             .unwrap()
             .text()
@@ -145,7 +145,7 @@ fail_open_on_stale_revocation = true
     let r = grpc_check(v.grpc_addr, "/lenient", &[("authorization", &lenient)]).await;
     assert_eq!(summarize(&r).0, 200, "fail-open route must keep allowing");
     let m = http
-        .get(format!("http://{}/metrics", v.http_addr))
+        .get(format!("http://{}/metrics", v.metrics_addr))
         .send()
         .await
         .unwrap()
@@ -298,7 +298,7 @@ async fn redis_data_loss_keeps_the_mirror_and_writes_the_revocations_back() {
         "the lost revocation was not written back"
     );
     assert_eq!(status(&v, &auth).await, 401);
-    let m = reqwest::get(format!("http://{}/metrics", v.http_addr))
+    let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
         .await
         .unwrap()
         .text()
