@@ -10,3 +10,4 @@ pub mod decision;
 pub mod jwt;
 pub mod policy;
 pub mod request;
+mod route_index;
