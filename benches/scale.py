@@ -11,12 +11,14 @@ Sections (``--only`` picks some):
   Redis commands per refresh; issuer RSS and threads after N refreshes.
 - ``envoy``: Envoy with no auth, ``jwt_authn`` with and without its cache,
   and the shipped deploy/envoy/envoy.yaml (ext_authz gRPC to a cached
-  verifier), Envoy and the verifier on one core at a fixed request rate:
+  verifier; also without its header allow-list), Envoy and the verifier on
+  one core at a fixed request rate:
   CPU per 1,000 requests and p50/p99.
 - ``revocation``: the verifier against revocation sets of growing size,
   written straight into Redis in the issuer's format: time to first sync,
   RSS, cached Check/s.
-- ``routes``: cached Check/s against 1 / 1,000 / 10,000 routes.
+- ``routes``: cached Check/s against 1 / 1,000 / 10,000 routes (N hosts, or
+  N paths on one host).
 - ``cache``: RSS per cached token at 10k / 100k distinct tokens.
 
 Every server runs pinned to CPU 0 (``taskset``), the load (h2load, or this
@@ -1014,22 +1016,34 @@ def section_routes(a, tmp: Path, jw: Jwks) -> dict:
     seconds = 2 if a.quick else 10
     meter = Meter()
     vs = {}
-    for n in sizes:
-        routes = [{"host": f"mcp{i}.bench.example", "resource": f"https://mcp{i}.bench.example/mcp"}
-                  for i in range(n)]
-        cfg = {"issuers": [jw.iss], "jwks_uri": f"{jw.iss}/jwks.json", "routes": routes}
-        # The request matches the last route (routes are tried in order today).
-        host = f"mcp{n - 1}.bench.example"
-        tok = jw.mint("RS256", "routes", aud=f"https://{host}/mcp")
-        vs[n] = (start_verifier(a.bin_dir, tmp, f"verifier-routes-{n}", jw.iss, config=cfg), check_frame(tok, host))
-    out = {"seconds": seconds, "rounds": a.rounds, "sizes": {str(n): [] for n in sizes}}
+    # Two shapes: N hosts with one route each, and one host with N paths
+    # (plus a catch-all); the request matches the last route of the file.
+    for shape in ("hosts", "paths"):
+        for n in sizes:
+            if shape == "hosts":
+                routes = [{"host": f"mcp{i}.bench.example", "resource": f"https://mcp{i}.bench.example/mcp"}
+                          for i in range(n)]
+                host, path = f"mcp{n - 1}.bench.example", "/mcp"
+            else:
+                routes = [{"host": "mcp.bench.example", "resource": f"https://mcp.bench.example/t{i}/mcp"}
+                          for i in range(n - 1)]
+                routes.insert(0, {"resource": "https://mcp.bench.example/"})
+                host, path = "mcp.bench.example", f"/t{n - 2}/mcp" if n > 1 else "/mcp"
+            aud = routes[-1]["resource"]
+            cfg = {"issuers": [jw.iss], "jwks_uri": f"{jw.iss}/jwks.json", "routes": routes}
+            tok = jw.mint("RS256", "routes", aud=aud)
+            key = f"{shape}:{n}"
+            vs[key] = (start_verifier(a.bin_dir, tmp, f"verifier-routes-{shape}-{n}", jw.iss, config=cfg),
+                       check_frame(tok, host, path))
+    keys = list(vs)
+    out = {"seconds": seconds, "rounds": a.rounds, "sizes": {k: [] for k in keys}}
     for r in range(a.rounds):
-        for n in (sizes if r % 2 == 0 else list(reversed(sizes))):
-            v, frame = vs[n]
+        for k in (keys if r % 2 == 0 else list(reversed(keys))):
+            v, frame = vs[k]
             res = grpc_check(v, tmp, frame, seconds)
             res["rss_kib"] = proc_status(v.pid)["VmRSS"]
-            log(f"routes: round {r + 1}, {n} routes: {res}")
-            out["sizes"][str(n)].append(res)
+            log(f"routes: round {r + 1}, {k} routes: {res}")
+            out["sizes"][k].append(res)
     for v, _ in vs.values():
         v.stop()
     out["foreign_cores"] = meter.foreign_cores()
@@ -1161,9 +1175,16 @@ def envoy_config(kind: str, listen: int, backend: int, v: Proc | None, jwks_doc:
                  "port_value: 8081": f"port_value: {v.ports['http']}", "port_value: 3000": f"port_value: {backend}"}
         rx = re.compile("|".join(re.escape(k) for k in pairs))
         out = rx.sub(lambda m: pairs[m.group(0)], text)
-        if any(k in out for k in pairs) and False:
+        if any(re.search(rf"port_value: {v}\b", out) for v in (10000, 9191, 8081, 3000)):
             fail("the shipped envoy.yaml's addresses changed")
+        if "allowed_headers:" not in out:
+            fail("the shipped envoy.yaml has no allowed_headers block")
         return out
+    if kind == "ext_authz_all_headers":
+        # The shipped file without its header allow-list (every client
+        # header in the CheckRequest, as before the list was added).
+        out = envoy_config("ext_authz", listen, backend, v, jwks_doc, iss)
+        return re.sub(r"\n( +)allowed_headers:\n\1  patterns:\n(\1    - .*\n)+", "\n", out)
     filters = []
     if kind.startswith("jwt_authn"):
         provider = {"issuer": iss, "audiences": [RESOURCE], "forward": False,
@@ -1199,7 +1220,7 @@ def section_envoy(a, tmp: Path, jw: Jwks) -> dict:
     backend, bport = nginx_backend(tmp)
     v = start_verifier(a.bin_dir, tmp, "verifier-envoy", jw.iss)
     tok = jw.mint("RS256", "envoy")
-    kinds = ["none", "jwt_authn_cache", "jwt_authn", "ext_authz"]
+    kinds = ["none", "jwt_authn_cache", "jwt_authn", "ext_authz", "ext_authz_all_headers"]
     envoys: dict[str, tuple[Proc, int]] = {}
     for k in kinds:
         port = B.free_port()
@@ -1231,7 +1252,7 @@ def section_envoy(a, tmp: Path, jw: Jwks) -> dict:
             timer.join()
             wall = time.monotonic() - marks["t"]
             e_cpu, v_cpu = B.cpu_seconds(p.pid) - marks["e"], B.cpu_seconds(v.pid) - marks["v"]
-            if k != "ext_authz":
+            if not k.startswith("ext_authz"):
                 v_cpu = 0.0
             # CPU per request = CPU/s in the measured window / requests/s.
             per_1k = 1e6 / max(run.rps, 1.0) / wall  # ms of CPU per 1,000 requests, per CPU second

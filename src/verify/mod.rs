@@ -11,3 +11,4 @@ pub mod jwt;
 pub mod policy;
 pub mod request;
 pub mod resource_metadata;
+mod route_index;

@@ -4,6 +4,7 @@
 
 use super::decision::DenyReason;
 use super::request::{canonical_host, decode_mcp_header, headers_bound_to_body};
+use super::route_index::RouteIndex;
 use crate::domain::claims::{Audience, Scopes};
 use std::borrow::Cow;
 
@@ -40,10 +41,12 @@ pub struct Route {
     pub challenge_invalid: String,
 }
 
-/// Routes, matched by host then longest path prefix at a segment boundary.
+/// Routes, matched by host then longest path prefix at a segment boundary
+/// (through an index built here, so the cost does not grow with the count).
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     routes: Vec<Route>,
+    index: RouteIndex,
 }
 
 // === impl Route ===
@@ -197,6 +200,7 @@ impl Route {
             .any(|a| a == self.resource || (allow_parent && is_parent_resource(a, &self.resource)))
     }
 
+    #[cfg(test)]
     fn matches(&self, host: &str, path: &str) -> bool {
         self.host.as_deref().is_none_or(|h| h == host)
             && prefix_at_boundary(&self.path_prefix, path)
@@ -280,12 +284,24 @@ pub fn is_parent_resource(parent: &str, child: &str) -> bool {
 
 impl Routes {
     pub fn new(routes: Vec<Route>) -> Self {
-        Self { routes }
+        let index = RouteIndex::new(
+            routes
+                .iter()
+                .map(|r| (r.host.as_deref(), r.path_prefix.as_str())),
+        );
+        Self { routes, index }
     }
 
     /// The route for a canonical `host` and `path`: host-specific
-    /// routes win over any-host ones, then the longest prefix.
+    /// routes win over any-host ones, then the longest prefix, then the
+    /// later route.
     pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+        self.index.find(host, path).and_then(|i| self.routes.get(i))
+    }
+
+    /// The rule [`Routes::find`] implements, as a scan: the tests' oracle.
+    #[cfg(test)]
+    pub(crate) fn find_linear(&self, host: &str, path: &str) -> Option<&Route> {
         self.routes
             .iter()
             .filter(|r| r.matches(host, path))
