@@ -23,11 +23,29 @@ pub struct Deny {
     pub identity: Option<Arc<VerifiedToken>>,
 }
 
-/// A token that passed signature, issuer and type checks, with the upstream
-/// header values precomputed (slot order of [`IDENTITY_SLOTS`]).
+/// A token that passed signature, issuer and type checks: what the
+/// decision and the logs read, and nothing else (the token cache holds one
+/// per cached token, so it is kept small: the per-token facts inline, the
+/// rest shared through [`TokenIdentity`], which derefs from it).
 #[derive(Debug)]
 pub struct VerifiedToken {
-    pub claims: AccessClaims,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: Option<u64>,
+    pub jti: Box<str>,
+    /// Facts many tokens share (one user through one client): the token
+    /// cache interns them, so its tokens share one copy.
+    pub identity: Arc<TokenIdentity>,
+}
+
+/// The facts of a token that are the same for every token of one subject
+/// through one client, with the upstream header values precomputed (slot
+/// order of [`IDENTITY_SLOTS`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TokenIdentity {
+    pub sub: String,
+    pub client_id: Option<String>,
+    pub aud: crate::domain::claims::Audience,
     pub scopes: crate::domain::claims::Scopes,
     /// Header values per identity slot; `None` when the claim is absent or
     /// not a valid header value.
@@ -125,7 +143,17 @@ impl DenyReason {
 // === impl VerifiedToken ===
 
 impl VerifiedToken {
+    /// The verified facts of `claims`, with an identity of their own.
     pub fn new(claims: AccessClaims) -> Self {
+        Self::interned(claims, Arc::new)
+    }
+
+    /// The verified facts of `claims`, the shared part passed through
+    /// `intern` (which returns an equal identity, possibly one it holds).
+    pub fn interned(
+        claims: AccessClaims,
+        intern: impl FnOnce(TokenIdentity) -> Arc<TokenIdentity>,
+    ) -> Self {
         let scopes = claims.scopes();
         let clean = |s: Option<&str>| s.filter(|v| header_safe(v)).map(str::to_owned);
         let header_values = [
@@ -135,11 +163,28 @@ impl VerifiedToken {
             clean(Some(scopes.to_string().as_str()).filter(|s| !s.is_empty())),
             clean(claims.client_id.as_deref()),
         ];
-        Self {
-            claims,
+        let identity = intern(TokenIdentity {
+            aud: claims.aud,
+            sub: claims.sub,
+            client_id: claims.client_id,
             scopes,
             header_values,
+        });
+        Self {
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            jti: claims.jti.into_boxed_str(),
+            identity,
         }
+    }
+}
+
+impl std::ops::Deref for VerifiedToken {
+    type Target = TokenIdentity;
+
+    fn deref(&self) -> &TokenIdentity {
+        &self.identity
     }
 }
 
