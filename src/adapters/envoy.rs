@@ -122,7 +122,7 @@ pub fn to_check_response(st: &VerifierState, d: Decision) -> CheckResponse {
     match d {
         Decision::Allow(identity) => {
             let mut ok = OkHttpResponseBuilder::new();
-            let values = identity.as_ref().map(|v| v.header_values());
+            let values = identity.as_ref().map(|v| &v.header_values);
             for (i, name) in st.headers.identity.iter().enumerate() {
                 match values.and_then(|v| v[i].as_deref()) {
                     Some(v) => {

@@ -111,7 +111,7 @@ fn encode(st: &VerifierState, d: Decision) -> Response {
         Decision::Allow(identity) => {
             let mut out = HeaderMap::new();
             if let Some(vt) = identity {
-                for (name, v) in st.headers.http_names.iter().zip(vt.header_values().iter()) {
+                for (name, v) in st.headers.http_names.iter().zip(vt.header_values.iter()) {
                     if let Some(Ok(v)) = v.as_deref().map(HeaderValue::from_str) {
                         out.insert(name.clone(), v);
                     }

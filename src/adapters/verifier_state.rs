@@ -177,9 +177,8 @@ impl VerifierState {
                 deny.identity.as_deref(),
             ),
         };
-        let claims = token.map(|t| t.claims());
-        let jti = claims
-            .map(|c| c.jti.as_str())
+        let jti = token
+            .map(|t| &*t.jti)
             .filter(|j| !j.is_empty())
             .map(jti_hash);
         macro_rules! line {
@@ -198,8 +197,8 @@ impl VerifierState {
                     decision,
                     status,
                     reason,
-                    sub = claims.map_or("", |c| c.sub.as_str()),
-                    client_id = claims.and_then(|c| c.client_id.as_deref()).unwrap_or(""),
+                    sub = token.map_or("", |t| t.sub.as_str()),
+                    client_id = token.and_then(|t| t.client_id.as_deref()).unwrap_or(""),
                     jti_hash = jti.as_deref().unwrap_or(""),
                     "decision"
                 )

@@ -31,7 +31,7 @@ pub struct AccessClaims {
 }
 
 /// The `aud` claim: one string or an array (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
     One(String),

@@ -8,6 +8,13 @@
 //!   watermark: tokens of that subject with `iat <= score` are revoked.
 //! - sorted set [`CLIENT_KEY`]: the same, keyed by `client_id`.
 //! - pub/sub channel [`CHANNEL`]: one JSON [`Revocation`] per change.
+//! - stream [`LOG_KEY`]: one entry per change (fields `k` = 1 jti, 2
+//!   subject, 3 client; `m` member; `s` score), capped near [`LOG_CAP`]
+//!   entries, so a verifier that reconnects reads what it missed from its
+//!   last entry id instead of reloading the sets.
+//! - string [`EPOCH_KEY`]: a random id set once (`SET NX`) by the writer; a
+//!   different or missing epoch means Redis lost its data (or was replaced),
+//!   so stream positions from before mean nothing.
 //!
 //! All keys share the `{mcpgate}` hash tag so they live in one Redis Cluster slot.
 
@@ -18,6 +25,10 @@ pub const JTI_KEY: &str = "{mcpgate}:revoked:jti";
 pub const SUBJECT_KEY: &str = "{mcpgate}:revoked:sub";
 pub const CLIENT_KEY: &str = "{mcpgate}:revoked:client";
 pub const CHANNEL: &str = "mcpgate:revocations";
+pub const LOG_KEY: &str = "{mcpgate}:revoked:log";
+pub const EPOCH_KEY: &str = "{mcpgate}:revoked:epoch";
+/// Approximate length the revocation stream is trimmed to (`MAXLEN ~`).
+pub const LOG_CAP: u64 = 100_000;
 
 /// One revocation, as stored and as published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

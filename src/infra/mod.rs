@@ -12,6 +12,8 @@ pub mod jwks;
 pub mod memory_store;
 #[cfg(feature = "issuer")]
 pub mod oidc;
+#[cfg(any(feature = "verifier", feature = "issuer"))]
+pub mod redis_conn;
 #[cfg(feature = "issuer")]
 pub mod redis_store;
 #[cfg(any(feature = "verifier", feature = "issuer"))]

@@ -1,8 +1,8 @@
 //! [`Authorizer`]: route → token → audience → revocation → scopes.
 
 use super::bearer::{parse_bearer, BearerError};
-use super::decision::{Decision, Deny, DenyReason, VerifiedToken};
-use super::jwt::{check_time, verify_signature, JwtSettings, KeySource};
+use super::decision::{Decision, Deny, DenyReason, TokenIdentity, VerifiedToken};
+use super::jwt::{check_time, check_times, verify_signature, JwtSettings, KeySource};
 use super::policy::{Route, Routes};
 use super::request::{canonical_host, canonical_path, AuthzRequest};
 use crate::domain::clock::{unix_secs, Clock};
@@ -17,6 +17,12 @@ pub type TokenHash = [u8; 32];
 pub trait TokenCache: Send + Sync + 'static {
     fn get(&self, h: &TokenHash) -> Option<Arc<VerifiedToken>>;
     fn insert(&self, h: TokenHash, v: Arc<VerifiedToken>);
+
+    /// An identity equal to `id`, shared with the cached tokens that have
+    /// the same one when the cache keeps them. Defaults to `id` itself.
+    fn intern(&self, id: TokenIdentity) -> Arc<TokenIdentity> {
+        Arc::new(id)
+    }
 }
 
 /// Settings for the decision beyond the routes.
@@ -160,19 +166,18 @@ impl Authorizer {
         let h = hash(token);
         let s = &self.settings.jwt;
         if let Some(vt) = self.cache.get(&h) {
-            check_time(vt.claims(), now, s)?;
+            check_times(vt.exp, vt.iat, vt.nbf, now, s)?;
             return Ok(vt);
         }
         let claims = verify_signature(s, self.keys.as_ref(), token).await?;
         check_time(&claims, now, s)?;
-        let vt = Arc::new(VerifiedToken::new(claims));
+        let vt = Arc::new(VerifiedToken::interned(claims, |id| self.cache.intern(id)));
         self.cache.insert(h, vt.clone());
         Ok(vt)
     }
 
     fn authorize(&self, route: &Route, req: &AuthzRequest<'_>, vt: Arc<VerifiedToken>) -> Decision {
-        let c = vt.claims();
-        if !route.audience_ok(&c.aud, self.settings.allow_parent_audience) {
+        if !route.audience_ok(&vt.aud, self.settings.allow_parent_audience) {
             return deny_token(
                 401,
                 Some(&route.challenge_invalid),
@@ -181,10 +186,10 @@ impl Authorizer {
             );
         }
         let t = TokenRef {
-            jti: &c.jti,
-            sub: &c.sub,
-            client_id: c.client_id.as_deref(),
-            iat: c.iat,
+            jti: &vt.jti,
+            sub: &vt.sub,
+            client_id: vt.client_id.as_deref(),
+            iat: vt.iat,
         };
         if self.revocations.is_revoked(t) {
             return deny_token(
@@ -204,7 +209,7 @@ impl Authorizer {
             Ok(n) => n,
             Err(r) => return deny_token(400, None, r, &vt),
         };
-        if !vt.scopes().is_superset(&needed) {
+        if !vt.scopes.is_superset(&needed) {
             let ch = route.challenge_insufficient(&needed);
             return deny_token(403, Some(&ch), DenyReason::InsufficientScope, &vt);
         }

@@ -23,17 +23,33 @@ pub struct Deny {
     pub identity: Option<Arc<VerifiedToken>>,
 }
 
-/// A token that passed signature, issuer and type checks, with the upstream
-/// header values precomputed (slot order of [`IDENTITY_SLOTS`]). Only the
-/// verifier core makes one (`verify::authorizer`, after verification): the
-/// fields are read through accessors.
+/// A token that passed signature, issuer and type checks: what the
+/// decision and the logs read, and nothing else (the token cache holds one
+/// per cached token, so it is kept small: the per-token facts inline, the
+/// rest shared through [`TokenIdentity`], which derefs from it).
 #[derive(Debug)]
 pub struct VerifiedToken {
-    claims: AccessClaims,
-    scopes: crate::domain::claims::Scopes,
+    pub(crate) exp: u64,
+    pub(crate) iat: u64,
+    pub(crate) nbf: Option<u64>,
+    pub(crate) jti: Box<str>,
+    /// Facts many tokens share (one user through one client): the token
+    /// cache interns them, so its tokens share one copy.
+    pub(crate) identity: Arc<TokenIdentity>,
+}
+
+/// The facts of a token that are the same for every token of one subject
+/// through one client, with the upstream header values precomputed (slot
+/// order of [`IDENTITY_SLOTS`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TokenIdentity {
+    pub sub: String,
+    pub client_id: Option<String>,
+    pub aud: crate::domain::claims::Audience,
+    pub scopes: crate::domain::claims::Scopes,
     /// Header values per identity slot; `None` when the claim is absent or
     /// not a valid header value.
-    header_values: [Option<String>; 5],
+    pub header_values: [Option<String>; 5],
 }
 
 /// The identity facts sent upstream, in slot order: user id (`sub`), user
@@ -127,8 +143,15 @@ impl DenyReason {
 // === impl VerifiedToken ===
 
 impl VerifiedToken {
-    /// Wraps the claims of a token that was just verified.
-    pub(super) fn new(claims: AccessClaims) -> Self {
+    /// The verified facts of `claims`, the shared part passed through
+    /// `intern` (which returns an equal identity, possibly one it holds).
+    /// Only verification calls it; it is public for the memory benchmark
+    /// (`benches/cache_bytes.rs`) and hidden from the docs.
+    #[doc(hidden)]
+    pub fn interned(
+        claims: AccessClaims,
+        intern: impl FnOnce(TokenIdentity) -> Arc<TokenIdentity>,
+    ) -> Self {
         let scopes = claims.scopes();
         let clean = |s: Option<&str>| s.filter(|v| header_safe(v)).map(str::to_owned);
         let header_values = [
@@ -138,27 +161,28 @@ impl VerifiedToken {
             clean(Some(scopes.to_string().as_str()).filter(|s| !s.is_empty())),
             clean(claims.client_id.as_deref()),
         ];
-        Self {
-            claims,
+        let identity = intern(TokenIdentity {
+            aud: claims.aud,
+            sub: claims.sub,
+            client_id: claims.client_id,
             scopes,
             header_values,
+        });
+        Self {
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            jti: claims.jti.into_boxed_str(),
+            identity,
         }
     }
+}
 
-    /// The verified claims.
-    pub fn claims(&self) -> &AccessClaims {
-        &self.claims
-    }
+impl std::ops::Deref for VerifiedToken {
+    type Target = TokenIdentity;
 
-    /// The granted scopes.
-    pub fn scopes(&self) -> &crate::domain::claims::Scopes {
-        &self.scopes
-    }
-
-    /// Header values per identity slot; `None` when the claim is absent or
-    /// not a valid header value.
-    pub fn header_values(&self) -> &[Option<String>; 5] {
-        &self.header_values
+    fn deref(&self) -> &TokenIdentity {
+        &self.identity
     }
 }
 

@@ -173,15 +173,26 @@ pub async fn verify_signature(
 /// `exp`/`nbf`/`iat` against the injected `now` with the leeway, and the
 /// token's lifetime (`exp - iat`) against `max_token_lifetime_secs`.
 pub fn check_time(c: &AccessClaims, now: u64, s: &JwtSettings) -> Result<(), DenyReason> {
+    check_times(c.exp, c.iat, c.nbf, now, s)
+}
+
+/// [`check_time`] on the time claims alone (a cached token's).
+pub fn check_times(
+    exp: u64,
+    iat: u64,
+    nbf: Option<u64>,
+    now: u64,
+    s: &JwtSettings,
+) -> Result<(), DenyReason> {
     let leeway = s.leeway_secs;
-    if now >= c.exp.saturating_add(leeway) {
+    if now >= exp.saturating_add(leeway) {
         return Err(DenyReason::Expired);
     }
     let soon = now.saturating_add(leeway);
-    if c.nbf.is_some_and(|nbf| nbf > soon) || c.iat > soon {
+    if nbf.is_some_and(|nbf| nbf > soon) || iat > soon {
         return Err(DenyReason::NotYetValid);
     }
-    if c.exp.saturating_sub(c.iat) > s.max_token_lifetime_secs {
+    if exp.saturating_sub(iat) > s.max_token_lifetime_secs {
         return Err(DenyReason::LifetimeTooLong);
     }
     Ok(())

@@ -1,12 +1,27 @@
 //! [`RedisRevocationMirror`]: the verifier's in-memory copy of the Redis
-//! revocation sets, kept current by pub/sub.
+//! revocation sets, kept current by pub/sub and the revocation stream.
 //!
-//! On every (re)connect: SUBSCRIBE first, then a full resync (ZRANGE
-//! WITHSCORES of the three sets), so no revocation published in between is
-//! missed. While connected: apply each message, PING over the pub/sub
-//! connection and resync periodically; every success is "contact", and
+//! The mirror runs on a thread of its own (with its own single-threaded
+//! runtime), never on the threads that answer Checks; it writes into a
+//! [`CompactRevocations`] whose 256 shards are each locked only for one
+//! insert, so a sync of millions of entries never holds a Check up.
+//!
+//! On every (re)connect: SUBSCRIBE first, then reconcile, so no revocation
+//! published in between is missed. Reconciling reads the revocation stream
+//! from the last entry this mirror applied (an incremental catch-up: what
+//! was revoked while the subscription was down costs one short read); a full
+//! resync (the three sets, paged with ZSCAN, a time limit per page and none
+//! on the whole) happens at the first connect, when Redis's epoch changed
+//! (it lost its data or is another Redis), when the stream no longer holds
+//! the last entry applied (trimmed past it, or a failover to a replica that
+//! lagged), and every `full_resync_interval` as a safety net. A full resync
+//! first notes the stream's last entry and catches up from there after the
+//! scan, so what was written during the scan is applied too.
+//!
+//! While connected: apply each message, PING over the pub/sub connection
+//! and reconcile periodically; every success is "contact", and
 //! [`RevocationView::stale_for`] reports the time since the last contact.
-//! Until the first resync completes the view is stale without bound: a
+//! Until the first full resync completes the view is stale without bound: a
 //! verifier that never synced decides nothing that needs revocation data.
 //!
 //! A resync merges into the mirror: an entry leaves only when it expires.
@@ -17,20 +32,22 @@
 //! later see them too. Write-back needs a Redis user allowed to `ZADD` the
 //! revocation keys; when it is refused the mirror still keeps the entries.
 
+use super::compact::CompactRevocations;
 use super::local::now_secs;
-use super::{cluster_client, is_cluster_node, Conn};
+use super::sink::key_of;
 use crate::domain::clock::Clock;
 use crate::domain::revocation::{
-    Published, Revocation, RevocationSet, RevocationView, TokenRef, CHANNEL, CLIENT_KEY, JTI_KEY,
-    SUBJECT_KEY,
+    Published, Revocation, RevocationView, TokenRef, CHANNEL, CLIENT_KEY, EPOCH_KEY, JTI_KEY,
+    LOG_KEY, SUBJECT_KEY,
 };
+use crate::infra::redis_conn::{timed_out, within, RedisConn, SingleNode};
 use futures_util::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
-use tokio::task::JoinHandle;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Entries the mirror holds and Redis lacks count as lost (and are written
 /// back) only when the issuer cannot have pruned them: a `jti` expiring more
@@ -39,6 +56,10 @@ use tokio::task::JoinHandle;
 pub const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
 /// Clock difference between issuer and verifier tolerated by the loss check.
 const SKEW_MARGIN: u64 = 60;
+/// Members asked for per ZSCAN page, and per write-back command.
+const PAGE: usize = 10_000;
+/// Stream entries read per XRANGE page.
+const LOG_PAGE: usize = 1_000;
 
 /// Settings for [`RedisRevocationMirror`].
 #[derive(Debug, Clone)]
@@ -47,11 +68,17 @@ pub struct MirrorSettings {
     pub urls: Vec<String>,
     /// How often to PING over the subscription. Defaults to 1 s.
     pub ping_interval: Duration,
-    /// How often to reload the full sets. Defaults to 60 s.
+    /// How often to reconcile with Redis (read the revocation stream from
+    /// the last entry applied, a full resync only when that cannot tell
+    /// what was missed). Defaults to 5 s.
     pub resync_interval: Duration,
+    /// Longest time between two full resyncs, a safety net for a writer
+    /// that does not append to the stream. Defaults to 1 h.
+    pub full_resync_interval: Duration,
     /// Longest access-token lifetime, bounding subject/client entries.
     pub max_token_lifetime: Duration,
-    /// Time limit for connecting and for each command. Defaults to 2 s.
+    /// Time limit for connecting and for each command (each page of a
+    /// resync; a resync as a whole has none). Defaults to 2 s.
     pub io_timeout: Duration,
     /// Observes, per message, seconds from publication to application.
     /// Defaults to none.
@@ -65,22 +92,34 @@ pub struct MirrorSettings {
 }
 
 struct Shared {
-    set: RwLock<RevocationSet>,
+    set: CompactRevocations,
     /// Unix millis of the last confirmed contact with Redis (0 = never).
     last_contact_ms: AtomicU64,
     /// Unix millis when the mirror started.
     started_ms: AtomicU64,
     connected: AtomicBool,
-    /// Whether one resync has completed.
+    /// Whether one full resync has completed.
     synced: AtomicBool,
-    len: AtomicUsize,
+}
+
+/// Where the mirror is in the revocation stream.
+#[derive(Default)]
+struct Position {
+    /// Redis's epoch when the position was taken; `None` = unknown, so the
+    /// next reconcile is a full resync.
+    epoch: Option<String>,
+    /// The last stream entry applied (`0-0` = the stream was empty).
+    last: String,
+    /// When the last full resync completed.
+    full_at: Option<Instant>,
 }
 
 /// The verifier's revocation view, mirrored from Redis.
 pub struct RedisRevocationMirror {
     shared: Arc<Shared>,
     ping_interval: Duration,
-    task: JoinHandle<()>,
+    /// Dropping it stops the mirror's thread.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 use crate::domain::clock::unix_millis as millis;
@@ -92,7 +131,8 @@ impl MirrorSettings {
         Self {
             urls,
             ping_interval: Duration::from_secs(1),
-            resync_interval: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(5),
+            full_resync_interval: Duration::from_secs(3600),
             max_token_lifetime,
             io_timeout: Duration::from_secs(2),
             propagation: None,
@@ -105,29 +145,51 @@ impl MirrorSettings {
 // === impl RedisRevocationMirror ===
 
 impl RedisRevocationMirror {
-    /// Starts the background task (needs a Tokio runtime). The first
-    /// connection is attempted at once; the view is stale until it succeeds.
+    /// Starts the mirror on a thread of its own. The first connection is
+    /// attempted at once; the view is stale until the first sync completes.
     pub fn spawn(settings: MirrorSettings, clock: Arc<dyn Clock>) -> Self {
         let shared = Arc::new(Shared {
-            set: RwLock::new(RevocationSet::default()),
+            set: CompactRevocations::default(),
             last_contact_ms: AtomicU64::new(0),
             started_ms: AtomicU64::new(millis(clock.now())),
             connected: AtomicBool::new(false),
             synced: AtomicBool::new(false),
-            len: AtomicUsize::new(0),
         });
         let ping_interval = settings.ping_interval;
-        let task = tokio::spawn(run(settings, clock, shared.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let shared = shared.clone();
+            async move {
+                tokio::select! {
+                    _ = run(settings, clock, shared) => {}
+                    _ = stopped => {}
+                }
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let spawned = rt.and_then(|rt| {
+            std::thread::Builder::new()
+                .name("revocation-mirror".into())
+                .spawn(move || rt.block_on(task))
+        });
+        if let Err(e) = spawned {
+            // Without its thread the mirror never syncs: the view stays
+            // stale without bound and every route that needs it fails
+            // closed.
+            tracing::error!(error = %e, "cannot start the revocation mirror's thread");
+        }
         Self {
             shared,
             ping_interval,
-            task,
+            _stop: stop,
         }
     }
 
     /// Number of entries mirrored.
     pub fn len(&self) -> usize {
-        self.shared.len.load(Ordering::Relaxed)
+        self.shared.set.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -140,19 +202,9 @@ impl RedisRevocationMirror {
     }
 }
 
-impl Drop for RedisRevocationMirror {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl RevocationView for RedisRevocationMirror {
     fn is_revoked(&self, t: TokenRef<'_>) -> bool {
-        self.shared
-            .set
-            .read()
-            .map(|s| s.is_revoked(t))
-            .unwrap_or(true)
+        self.shared.set.is_revoked(t)
     }
 
     fn stale_for(&self, now: SystemTime) -> Option<Duration> {
@@ -186,32 +238,28 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
 async fn run(settings: MirrorSettings, clock: Arc<dyn Clock>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
     let mut nodes = Vec::new();
+    let mut pos = Position::default();
     loop {
-        match session(&settings, clock.as_ref(), &shared, &mut backoff, &mut nodes).await {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "revocation mirror lost redis"),
+        let r = session(
+            &settings,
+            clock.as_ref(),
+            &shared,
+            &mut backoff,
+            &mut nodes,
+            &mut pos,
+        )
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "revocation mirror lost redis");
         }
         shared.connected.store(false, Ordering::Relaxed);
         tokio::time::sleep(backoff).await;
         // Capped low: a revocation acknowledged while this verifier is
-        // reconnecting reaches it only with the resync that follows, so the
-        // cap bounds how long such a revocation can be missed (a refused
-        // connection costs Redis next to nothing).
+        // reconnecting reaches it with the catch-up that follows the
+        // reconnect, so the cap bounds how long such a revocation can be
+        // missed (a refused connection costs Redis next to nothing).
         backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
     }
-}
-
-fn timeout_err() -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "redis timed out"))
-}
-
-async fn within<T>(
-    d: Duration,
-    f: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> redis::RedisResult<T> {
-    tokio::time::timeout(d, f)
-        .await
-        .unwrap_or_else(|_| Err(timeout_err()))
 }
 
 /// One connected session; returns when the connection is lost. `nodes`
@@ -223,21 +271,11 @@ async fn session(
     shared: &Shared,
     backoff: &mut Duration,
     nodes: &mut Vec<String>,
+    pos: &mut Position,
 ) -> redis::RedisResult<()> {
     let t = s.io_timeout;
-    let cluster = match s.urls.as_slice() {
-        [] => {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no redis URL",
-            )))
-        }
-        [one] => s.cluster || is_cluster_node(one, t).await?,
-        _ => true,
-    };
-    let conn = if cluster {
-        let client = cluster_client(&s.urls, t)?;
-        let conn = Conn::Cluster(within(t, client.get_async_connection()).await?);
+    let conn = RedisConn::connect(&s.urls, s.cluster, SingleNode::Plain, t).await?;
+    if conn.is_cluster() {
         if let Ok(found) = cluster_nodes(&conn, &s.urls[0], t).await {
             for n in found {
                 if !nodes.contains(&n) {
@@ -245,11 +283,7 @@ async fn session(
                 }
             }
         }
-        conn
-    } else {
-        let client = redis::Client::open(s.urls[0].as_str())?;
-        Conn::Plain(within(t, client.get_multiplexed_async_connection()).await?)
-    };
+    }
     // Classic pub/sub is cluster-wide, so any reachable node will do.
     let mut pubsub = None;
     let mut last_err = None;
@@ -264,19 +298,22 @@ async fn session(
         }
     }
     let Some(mut pubsub) = pubsub else {
-        return Err(last_err.unwrap_or_else(timeout_err));
+        return Err(last_err.unwrap_or_else(timed_out));
     };
     within(t, pubsub.subscribe(CHANNEL)).await?;
-    resync(s, clock, shared, &conn).await?;
+    reconcile(s, clock, shared, &conn, pos).await?;
     shared.connected.store(true, Ordering::Relaxed);
     *backoff = Duration::from_millis(100);
-    tracing::info!("revocation mirror in sync with redis");
+    tracing::info!(
+        entries = shared.set.len(),
+        "revocation mirror in sync with redis"
+    );
 
     let (mut sink, mut stream) = pubsub.split();
     let mut ping = tokio::time::interval(s.ping_interval);
-    let mut full = tokio::time::interval(s.resync_interval);
+    let mut tick = tokio::time::interval(s.resync_interval);
     ping.reset();
-    full.reset();
+    tick.reset();
     loop {
         tokio::select! {
             msg = stream.next() => {
@@ -285,10 +322,7 @@ async fn session(
                 };
                 match serde_json::from_slice::<Published>(msg.get_payload_bytes()) {
                     Ok(p) => {
-                        if let Ok(mut set) = shared.set.write() {
-                            set.apply(&p.revocation);
-                            shared.len.store(set.len(), Ordering::Relaxed);
-                        }
+                        shared.set.apply(&p.revocation);
                         touch(clock, shared);
                         if let (Some(h), Some(at)) = (&s.propagation, p.published_ms) {
                             let lag_ms = millis(clock.now()).saturating_sub(at);
@@ -302,7 +336,7 @@ async fn session(
                 within(t, sink.ping::<redis::Value>()).await?;
                 touch(clock, shared);
             }
-            _ = full.tick() => resync(s, clock, shared, &conn).await?,
+            _ = tick.tick() => reconcile(s, clock, shared, &conn, pos).await?,
         }
     }
 }
@@ -315,7 +349,11 @@ fn touch(clock: &dyn Clock, shared: &Shared) {
 
 /// The `redis://host:port/` of every node `CLUSTER NODES` lists, in the
 /// scheme (and credentials) of `seed`.
-async fn cluster_nodes(conn: &Conn, seed: &str, t: Duration) -> redis::RedisResult<Vec<String>> {
+async fn cluster_nodes(
+    conn: &RedisConn,
+    seed: &str,
+    t: Duration,
+) -> redis::RedisResult<Vec<String>> {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("NODES");
     let text: String = within(t, conn.query(&cmd)).await?;
@@ -343,58 +381,217 @@ async fn cluster_nodes(conn: &Conn, seed: &str, t: Duration) -> redis::RedisResu
     Ok(out)
 }
 
-/// Merges the three sorted sets into the mirror and prunes it. What the
-/// mirror holds and Redis lacks is reported and written back.
-async fn resync(
+/// Brings the mirror up to date: an incremental catch-up from the stream
+/// when it can tell what was missed, a full resync otherwise; then prunes.
+async fn reconcile(
     s: &MirrorSettings,
     clock: &dyn Clock,
     shared: &Shared,
-    conn: &Conn,
+    conn: &RedisConn,
+    pos: &mut Position,
 ) -> redis::RedisResult<()> {
-    let mut fresh = RevocationSet::default();
-    for key in [JTI_KEY, SUBJECT_KEY, CLIENT_KEY] {
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(key).arg(0).arg(-1).arg("WITHSCORES");
-        let rows: Vec<(String, f64)> = within(s.io_timeout, conn.query(&cmd)).await?;
-        for (id, score) in rows {
-            let v = if score.is_finite() && score > 0.0 {
-                score as u64
-            } else {
-                0
+    let due = pos
+        .full_at
+        .is_none_or(|at| at.elapsed() >= s.full_resync_interval);
+    if due
+        || !shared.synced.load(Ordering::Relaxed)
+        || !catch_up(s, clock, shared, conn, pos).await?
+    {
+        full_resync(s, clock, shared, conn, pos).await?;
+    }
+    shared
+        .set
+        .prune(now_secs(clock), s.max_token_lifetime.as_secs());
+    touch(clock, shared);
+    Ok(())
+}
+
+async fn get_epoch(s: &MirrorSettings, conn: &RedisConn) -> redis::RedisResult<Option<String>> {
+    let mut get = redis::cmd("GET");
+    get.arg(EPOCH_KEY);
+    within(s.io_timeout, conn.query(&get)).await
+}
+
+/// Applies the stream's entries after `pos.last`. Returns false (and reads
+/// nothing) when the stream cannot tell what was missed: Redis's epoch is
+/// not the one of the position, or the stream no longer holds the last entry
+/// applied.
+async fn catch_up(
+    s: &MirrorSettings,
+    clock: &dyn Clock,
+    shared: &Shared,
+    conn: &RedisConn,
+    pos: &mut Position,
+) -> redis::RedisResult<bool> {
+    let t = s.io_timeout;
+    let epoch = get_epoch(s, conn).await?;
+    if epoch.is_none() || epoch != pos.epoch {
+        return Ok(false);
+    }
+    if pos.last != "0-0" {
+        let mut at = redis::cmd("XRANGE");
+        at.arg(LOG_KEY).arg(&pos.last).arg(&pos.last);
+        let here: Vec<redis::Value> = within(t, conn.query(&at)).await?;
+        if here.is_empty() {
+            return Ok(false);
+        }
+    } else {
+        // The stream was empty at the last full resync: it must not have
+        // been trimmed since (Redis 7's XINFO counts every entry added).
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(LOG_KEY);
+        if within(t, conn.query::<i64>(&exists)).await? == 1 {
+            let mut info = redis::cmd("XINFO");
+            info.arg("STREAM").arg(LOG_KEY);
+            let info: HashMap<String, redis::Value> = within(t, conn.query(&info)).await?;
+            let int = |k: &str| match info.get(k) {
+                Some(redis::Value::Int(n)) => Some(*n),
+                _ => None,
             };
-            fresh.apply(&match key {
-                JTI_KEY => Revocation::Jti { id, exp: v },
-                SUBJECT_KEY => Revocation::Subject { id, before: v },
-                _ => Revocation::Client { id, before: v },
-            });
+            match (int("entries-added"), int("length")) {
+                (Some(added), Some(len)) if added <= len => {}
+                _ => return Ok(false),
+            }
         }
     }
-    let now = now_secs(clock);
-    let max = s.max_token_lifetime.as_secs();
-    fresh.prune(now, max);
-    let missing = match shared.set.write() {
-        Ok(mut set) => {
-            set.prune(now, max);
-            let horizon = now.saturating_sub(LOSS_CHECK_HORIZON.as_secs());
-            let missing: Vec<Revocation> = set
-                .missing_from(&fresh)
-                .into_iter()
-                .filter(|r| match r {
-                    Revocation::Jti { exp, .. } => *exp > now + SKEW_MARGIN,
-                    Revocation::Subject { before, .. } | Revocation::Client { before, .. } => {
-                        *before > horizon
-                    }
-                })
-                .collect();
-            for r in fresh.entries() {
-                set.apply(&r);
+    loop {
+        let mut range = redis::cmd("XRANGE");
+        range
+            .arg(LOG_KEY)
+            .arg(format!("({}", pos.last))
+            .arg("+")
+            .arg("COUNT")
+            .arg(LOG_PAGE);
+        let rows: Vec<(String, Vec<String>)> = within(t, conn.query(&range)).await?;
+        let n = rows.len();
+        for (id, fields) in rows {
+            if let Some(r) = log_entry(&fields) {
+                shared.set.apply(&r);
             }
-            shared.len.store(set.len(), Ordering::Relaxed);
-            missing
+            pos.last = id;
         }
-        Err(_) => Vec::new(),
+        touch(clock, shared);
+        if n < LOG_PAGE {
+            return Ok(true);
+        }
+    }
+}
+
+/// One stream entry's fields (`k`, `m`, `s`) as a revocation.
+fn log_entry(fields: &[String]) -> Option<Revocation> {
+    let (mut k, mut m, mut sc) = (None, None, None);
+    for kv in fields.chunks(2) {
+        if let [key, v] = kv {
+            match key.as_str() {
+                "k" => k = Some(v.as_str()),
+                "m" => m = Some(v.clone()),
+                "s" => sc = v.parse::<f64>().ok(),
+                _ => {}
+            }
+        }
+    }
+    let (id, v) = (m?, score(sc?));
+    Some(match k? {
+        "1" => Revocation::Jti { id, exp: v },
+        "2" => Revocation::Subject { id, before: v },
+        "3" => Revocation::Client { id, before: v },
+        _ => return None,
+    })
+}
+
+fn score(s: f64) -> u64 {
+    if s.is_finite() && s > 0.0 {
+        s as u64
+    } else {
+        0
+    }
+}
+
+/// Merges the three sorted sets into the mirror page by page (ZSCAN: every
+/// member present for the whole scan is returned, whatever is written
+/// meanwhile), then catches up from the stream entry noted before the
+/// scan. What the mirror holds and Redis lacks is reported and written
+/// back.
+async fn full_resync(
+    s: &MirrorSettings,
+    clock: &dyn Clock,
+    shared: &Shared,
+    conn: &RedisConn,
+    pos: &mut Position,
+) -> redis::RedisResult<()> {
+    let t = s.io_timeout;
+    let started = Instant::now();
+    let mut epoch = get_epoch(s, conn).await?;
+    if epoch.is_none() {
+        // Redis lost its data (or no writer set one yet): set one, so
+        // the next reconcile can be a catch-up (refused = full resyncs).
+        let mut fresh = [0u8; 12];
+        if aws_lc_rs::rand::fill(&mut fresh).is_ok() {
+            let v: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+            let mut set = redis::cmd("SET");
+            set.arg(EPOCH_KEY).arg(v).arg("NX");
+            let _ = within(t, conn.query::<redis::Value>(&set)).await;
+            epoch = get_epoch(s, conn).await?;
+        }
+    }
+    let mut last = redis::cmd("XREVRANGE");
+    last.arg(LOG_KEY).arg("+").arg("-").arg("COUNT").arg(1);
+    let last: Vec<(String, redis::Value)> = within(t, conn.query(&last)).await?;
+    let last = last
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_string(), |(id, _)| id);
+
+    shared.set.begin_generation();
+    let mut scanned = 0usize;
+    for key in [JTI_KEY, SUBJECT_KEY, CLIENT_KEY] {
+        let mut cursor = "0".to_string();
+        loop {
+            let mut cmd = redis::cmd("ZSCAN");
+            cmd.arg(key).arg(&cursor).arg("COUNT").arg(PAGE);
+            let (next, rows): (String, Vec<(String, f64)>) = within(t, conn.query(&cmd)).await?;
+            scanned += rows.len();
+            for (id, sc) in rows {
+                let v = score(sc);
+                shared.set.apply(&match key {
+                    JTI_KEY => Revocation::Jti { id, exp: v },
+                    SUBJECT_KEY => Revocation::Subject { id, before: v },
+                    _ => Revocation::Client { id, before: v },
+                });
+            }
+            // Each page is contact: a long resync never looks stale.
+            touch(clock, shared);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    *pos = Position {
+        epoch,
+        last,
+        full_at: pos.full_at,
     };
-    touch(clock, shared);
+    // What was written during the scan. A failure here leaves the
+    // position unknown, so the next reconcile starts over.
+    if !catch_up(s, clock, shared, conn, pos).await? {
+        pos.epoch = None;
+    }
+    pos.full_at = Some(Instant::now());
+
+    let now = now_secs(clock);
+    shared.set.prune(now, s.max_token_lifetime.as_secs());
+    let horizon = now.saturating_sub(LOSS_CHECK_HORIZON.as_secs());
+    let missing = shared.set.unmarked(|r| match r {
+        Revocation::Jti { exp, .. } => *exp > now + SKEW_MARGIN,
+        Revocation::Subject { before, .. } | Revocation::Client { before, .. } => *before > horizon,
+    });
+    tracing::info!(
+        scanned,
+        entries = shared.set.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "revocation mirror: full resync"
+    );
     if !missing.is_empty() {
         tracing::warn!(
             missing = missing.len(),
@@ -402,6 +599,10 @@ async fn resync(
         );
         if let Some(c) = &s.lost {
             c.inc_by(missing.len() as u64);
+        }
+        // Marked as seen: counted once per loss, not at every resync.
+        for r in &missing {
+            shared.set.apply(r);
         }
         if let Err(e) = write_back(s, conn, &missing).await {
             tracing::warn!(error = %e, "writing revocations back to redis failed");
@@ -411,21 +612,25 @@ async fn resync(
     Ok(())
 }
 
-/// `ZADD <set> GT score member ...`, one command per set: adds what is
-/// missing, raises what is lower, never lowers or removes.
-async fn write_back(s: &MirrorSettings, conn: &Conn, rs: &[Revocation]) -> redis::RedisResult<()> {
+/// `ZADD <set> GT score member ...`, a page of members per command: adds
+/// what is missing, raises what is lower, never lowers or removes.
+async fn write_back(
+    s: &MirrorSettings,
+    conn: &RedisConn,
+    rs: &[Revocation],
+) -> redis::RedisResult<()> {
     for key in [JTI_KEY, SUBJECT_KEY, CLIENT_KEY] {
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(key).arg("GT");
-        let mut n = 0;
-        for r in rs {
-            let (k, member, score) = super::sink::key_of(r);
-            if k == key {
-                cmd.arg(score).arg(member);
-                n += 1;
+        let mine: Vec<_> = rs
+            .iter()
+            .map(key_of)
+            .filter(|(k, _, _)| *k == key)
+            .collect();
+        for page in mine.chunks(PAGE) {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(key).arg("GT");
+            for (_, member, score) in page {
+                cmd.arg(*score).arg(*member);
             }
-        }
-        if n > 0 {
             within(s.io_timeout, conn.query::<i64>(&cmd)).await?;
         }
     }

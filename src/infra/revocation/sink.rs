@@ -1,25 +1,35 @@
-//! [`RedisRevocationSink`]: one Lua script (ZADD keeping the max score, and
-//! prune; its three keys declared and sharing the `{mcpgate}` hash tag, so a
-//! cluster runs it on one node and the client follows MOVED/ASK), then
-//! PUBLISH (which a cluster broadcasts to every node).
+//! [`RedisRevocationSink`]: one Lua script (ZADD keeping the max score,
+//! append the change to the revocation stream, prune; its five keys
+//! declared and sharing the `{mcpgate}` hash tag, so a cluster runs it on
+//! one node and the client follows MOVED/ASK), then PUBLISH (which a
+//! cluster broadcasts to every node).
 
 use super::local::now_secs;
-use super::{cluster_client, is_cluster_node, Conn};
 use crate::domain::clock::{unix_millis, Clock};
 use crate::domain::revocation::{
-    Published, Revocation, RevocationError, RevocationSink, CHANNEL, CLIENT_KEY, JTI_KEY,
-    SUBJECT_KEY,
+    Published, Revocation, RevocationError, RevocationSink, CHANNEL, CLIENT_KEY, EPOCH_KEY,
+    JTI_KEY, LOG_CAP, LOG_KEY, SUBJECT_KEY,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::infra::redis_conn::{RedisConn, SingleNode};
+use redis::aio::ConnectionManagerConfig;
 use redis::Script;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// KEYS: jti, subject, client sets. ARGV[1] which set (1..3), ARGV[2]
-/// score, ARGV[3] member, ARGV[4] now, ARGV[5] horizon. Adds (or raises)
-/// the member, prunes expired members; returns 1 if the member was new.
+/// KEYS: jti, subject, client sets, the stream, the epoch. ARGV[1] which
+/// set (1..3), ARGV[2] score, ARGV[3] member, ARGV[4] now, ARGV[5]
+/// horizon, ARGV[6] an epoch to set if there is none, ARGV[7] the stream's
+/// cap. Adds (or raises) the member; appends to the stream only what
+/// changed a set (the republisher's every-5-s `ensure` appends nothing);
+/// prunes expired members; returns 1 if the member was new.
 const WRITE_LUA: &str = r#"
-local added = redis.call('ZADD', KEYS[tonumber(ARGV[1])], 'GT', ARGV[2], ARGV[3])
+local key = KEYS[tonumber(ARGV[1])]
+local before = redis.call('ZSCORE', key, ARGV[3])
+local added = redis.call('ZADD', key, 'GT', ARGV[2], ARGV[3])
+if (not before) or tonumber(before) < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[5], ARGV[6], 'NX')
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'k', ARGV[1], 'm', ARGV[3], 's', ARGV[2])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
@@ -39,8 +49,10 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The issuer's revocation writer on Redis or Redis Cluster.
 #[derive(Clone)]
 pub struct RedisRevocationSink {
-    conn: Conn,
+    conn: RedisConn,
     write: Script,
+    /// The epoch this sink sets when Redis has none (random per sink).
+    epoch: String,
     clock: Arc<dyn Clock>,
     max_token_lifetime_secs: u64,
 }
@@ -58,7 +70,7 @@ pub(crate) fn key_of(r: &Revocation) -> (&'static str, &str, u64) {
     }
 }
 
-fn slot_of(key: &str) -> u8 {
+pub(crate) fn slot_of(key: &str) -> u8 {
     match key {
         JTI_KEY => 1,
         SUBJECT_KEY => 2,
@@ -77,33 +89,29 @@ impl RedisRevocationSink {
         clock: Arc<dyn Clock>,
         max_token_lifetime: Duration,
     ) -> Result<Self, RevocationError> {
-        let conn = match urls {
-            [] => return Err(RevocationError("no redis URL configured".into())),
-            [one] if !cluster && !is_cluster_node(one, IO_TIMEOUT).await.map_err(err)? => {
-                let client = redis::Client::open(one.as_str()).map_err(err)?;
-                // Reconnect quickly and give up fast: a revocation that
-                // cannot be stored fails (the client retries), it never waits
-                // long or gets acknowledged.
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(IO_TIMEOUT))
-                    .set_response_timeout(Some(IO_TIMEOUT))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                Conn::Managed(
-                    ConnectionManager::new_with_config(client, cfg)
-                        .await
-                        .map_err(err)?,
-                )
-            }
-            many => {
-                let client = cluster_client(many, IO_TIMEOUT).map_err(err)?;
-                Conn::Cluster(client.get_async_connection().await.map_err(err)?)
-            }
+        // Standalone: reconnect quickly and give up fast: a revocation that
+        // cannot be stored fails (the client retries), it never waits long
+        // or gets acknowledged. Every command sent is idempotent, so one
+        // that saw a dropped connection is sent once more.
+        let single = SingleNode::Managed {
+            config: ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(IO_TIMEOUT))
+                .set_response_timeout(Some(IO_TIMEOUT))
+                .set_number_of_retries(2)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500)),
+            retry_once: true,
         };
+        let conn = RedisConn::connect(urls, cluster, single, IO_TIMEOUT)
+            .await
+            .map_err(err)?;
+        let mut epoch = [0u8; 12];
+        aws_lc_rs::rand::fill(&mut epoch).map_err(|_| RevocationError("rng failure".into()))?;
+        let epoch = epoch.iter().map(|b| format!("{b:02x}")).collect();
         Ok(Self {
             conn,
             write: Script::new(WRITE_LUA),
+            epoch,
             clock,
             max_token_lifetime_secs: max_token_lifetime.max(WATERMARK_RETENTION).as_secs(),
         })
@@ -111,7 +119,7 @@ impl RedisRevocationSink {
 
     /// Whether this sink talks to a cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.conn, Conn::Cluster(_))
+        self.conn.is_cluster()
     }
 
     /// Stores one revocation; returns whether it was missing.
@@ -122,11 +130,15 @@ impl RedisRevocationSink {
         let mut inv = self.write.key(JTI_KEY);
         inv.key(SUBJECT_KEY)
             .key(CLIENT_KEY)
+            .key(LOG_KEY)
+            .key(EPOCH_KEY)
             .arg(slot_of(key))
             .arg(score)
             .arg(member)
             .arg(now)
-            .arg(horizon);
+            .arg(horizon)
+            .arg(&self.epoch)
+            .arg(LOG_CAP);
         let added: i64 = self.conn.invoke(&inv).await.map_err(err)?;
         Ok(added == 1)
     }

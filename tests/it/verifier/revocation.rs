@@ -521,3 +521,91 @@ async fn cluster_failover_and_master_kill_under_load_lose_no_acknowledged_revoca
         x.shutdown().await;
     }
 }
+
+/// A `jti` in the issuer's own format (16 random bytes, base64url).
+fn issuer_jti() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}
+
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    redis
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(&format!("cmdstat_{command}:calls="))?;
+            rest.split(',').next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_reconnect_catches_up_from_the_stream_and_reloads_only_when_it_was_trimmed() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
+    ))
+    .await;
+    let token = |jti: &str| {
+        let mut c = claims(&iss.url, "mcp");
+        c["jti"] = jti.into();
+        (
+            format!("Bearer {}", key.sign(&c)),
+            c["exp"].as_u64().unwrap(),
+        )
+    };
+    let sink = RedisRevocationSink::connect(
+        &[redis.url()],
+        false,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let (j1, j2, j3) = (issuer_jti(), issuer_jti(), issuer_jti());
+    let ((t1, exp), (t2, _), (t3, _)) = (token(&j1), token(&j2), token(&j3));
+    sink.publish(Revocation::Jti { id: j1, exp }).await.unwrap();
+    let denied = async |t: &str| {
+        wait_until(Duration::from_secs(5), async || status(&v, t).await == 401)
+            .await
+            .is_some()
+    };
+    assert!(denied(&t1).await, "first revocation never arrived");
+    assert_eq!(status(&v, &t2).await, 200);
+
+    // The subscription drops and a revocation is acknowledged at once,
+    // likely before the mirror has subscribed again: the catch-up from the
+    // stream brings it, with no reload of the sets.
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    sink.publish(Revocation::Jti { id: j2, exp }).await.unwrap();
+    assert!(denied(&t2).await, "revocation during the reconnect missed");
+    assert!(
+        wait_until(Duration::from_secs(5), async || calls(&redis, "xrange") > 0)
+            .await
+            .is_some(),
+        "no catch-up read"
+    );
+    assert_eq!(calls(&redis, "zscan"), 0, "the reconnect reloaded the sets");
+
+    // The stream trimmed past the mirror's position, and an entry that
+    // only the sets hold: the next reconnect reloads the sets.
+    redis.cli(&["XTRIM", mcpgate::domain::revocation::LOG_KEY, "MAXLEN", "0"]);
+    redis.cli(&[
+        "ZADD",
+        mcpgate::domain::revocation::JTI_KEY,
+        &exp.to_string(),
+        &j3,
+    ]);
+    assert_eq!(status(&v, &t3).await, 200);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert!(denied(&t3).await, "the reload after a trim missed an entry");
+    assert!(calls(&redis, "zscan") > 0);
+    assert_eq!(status(&v, &t1).await, 401);
+    v.shutdown().await;
+}
