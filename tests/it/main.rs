@@ -12,6 +12,7 @@ mod cli;
 #[cfg(feature = "issuer")]
 mod issuer;
 mod layering;
+mod log_capture;
 mod readme;
 #[cfg(any(feature = "issuer", feature = "verifier"))]
 mod redis;

@@ -7,33 +7,18 @@ use super::harness::*;
 use mcpgate::config::issuer::RawConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
+use crate::log_capture::Buf;
 
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+trait AuditLines {
+    fn audit(&self) -> Vec<Value>;
+    fn events(&self, event: &str) -> Vec<Value>;
 }
 
-impl Buf {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
+impl AuditLines for Buf {
     /// The JSON lines written on the audit target.
     fn audit(&self) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|v| v["target"] == "mcpgate::audit")
-            .collect()
+        self.on_target("mcpgate::audit")
     }
     fn events(&self, event: &str) -> Vec<Value> {
         self.audit()
@@ -45,16 +30,8 @@ impl Buf {
 
 /// JSON logs at info into a buffer for this thread (the test's
 /// current-thread runtime runs the issuer too).
-fn capture() -> (Buf, tracing::subscriber::DefaultGuard) {
-    let buf = Buf::default();
-    let b2 = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || b2.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(sub))
+fn capture() -> (Buf, crate::log_capture::Guard) {
+    crate::log_capture::capture(tracing::Level::INFO)
 }
 
 /// A raw HTTP/1.1 request (no client-side path normalisation), returning

@@ -142,6 +142,7 @@ pub struct Harness {
 
 /// Starts an issuer from `toml` with `deps`.
 pub async fn try_start_with(toml: &str, deps: Deps) -> Result<Harness, StartError> {
+    crate::log_capture::install();
     let config = RawConfig::from_toml(toml).unwrap().validate().unwrap();
     let clock = deps.clock.unwrap_or_else(TestClock::system);
     let revocations = deps
@@ -171,6 +172,7 @@ pub async fn try_start_with(toml: &str, deps: Deps) -> Result<Harness, StartErro
 }
 
 pub async fn start_with(toml: &str, deps: Deps) -> Harness {
+    crate::log_capture::install();
     try_start_with(toml, deps).await.unwrap()
 }
 

@@ -4,49 +4,18 @@
 
 use super::support::*;
 use serde_json::Value;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
+use crate::log_capture::{capture, Buf};
 
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+trait DecisionLines {
+    fn decisions(&self) -> Vec<Value>;
 }
 
-impl Buf {
+impl DecisionLines for Buf {
     /// The JSON lines written on the decision target.
     fn decisions(&self) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|v| v["target"] == "mcpgate::decision")
-            .collect()
+        self.on_target("mcpgate::decision")
     }
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-/// Logs at `level` into a buffer for this thread (the test's
-/// current-thread runtime runs the verifier too).
-fn capture(level: tracing::Level) -> (Buf, tracing::subscriber::DefaultGuard) {
-    let buf = Buf::default();
-    let b2 = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_max_level(level)
-        .with_writer(move || b2.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(sub))
 }
 
 const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -220,6 +220,7 @@ pub fn config_toml(toml: &str) -> VerifierConfig {
 }
 
 pub async fn start(config: VerifierConfig) -> RunningVerifier {
+    crate::log_capture::install();
     spawn(config, VerifierDeps::default()).await.unwrap()
 }
 
