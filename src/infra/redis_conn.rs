@@ -2,8 +2,8 @@
 //! from the configured URLs (several URLs, a `cluster` flag, or one seed
 //! whose server reports `cluster_enabled:1`), with per-command timeouts.
 //!
-//! Used by the revocation sink (issuer) and mirror (verifier); the issuer's
-//! store can use it the same way.
+//! Used by the issuer's store, the revocation sink (issuer) and the mirror
+//! (verifier).
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;

@@ -9,10 +9,10 @@
 //! value so the two never disagree. Every write with a TTL uses `PX`.
 
 use crate::infra::embedded_store::namespace_name;
+use crate::infra::redis_conn::{RedisConn, SingleNode};
 use crate::issue::store::{Namespace, Store, StoreError};
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
-use redis::cluster_async::ClusterConnection;
+use redis::aio::ConnectionManagerConfig;
 use redis::{RedisResult, Script};
 use std::time::Duration;
 
@@ -80,16 +80,10 @@ pub struct RedisSettings {
     pub cluster: bool,
 }
 
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
 /// The issuer's store on Redis or Redis Cluster.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: Conn,
+    conn: RedisConn,
     put: Script,
     remove: Script,
     list: Script,
@@ -136,24 +130,21 @@ impl RedisStore {
         .await
     }
 
+    /// Connects as `settings` say (see [`RedisConn::connect`]). A command
+    /// that sees a dropped connection is not sent again: `incr` is not
+    /// idempotent.
     pub async fn connect_with(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let conn = match settings.urls.as_slice() {
-            [] => return Err(StoreError::Unavailable("no redis URL configured".into())),
-            [one]
-                if !settings.cluster
-                    && !crate::infra::revocation::is_cluster_node(one, CONNECT_TIMEOUT)
-                        .await
-                        .map_err(redis_err)? =>
-            {
-                let client = redis::Client::open(one.as_str()).map_err(redis_err)?;
-                Conn::Single(ConnectionManager::new(client).await.map_err(redis_err)?)
-            }
-            many => {
-                let client = crate::infra::revocation::cluster_client(many, CONNECT_TIMEOUT)
-                    .map_err(redis_err)?;
-                Conn::Cluster(client.get_async_connection().await.map_err(redis_err)?)
-            }
-        };
+        let conn = RedisConn::connect(
+            &settings.urls,
+            settings.cluster,
+            SingleNode::Managed {
+                config: ConnectionManagerConfig::new(),
+                retry_once: false,
+            },
+            CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(redis_err)?;
         Ok(Self {
             conn,
             put: Script::new(PUT_LUA),
@@ -165,24 +156,18 @@ impl RedisStore {
 
     /// Whether this store talks to a cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.conn, Conn::Cluster(_))
+        self.conn.is_cluster()
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        match self.conn.clone() {
-            Conn::Single(mut c) => cmd.query_async(&mut c).await,
-            Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
-        }
+        self.conn.query(cmd).await
     }
 
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> RedisResult<T> {
-        match self.conn.clone() {
-            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
-            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
-        }
+        self.conn.invoke(inv).await
     }
 
     async fn write(

@@ -182,6 +182,7 @@ def refused(status: int, data: bytes) -> bool:
     "/public/../admin", "/public/%2e%2e/admin", "/public/%2E%2E/admin", "/public/.%2e/admin",
     "/mcp/..%2fadmin", "/public/..%2Fadmin", "/public//../admin", "/public/..%5cadmin",
     "/public/%2e%2e%2fadmin", "/public/./../admin", "/public/../admin?x=/public",
+    "/public/%aa/../../admin", "/public/%c3%2e%2e/admin", "/%ff%fe/../admin",
 ])
 def test_dot_segments_never_reach_a_weaker_route(gw, target):
     """No token: refused, or (Envoy normalises before routing, and

@@ -13,6 +13,7 @@ mod cli;
 mod issuer;
 mod layering;
 mod log_capture;
+mod raw_http;
 mod readme;
 #[cfg(any(feature = "issuer", feature = "verifier"))]
 mod redis;

@@ -11,7 +11,3 @@ pub use compact::CompactRevocations;
 pub use local::LocalRevocations;
 pub use mirror::{MirrorSettings, RedisRevocationMirror};
 pub use sink::RedisRevocationSink;
-
-// The connection helper lives in `infra::redis_conn`; these names stay
-// here for the issuer's store, which still imports them from this path.
-pub use crate::infra::redis_conn::{cluster_client, is_cluster_node};

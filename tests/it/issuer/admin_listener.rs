@@ -34,19 +34,11 @@ fn capture() -> (Buf, crate::log_capture::Guard) {
     crate::log_capture::capture(tracing::Level::INFO)
 }
 
-/// A raw HTTP/1.1 request (no client-side path normalisation), returning
-/// the status code.
+/// A raw HTTP/1.1 request with the admin token (no client-side path
+/// normalisation), returning the status code.
 async fn raw_status(addr: std::net::SocketAddr, method: &str, target: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let head = String::from_utf8_lossy(&out);
-    head.split(' ').nth(1).unwrap().parse().unwrap()
+    let auth = format!("Authorization: Bearer {ADMIN}\r\n");
+    crate::raw_http::raw_status(addr, method, target, &addr.to_string(), &auth).await
 }
 
 #[tokio::test]

@@ -6,18 +6,7 @@ use std::collections::HashMap;
 
 /// A raw HTTP/1.1 GET (no client-side path normalisation): the status.
 async fn raw_status(addr: std::net::SocketAddr, target: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {target} HTTP/1.1\r\nHost: mcp.test\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    String::from_utf8_lossy(&out)
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    crate::raw_http::raw_status(addr, "GET", target, "mcp.test", "").await
 }
 
 #[tokio::test]
