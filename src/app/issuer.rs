@@ -9,23 +9,20 @@
 use crate::adapters::issuer::{admin_routes, routes, IssuerMetrics, IssuerState};
 use crate::config::issuer::{
     CimdConfig, EncryptionKey, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig,
-    StorageConfig,
 };
 use crate::domain::claims::Scopes;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::revocation::RevocationSink;
 use crate::infra::cimd_fetch::{FetchSettings, GuardedFetcher};
 use crate::infra::github::{GitHubIdp, GitHubSettings};
-use crate::infra::memory_store::MemoryStore;
 use crate::infra::oidc::{LazyOidc, OidcSettings};
-use crate::infra::redis_store::RedisSettings;
 use crate::infra::revocation::{LocalRevocations, RedisRevocationSink};
 use crate::infra::sealed_store::{parse_key, SealedKeys};
 use crate::infra::store_backend::{open_store, StoreBackend};
 use crate::issue::cimd::MetadataFetcher;
 use crate::issue::keys::{KeyManager, PemKeys};
 use crate::issue::metadata::issuer_path;
-use crate::issue::service::{CimdSettings, Issuer, ResourceSettings, Settings};
+use crate::issue::service::{CimdSettings, Issuer, IssuerParts, ResourceSettings, Settings};
 use crate::issue::store::Store;
 use crate::issue::upstream::UpstreamIdp;
 use crate::issue::users::StaticUsers;
@@ -79,18 +76,10 @@ pub struct RunningIssuer {
 
 /// Opens the configured store.
 pub async fn build_store(
-    cfg: &StorageConfig,
+    cfg: &StoreBackend,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Store>, StartError> {
-    let backend = match cfg {
-        StorageConfig::Memory => return Ok(Arc::new(MemoryStore::with_clock(clock))),
-        StorageConfig::Embedded { path } => StoreBackend::Embedded { path: path.clone() },
-        StorageConfig::Redis { urls, cluster } => StoreBackend::Redis(RedisSettings {
-            urls: urls.clone(),
-            cluster: *cluster,
-        }),
-    };
-    open_store(&backend)
+    open_store(cfg, clock)
         .await
         .map_err(|e| StartError::Setup(format!("storage: {e}")))
 }
@@ -289,7 +278,7 @@ pub async fn build(
         ),
         None => None,
     };
-    Ok(Arc::new(Issuer {
+    Ok(Arc::new(Issuer::new(IssuerParts {
         settings: settings(config, issuer),
         store,
         revocations,
@@ -298,7 +287,7 @@ pub async fn build(
         idps,
         static_users,
         fetcher,
-    }))
+    })))
 }
 
 /// Binds, builds and serves; logs `listening http=<addr> admin=<addr>
@@ -339,7 +328,7 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
         )),
     ];
     tasks.push(tokio::spawn(revocation_maintenance(core.clone())));
-    if !core.keys.is_file_managed() {
+    if !core.keys().is_file_managed() {
         tasks.push(tokio::spawn(key_maintenance(
             core.clone(),
             config.signing.rotation_interval,
@@ -380,9 +369,9 @@ async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
     loop {
         tokio::time::sleep(KEY_VERSION_POLL).await;
         // Another replica's rotation: within a second (one GET).
-        match core.keys.reload_if_rotated().await {
+        match core.keys().reload_if_rotated().await {
             Ok(true) => {
-                tracing::info!(kid = ?core.keys.current_kid(), "signing keys reloaded after a rotation elsewhere")
+                tracing::info!(kid = ?core.keys().current_kid(), "signing keys reloaded after a rotation elsewhere")
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "checking the signing-key version failed"),
@@ -391,12 +380,14 @@ async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
             continue;
         }
         last_full = tokio::time::Instant::now();
-        if let Err(e) = core.keys.reload().await {
+        if let Err(e) = core.keys().reload().await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }
-        let (Some(every), Some(since), Some(kid)) =
-            (interval, core.keys.current_since(), core.keys.current_kid())
-        else {
+        let (Some(every), Some(since), Some(kid)) = (
+            interval,
+            core.keys().current_since(),
+            core.keys().current_kid(),
+        ) else {
             continue;
         };
         if core.now() < since + every.as_secs() {
@@ -404,12 +395,12 @@ async fn key_maintenance(core: Arc<Issuer>, interval: Option<Duration>) {
         }
         let lock = format!("rotate:{kid}");
         match core
-            .store
+            .store()
             .incr(crate::issue::store::Namespace::RateLimits, &lock, every)
             .await
         {
             Ok(1) => {
-                if let Err(e) = core.keys.rotate(core.now()).await {
+                if let Err(e) = core.keys().rotate(core.now()).await {
                     tracing::error!(error = %e, "automatic key rotation failed");
                 }
             }

@@ -71,7 +71,7 @@ return n
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connection settings for [`RedisStore`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedisSettings {
     /// `redis://` URLs. One URL means standalone unless
     /// `cluster` is set; several mean cluster seed nodes.

@@ -85,21 +85,36 @@ pub struct Settings {
     pub admin_token: Option<AdminToken>,
 }
 
-/// The authorization server core. Built by `app::issuer`; the adapters
-/// reach it through its operations and the read-only accessors below, not
-/// through its store or keys.
-pub struct Issuer {
-    pub(crate) settings: Settings,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) revocations: Arc<dyn RevocationSink>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) keys: KeyManager,
+/// What [`Issuer::new`] is built from (by `app::issuer`).
+pub struct IssuerParts {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub revocations: Arc<dyn RevocationSink>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyManager,
     /// Browser-redirect upstream providers (GitHub, Google, OIDC).
-    pub(crate) idps: Vec<Arc<dyn UpstreamIdp>>,
+    pub idps: Vec<Arc<dyn UpstreamIdp>>,
     /// The built-in username/password provider, if configured.
-    pub(crate) static_users: Option<StaticUsers>,
+    pub static_users: Option<StaticUsers>,
     /// Fetcher of Client ID Metadata Documents (`None` disables CIMD).
-    pub(crate) fetcher: Option<Arc<dyn MetadataFetcher>>,
+    pub fetcher: Option<Arc<dyn MetadataFetcher>>,
+}
+
+/// The authorization server core. Built by `app::issuer`; its fields are
+/// private to `issue`, so the adapters reach it only through its operations
+/// and the read-only accessors below.
+pub struct Issuer {
+    pub(in crate::issue) settings: Settings,
+    pub(in crate::issue) store: Arc<dyn Store>,
+    pub(in crate::issue) revocations: Arc<dyn RevocationSink>,
+    pub(in crate::issue) clock: Arc<dyn Clock>,
+    pub(in crate::issue) keys: KeyManager,
+    /// Browser-redirect upstream providers (GitHub, Google, OIDC).
+    pub(in crate::issue) idps: Vec<Arc<dyn UpstreamIdp>>,
+    /// The built-in username/password provider, if configured.
+    pub(in crate::issue) static_users: Option<StaticUsers>,
+    /// Fetcher of Client ID Metadata Documents (`None` disables CIMD).
+    pub(in crate::issue) fetcher: Option<Arc<dyn MetadataFetcher>>,
 }
 
 // === impl Settings ===
@@ -124,6 +139,36 @@ impl Settings {
 // === impl Issuer ===
 
 impl Issuer {
+    /// The core over `parts`.
+    pub fn new(parts: IssuerParts) -> Self {
+        let IssuerParts {
+            settings,
+            store,
+            revocations,
+            clock,
+            keys,
+            idps,
+            static_users,
+            fetcher,
+        } = parts;
+        Self {
+            settings,
+            store,
+            revocations,
+            clock,
+            keys,
+            idps,
+            static_users,
+            fetcher,
+        }
+    }
+
+    /// The signing keys (for the key-maintenance task and the admin
+    /// rotation).
+    pub fn keys(&self) -> &KeyManager {
+        &self.keys
+    }
+
     pub fn now(&self) -> u64 {
         self.clock.unix()
     }

@@ -187,7 +187,7 @@ pub async fn admin_keys_rotate_post(
 async fn rotate(st: &IssuerState) -> Result<(String, Response), OAuthError> {
     let kid = st
         .core
-        .keys
+        .keys()
         .rotate(st.core.now())
         .await
         .map_err(|e| match e {

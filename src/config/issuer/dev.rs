@@ -114,7 +114,7 @@ pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::issuer::validate::StorageConfig;
+    use crate::config::issuer::validate::StoreBackend;
 
     #[test]
     fn dev_config_is_valid() {
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(d.config.resources[0].resource, DEV_RESOURCE);
         assert_eq!(
             d.config.storage,
-            StorageConfig::Embedded {
+            StoreBackend::Embedded {
                 path: PathBuf::from("/tmp/x/issuer.redb")
             }
         );

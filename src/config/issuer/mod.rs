@@ -14,6 +14,60 @@ pub use crate::config::common::{ConfigError, Env, Strings};
 use serde::Deserialize;
 pub use validate::*;
 
+/// Defaults of the issuer's keys: `validate` uses them, and
+/// `doc_tests::doc_defaults_are_the_constants` checks that the generated
+/// README reference states the same values.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const ACCESS_TOKEN_TTL_SECS: u64 = 3600;
+    pub const REFRESH_TOKEN_TTL_SECS: u64 = 2_592_000;
+    pub const REFRESH_TOKEN_MAX_LIFETIME_SECS: u64 = 2_592_000;
+    pub const REFRESH_GRACE_SECS: u64 = 30;
+    pub const CODE_TTL_SECS: u64 = 60;
+    pub const SESSION_TTL_SECS: u64 = 28_800;
+    pub const CONSENT_TTL_SECS: u64 = 7_776_000;
+    pub const LOGIN_TIMEOUT_SECS: u64 = 600;
+    pub const STORAGE_KIND: &str = "embedded";
+    pub const SIGNING_ALG: &str = "RS256";
+    pub const REGISTRATION_RATE_LIMIT: u64 = 20;
+    pub const REGISTRATION_RATE_WINDOW_SECS: u64 = 3600;
+    pub const CIMD_DEFAULT_CACHE_SECS: u64 = 300;
+    pub const CIMD_MAX_CACHE_SECS: u64 = 86_400;
+
+    /// `(key, default)` as the README reference spells them.
+    pub fn documented() -> Vec<(&'static str, String)> {
+        vec![
+            ("listen", format!("`{LISTEN}`")),
+            ("access_token_ttl_secs", ACCESS_TOKEN_TTL_SECS.to_string()),
+            ("refresh_token_ttl_secs", REFRESH_TOKEN_TTL_SECS.to_string()),
+            (
+                "refresh_token_max_lifetime_secs",
+                REFRESH_TOKEN_MAX_LIFETIME_SECS.to_string(),
+            ),
+            ("refresh_grace_secs", REFRESH_GRACE_SECS.to_string()),
+            ("code_ttl_secs", CODE_TTL_SECS.to_string()),
+            ("session_ttl_secs", SESSION_TTL_SECS.to_string()),
+            ("consent_ttl_secs", CONSENT_TTL_SECS.to_string()),
+            ("login_timeout_secs", LOGIN_TIMEOUT_SECS.to_string()),
+            ("storage.kind", format!("`{STORAGE_KIND}`")),
+            ("signing.alg", format!("`{SIGNING_ALG}`")),
+            (
+                "registration.rate_limit",
+                REGISTRATION_RATE_LIMIT.to_string(),
+            ),
+            (
+                "registration.rate_window_secs",
+                REGISTRATION_RATE_WINDOW_SECS.to_string(),
+            ),
+            (
+                "cimd.default_cache_secs",
+                CIMD_DEFAULT_CACHE_SECS.to_string(),
+            ),
+            ("cimd.max_cache_secs", CIMD_MAX_CACHE_SECS.to_string()),
+        ]
+    }
+}
+
 /// Names the TOML file.
 pub const ENV_CONFIG: &str = "MCPGW_ISSUER_CONFIG";
 pub const ENV_ISSUER: &str = "MCPGW_ISSUER_ISSUER";
@@ -410,6 +464,21 @@ pub fn markdown_reference() -> String {
 
 #[cfg(test)]
 mod doc_tests {
+    #[test]
+    fn doc_defaults_are_the_constants() {
+        let reference = super::markdown_reference();
+        for (key, value) in super::defaults::documented() {
+            let row = reference
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("no README row for {key}"));
+            assert!(
+                row.contains(&format!("Defaults to {value}")),
+                "{key}: the docs do not say `Defaults to {value}`: {row}"
+            );
+        }
+    }
+
     use super::*;
     use std::collections::HashMap;
 

@@ -32,7 +32,7 @@ fn minimal_config_and_defaults() {
     assert_eq!(c.access_ttl.as_secs(), 3600);
     assert_eq!(c.refresh_ttl.as_secs(), 30 * 86400);
     assert_eq!(c.code_ttl.as_secs(), 60);
-    assert!(matches!(c.storage, StorageConfig::Embedded { .. }));
+    assert!(matches!(c.storage, StoreBackend::Embedded { .. }));
     assert_eq!(c.revocation, RevocationConfig::Local);
     assert_eq!(c.signing.alg, SigningAlg::RS256);
     assert!(c.registration.enabled && c.registration.rate_limit == 20);

@@ -1,7 +1,8 @@
 //! The validated issuer configuration and [`RawConfig::validate`].
 
 use super::{
-    RawCimd, RawConfig, RawProvider, RawRegistration, RawRevocation, RawSigning, RawStorage,
+    defaults, RawCimd, RawConfig, RawProvider, RawRegistration, RawRevocation, RawSigning,
+    RawStorage,
 };
 use crate::config::common::{bad, ConfigError};
 use crate::domain::claims::is_valid_scope_token;
@@ -14,13 +15,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where issuer state lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageConfig {
-    Memory,
-    Embedded { path: PathBuf },
-    Redis { urls: Vec<String>, cluster: bool },
-}
+use crate::infra::redis_store::RedisSettings;
+/// Where issuer state lives: the one storage choice, defined next to the
+/// code that opens it.
+pub use crate::infra::store_backend::StoreBackend;
 
 /// Where revocations are published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +120,7 @@ pub struct IssuerConfig {
     pub admin_token: Option<AdminToken>,
     pub allow_list: AllowList,
     pub trusted_proxies: Vec<IpNet>,
-    pub storage: StorageConfig,
+    pub storage: StoreBackend,
     pub revocation: RevocationConfig,
     pub signing: SigningConfig,
     /// The core's registration policy, as it is used.
@@ -234,11 +232,11 @@ fn provider(i: usize, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
 }
 
 /// `[storage]`.
-fn storage(st: &RawStorage) -> Result<StorageConfig, ConfigError> {
-    Ok(match st.kind.as_deref().unwrap_or("embedded") {
-        "memory" => StorageConfig::Memory,
+fn storage(st: &RawStorage) -> Result<StoreBackend, ConfigError> {
+    Ok(match st.kind.as_deref().unwrap_or(defaults::STORAGE_KIND) {
+        "memory" => StoreBackend::Memory,
         "embedded" => match st.path.as_deref() {
-            Some(p) => StorageConfig::Embedded {
+            Some(p) => StoreBackend::Embedded {
                 path: PathBuf::from(p),
             },
             // The old default sat in the working directory, created with
@@ -253,7 +251,7 @@ fn storage(st: &RawStorage) -> Result<StorageConfig, ConfigError> {
                     ),
                 ))
             }
-            None => StorageConfig::Embedded {
+            None => StoreBackend::Embedded {
                 path: PathBuf::from(DEFAULT_STORE_PATH),
             },
         },
@@ -264,10 +262,10 @@ fn storage(st: &RawStorage) -> Result<StorageConfig, ConfigError> {
             }
             crate::config::common::check_redis_urls(&urls)
                 .map_err(|e| bad("storage.redis_urls", e))?;
-            StorageConfig::Redis {
+            StoreBackend::Redis(RedisSettings {
                 urls,
                 cluster: st.redis_cluster.unwrap_or(false),
-            }
+            })
         }
         other => return Err(bad("storage.kind", format!("unknown kind `{other}`"))),
     })
@@ -299,7 +297,7 @@ fn revocation(rv: RawRevocation, st: RawStorage) -> Result<RevocationConfig, Con
 /// `[signing]`.
 fn signing(sg: RawSigning) -> Result<SigningConfig, ConfigError> {
     let signing = SigningConfig {
-        alg: SigningAlg::parse(sg.alg.as_deref().unwrap_or("RS256"))
+        alg: SigningAlg::parse(sg.alg.as_deref().unwrap_or(defaults::SIGNING_ALG))
             .ok_or_else(|| bad("signing.alg", "must be RS256, ES256 or EdDSA"))?,
         key_file: sg.key_file.map(PathBuf::from),
         next_key_file: sg.next_key_file.map(PathBuf::from),
@@ -357,11 +355,11 @@ fn signing(sg: RawSigning) -> Result<SigningConfig, ConfigError> {
 fn registration(rg: RawRegistration) -> Result<RegistrationSettings, ConfigError> {
     Ok(RegistrationSettings {
         enabled: rg.enabled.unwrap_or(true),
-        rate_limit: rg.rate_limit.unwrap_or(20),
+        rate_limit: rg.rate_limit.unwrap_or(defaults::REGISTRATION_RATE_LIMIT),
         rate_window: secs(
             "registration.rate_window_secs",
             rg.rate_window_secs,
-            3600,
+            defaults::REGISTRATION_RATE_WINDOW_SECS,
             1,
         )?,
         client_lifetime: rg
@@ -390,8 +388,18 @@ fn cimd(cm: RawCimd) -> Result<CimdConfig, ConfigError> {
     Ok(CimdConfig {
         enabled: cm.enabled.unwrap_or(true),
         allow_private_addresses: cm.allow_private_addresses.unwrap_or(false),
-        default_cache: secs("cimd.default_cache_secs", cm.default_cache_secs, 300, 0)?,
-        max_cache: secs("cimd.max_cache_secs", cm.max_cache_secs, 86_400, 1)?,
+        default_cache: secs(
+            "cimd.default_cache_secs",
+            cm.default_cache_secs,
+            defaults::CIMD_DEFAULT_CACHE_SECS,
+            0,
+        )?,
+        max_cache: secs(
+            "cimd.max_cache_secs",
+            cm.max_cache_secs,
+            defaults::CIMD_MAX_CACHE_SECS,
+            1,
+        )?,
     })
 }
 
@@ -402,7 +410,7 @@ impl RawConfig {
         let listen: SocketAddr = self
             .listen
             .as_deref()
-            .unwrap_or("127.0.0.1:8080")
+            .unwrap_or(defaults::LISTEN)
             .parse()
             .map_err(|e| bad("listen", e))?;
         let admin_listen = crate::config::common::admin_addr(
@@ -570,26 +578,51 @@ impl RawConfig {
             refresh_max_lifetime: secs(
                 "refresh_token_max_lifetime_secs",
                 self.refresh_token_max_lifetime_secs,
-                2_592_000,
+                defaults::REFRESH_TOKEN_MAX_LIFETIME_SECS,
                 60,
             )?,
             access_ttl: secs(
                 "access_token_ttl_secs",
                 self.access_token_ttl_secs,
-                3600,
+                defaults::ACCESS_TOKEN_TTL_SECS,
                 30,
             )?,
             refresh_ttl: secs(
                 "refresh_token_ttl_secs",
                 self.refresh_token_ttl_secs,
-                2_592_000,
+                defaults::REFRESH_TOKEN_TTL_SECS,
                 60,
             )?,
-            refresh_grace: secs("refresh_grace_secs", self.refresh_grace_secs, 30, 0)?,
-            code_ttl: secs("code_ttl_secs", self.code_ttl_secs, 60, 5)?,
-            session_ttl: secs("session_ttl_secs", self.session_ttl_secs, 28_800, 0)?,
-            consent_ttl: secs("consent_ttl_secs", self.consent_ttl_secs, 7_776_000, 0)?,
-            login_timeout: secs("login_timeout_secs", self.login_timeout_secs, 600, 30)?,
+            refresh_grace: secs(
+                "refresh_grace_secs",
+                self.refresh_grace_secs,
+                defaults::REFRESH_GRACE_SECS,
+                0,
+            )?,
+            code_ttl: secs(
+                "code_ttl_secs",
+                self.code_ttl_secs,
+                defaults::CODE_TTL_SECS,
+                5,
+            )?,
+            session_ttl: secs(
+                "session_ttl_secs",
+                self.session_ttl_secs,
+                defaults::SESSION_TTL_SECS,
+                0,
+            )?,
+            consent_ttl: secs(
+                "consent_ttl_secs",
+                self.consent_ttl_secs,
+                defaults::CONSENT_TTL_SECS,
+                0,
+            )?,
+            login_timeout: secs(
+                "login_timeout_secs",
+                self.login_timeout_secs,
+                defaults::LOGIN_TIMEOUT_SECS,
+                30,
+            )?,
             admin_token: self
                 .admin_token
                 .filter(|t| !t.is_empty())
