@@ -39,6 +39,17 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
+    /// Who the tokens went to, for the audit log (not sent to the client).
+    #[serde(skip)]
+    pub issued: IssuedTo,
+}
+
+/// The subject, client and resource (audience) of issued tokens.
+#[derive(Debug, Clone, Default)]
+pub struct IssuedTo {
+    pub sub: String,
+    pub client_id: String,
+    pub resource: String,
 }
 
 fn redeemed_key(code_hash: &str) -> String {
@@ -429,6 +440,11 @@ impl Issuer {
             expires_in: self.settings.access_ttl.as_secs(),
             refresh_token,
             scope: g.scope.clone(),
+            issued: IssuedTo {
+                sub: g.user.subject.clone(),
+                client_id: g.client_id.clone(),
+                resource: g.resource.clone(),
+            },
         })
     }
 }

@@ -140,26 +140,16 @@ impl Settings {
 
 impl Issuer {
     /// The core over `parts`.
-    pub fn new(parts: IssuerParts) -> Self {
-        let IssuerParts {
-            settings,
-            store,
-            revocations,
-            clock,
-            keys,
-            idps,
-            static_users,
-            fetcher,
-        } = parts;
+    pub fn new(p: IssuerParts) -> Self {
         Self {
-            settings,
-            store,
-            revocations,
-            clock,
-            keys,
-            idps,
-            static_users,
-            fetcher,
+            settings: p.settings,
+            store: p.store,
+            revocations: p.revocations,
+            clock: p.clock,
+            keys: p.keys,
+            idps: p.idps,
+            static_users: p.static_users,
+            fetcher: p.fetcher,
         }
     }
 

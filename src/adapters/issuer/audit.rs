@@ -6,7 +6,7 @@
 //! password or a hash of one: identities (`sub`, `client_id`, the user
 //! name typed at login) and what was done.
 
-use serde_json::Value;
+use crate::issue::grant::IssuedTo;
 
 /// The log target of audit events.
 pub const TARGET: &str = "mcpgate::audit";
@@ -15,54 +15,8 @@ pub const TARGET: &str = "mcpgate::audit";
 /// configured (`admin_token`); the admin listener serves nothing else.
 pub const ADMIN_ACTOR: &str = "admin_token";
 
-/// What an issued access token says: its claims as the issuer just minted
-/// them (the payload is read back without a signature check: these are
-/// the bytes this process signed a moment ago, never a client's).
-#[derive(Debug, Default)]
-pub struct Issued {
-    pub sub: String,
-    pub client_id: String,
-    pub resource: String,
-}
-
-/// The `sub`, `client_id` and audience of a JWT the issuer has just signed.
-pub fn issued(access_token: &str) -> Issued {
-    use base64::Engine;
-    let payload = access_token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .unwrap_or(Value::Null);
-    let s = |k: &str| {
-        payload
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let resource = match payload.get("aud") {
-        Some(Value::String(a)) => a.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    };
-    Issued {
-        sub: s("sub"),
-        client_id: s("client_id"),
-        resource,
-    }
-}
-
 /// `token_issued`: a successful `/token` exchange.
-pub fn token_issued(grant_type: &str, scope: &str, who: &Issued, remote_ip: &str) {
+pub fn token_issued(grant_type: &str, scope: &str, who: &IssuedTo, remote_ip: &str) {
     tracing::info!(
         target: TARGET,
         event = "token_issued",

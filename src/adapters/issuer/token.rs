@@ -142,8 +142,7 @@ pub async fn token_exchange_post(
     match result {
         Ok(t) => {
             st.metrics.count("token", "ok");
-            let who = audit::issued(&t.access_token);
-            audit::token_issued(&grant_type, &t.scope, &who, &ip);
+            audit::token_issued(&grant_type, &t.scope, &t.issued, &ip);
             json_no_store(&t)
         }
         Err(e) => {
