@@ -8,9 +8,8 @@
 
 use crate::adapters::issuer::{admin_routes, routes, IssuerMetrics, IssuerState};
 use crate::config::issuer::{
-    CimdConfig, EncryptionKey, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig,
+    EncryptionKey, IssuerConfig, ProviderConfig, ProviderKind, RevocationConfig,
 };
-use crate::domain::claims::Scopes;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::revocation::RevocationSink;
 use crate::infra::cimd_fetch::{FetchSettings, GuardedFetcher};
@@ -22,7 +21,7 @@ use crate::infra::store_backend::{open_store, StoreBackend};
 use crate::issue::cimd::MetadataFetcher;
 use crate::issue::keys::{KeyManager, PemKeys};
 use crate::issue::metadata::issuer_path;
-use crate::issue::service::{CimdSettings, Issuer, IssuerParts, ResourceSettings, Settings};
+use crate::issue::service::{CimdSettings, Issuer, IssuerParts};
 use crate::issue::store::Store;
 use crate::issue::upstream::UpstreamIdp;
 use crate::issue::users::StaticUsers;
@@ -158,11 +157,14 @@ pub async fn build_idps(
 }
 
 /// The SSRF-guarded metadata document fetcher (`None` when CIMD is off).
-pub fn build_fetcher(cfg: &CimdConfig) -> Option<Arc<dyn MetadataFetcher>> {
-    cfg.enabled.then(|| {
+pub fn build_fetcher(
+    cimd: &CimdSettings,
+    allow_private_addresses: bool,
+) -> Option<Arc<dyn MetadataFetcher>> {
+    cimd.enabled.then(|| {
         let s = FetchSettings {
-            allow_private_addresses: cfg.allow_private_addresses,
-            max_cache_age: cfg.max_cache,
+            allow_private_addresses,
+            max_cache_age: cimd.max_cache,
             ..FetchSettings::default()
         };
         Arc::new(GuardedFetcher::new(s)) as Arc<dyn MetadataFetcher>
@@ -174,53 +176,8 @@ fn read_pem(p: &std::path::Path) -> Result<String, StartError> {
         .map_err(|e| StartError::Setup(format!("signing key {}: {e}", p.display())))
 }
 
-fn settings(config: &IssuerConfig, issuer: String) -> Settings {
-    Settings {
-        issuer,
-        resources: config
-            .resources
-            .iter()
-            .map(|r| ResourceSettings {
-                resource: r.resource.clone(),
-                scopes: r
-                    .scopes
-                    .as_ref()
-                    .map(|s| Scopes::from_iter(s.iter().cloned())),
-                default_scopes: r
-                    .default_scopes
-                    .as_ref()
-                    .map(|s| Scopes::from_iter(s.iter().cloned())),
-            })
-            .collect(),
-        default_resource: config.default_resource.clone(),
-        refresh_max_lifetime: config.refresh_max_lifetime,
-        scopes: Scopes::from_iter(config.scopes.iter().cloned()),
-        default_scopes: Scopes::from_iter(config.default_scopes.iter().cloned()),
-        access_ttl: config.access_ttl,
-        refresh_ttl: config.refresh_ttl,
-        refresh_grace: config.refresh_grace,
-        code_ttl: config.code_ttl,
-        pending_ttl: config.login_timeout,
-        session_ttl: config.session_ttl,
-        consent_ttl: config.consent_ttl,
-        registration: config.registration.clone(),
-        cimd: CimdSettings {
-            enabled: config.cimd.enabled,
-            default_cache: config.cimd.default_cache,
-            min_cache: Duration::from_secs(30).min(config.cimd.max_cache),
-            max_cache: config.cimd.max_cache,
-        },
-        allow_list: config.allow_list.clone(),
-        admin_token: config.admin_token.clone(),
-    }
-}
-
-/// Builds the core for the issuer identifier `issuer`.
-pub async fn build(
-    config: &IssuerConfig,
-    deps: IssuerDeps,
-    issuer: String,
-) -> Result<Arc<Issuer>, StartError> {
+/// Builds the core (its settings as validated, `settings.issuer` final).
+pub async fn build(config: &IssuerConfig, deps: IssuerDeps) -> Result<Arc<Issuer>, StartError> {
     let clock = deps.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let store = match deps.store {
         Some(s) => s,
@@ -240,7 +197,7 @@ pub async fn build(
         }
         None => store,
     };
-    let max_lifetime = config.access_ttl + KEY_RETIRE_SLACK;
+    let max_lifetime = config.settings.access_ttl + KEY_RETIRE_SLACK;
     let revocations = match deps.revocations {
         Some(r) => r,
         None => build_revocations(&config.revocation, clock.clone(), max_lifetime).await?,
@@ -249,7 +206,9 @@ pub async fn build(
         Some(i) => i,
         None => build_idps(&config.providers, clock.clone()).await?,
     };
-    let fetcher = deps.fetcher.or_else(|| build_fetcher(&config.cimd));
+    let fetcher = deps
+        .fetcher
+        .or_else(|| build_fetcher(&config.settings.cimd, config.cimd_allow_private_addresses));
     let s = &config.signing;
     let keys = match &s.key_file {
         Some(f) => {
@@ -279,7 +238,7 @@ pub async fn build(
         None => None,
     };
     Ok(Arc::new(Issuer::new(IssuerParts {
-        settings: settings(config, issuer),
+        settings: config.settings.clone(),
         store,
         revocations,
         clock,
@@ -293,7 +252,10 @@ pub async fn build(
 /// Binds, builds and serves; logs `listening http=<addr> admin=<addr>
 /// metrics=<addr>` (the admin API and `/metrics` share the internal
 /// listener).
-pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssuer, StartError> {
+pub async fn spawn(
+    mut config: IssuerConfig,
+    deps: IssuerDeps,
+) -> Result<RunningIssuer, StartError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Bind(config.listen, e))?;
@@ -306,11 +268,11 @@ pub async fn spawn(config: IssuerConfig, deps: IssuerDeps) -> Result<RunningIssu
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| StartError::Bind(config.admin_listen, e))?;
-    let issuer = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{http_addr}"));
-    let core = build(&config, deps, issuer.clone()).await?;
+    if config.issuer_from_listener {
+        config.settings.issuer = format!("http://{http_addr}");
+    }
+    let issuer = config.settings.issuer.clone();
+    let core = build(&config, deps).await?;
     let state = Arc::new(IssuerState {
         core: core.clone(),
         metrics: IssuerMetrics::new(),

@@ -8,14 +8,13 @@ use crate::config::verifier::AsMetadataMode;
 use crate::config::verifier::VerifierConfig;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::revocation::RevocationView;
-use crate::infra::jwks::{HttpJwksFetcher, JwksCache, JwksFetcher, JwksSettings};
+use crate::infra::jwks::{HttpJwksFetcher, JwksCache, JwksFetcher};
 use crate::infra::revocation::{LocalRevocations, MirrorSettings, RedisRevocationMirror};
 use crate::infra::token_cache;
 use crate::metrics::VerifierMetrics;
-use crate::verify::authorizer::{Authorizer, AuthorizerSettings};
-use crate::verify::jwt::JwtSettings;
-use crate::verify::policy::{Route, Routes, ToolRule};
-use crate::verify::resource_metadata::{prm_url, AsDocKind, AsMetadata, PrmDocs, PrmEntry};
+use crate::verify::authorizer::Authorizer;
+use crate::verify::policy::Routes;
+use crate::verify::resource_metadata::{AsDocKind, AsMetadata, PrmDocs};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,7 +71,7 @@ pub struct RunningVerifier {
 
 /// Builds the state (spawns the revocation mirror if configured; needs a
 /// Tokio runtime).
-pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, StartError> {
+pub fn build(mut config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, StartError> {
     let clock = deps.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let metrics = Arc::new(VerifierMetrics::new());
     let fetcher: Arc<dyn JwksFetcher> = match deps.jwks_fetcher {
@@ -81,23 +80,23 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             HttpJwksFetcher::new(config.jwks_timeout, JWKS_MAX_BYTES).map_err(StartError::Setup)?,
         ),
     };
+    let issuers = config.authorizer.jwt.issuers.iter();
     let jwks = Arc::new(JwksCache::new(
-        config.issuers.clone(),
+        issuers
+            .map(|i| (i.clone(), config.jwks_uri.clone()))
+            .collect(),
         fetcher.clone(),
-        JwksSettings {
-            min_refetch_interval: config.jwks_min_refetch,
-            refresh_interval: config.jwks_refresh,
-        },
+        config.jwks.clone(),
         crate::infra::jwks::JwksStats {
             fetches: metrics.jwks_fetches.clone(),
             last_success: metrics.jwks_last_success.clone(),
         },
     ));
+    let max_token_lifetime = Duration::from_secs(config.authorizer.jwt.max_token_lifetime_secs);
     let (revocations, revocation_len): (Arc<dyn RevocationView>, LenFn) = match deps.revocations {
         Some(r) => (r, Arc::new(|| None)),
         None if !config.redis_urls.is_empty() => {
-            let mut settings =
-                MirrorSettings::new(config.redis_urls.clone(), config.max_token_lifetime);
+            let mut settings = MirrorSettings::new(config.redis_urls.clone(), max_token_lifetime);
             settings.propagation = Some(metrics.revocation_propagation.clone());
             settings.lost = Some(metrics.revocation_store_lost.clone());
             let m = Arc::new(RedisRevocationMirror::spawn(settings, clock.clone()));
@@ -105,41 +104,14 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             (m, Arc::new(move || Some(m2.len())))
         }
         None => {
-            let l = Arc::new(LocalRevocations::new(
-                clock.clone(),
-                config.max_token_lifetime,
-            ));
+            let l = Arc::new(LocalRevocations::new(clock.clone(), max_token_lifetime));
             let l2 = l.clone();
             (l, Arc::new(move || Some(l2.len())))
         }
     };
-    let routes = Routes::new(config.routes.iter().map(route_of).collect());
-    let prm = PrmDocs::new(
-        &config
-            .routes
-            .iter()
-            .filter(|r| !r.public)
-            .map(|r| PrmEntry {
-                resource: r.resource.clone(),
-                authorization_servers: config.authorization_servers.clone(),
-                scopes_supported: r.scopes_supported.clone(),
-                resource_name: r.resource_name.clone(),
-            })
-            .collect::<Vec<_>>(),
-    );
     let authorizer = Authorizer::new(
-        AuthorizerSettings {
-            jwt: JwtSettings {
-                issuers: config.issuers.iter().map(|(i, _)| i.clone()).collect(),
-                leeway_secs: config.leeway_secs,
-                require_at_jwt_typ: config.require_at_jwt_typ,
-                max_token_lifetime_secs: config.max_token_lifetime.as_secs(),
-                claims: config.claims.clone(),
-            },
-            allow_parent_audience: config.allow_parent_audience,
-            revocation_staleness: config.revocation_staleness,
-        },
-        routes,
+        config.authorizer.clone(),
+        Routes::new(std::mem::take(&mut config.routes)),
         jwks.clone(),
         token_cache::for_capacity(config.token_cache_capacity, TOKEN_CACHE_TTL),
         revocations,
@@ -153,7 +125,7 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
             !config.forward_authorization,
         ),
         metrics,
-        prm,
+        prm: PrmDocs::new(&config.prm),
         as_metadata: AsMetadata::new(
             (config.as_metadata != AsMetadataMode::Off)
                 .then(|| config.authorization_servers.first().cloned())
@@ -171,26 +143,6 @@ pub fn build(config: VerifierConfig, deps: VerifierDeps) -> Result<VerifierApp, 
         fetcher,
         config,
     })
-}
-
-fn route_of(r: &crate::config::verifier::RouteConfig) -> Route {
-    Route::new(
-        r.host.clone(),
-        r.path_prefix.clone(),
-        r.resource.clone(),
-        r.required_scopes.clone(),
-        r.tool_scopes
-            .iter()
-            .map(|(method, name, scopes)| ToolRule {
-                method: method.clone(),
-                name: name.clone(),
-                scopes: scopes.clone(),
-            })
-            .collect(),
-        r.public,
-        r.fail_open_on_stale_revocation,
-        prm_url(&r.resource_url),
-    )
 }
 
 /// Builds and starts listening; logs `listening http=… grpc=…`.
@@ -259,7 +211,7 @@ impl VerifierApp {
             tasks.push(spawn_as_metadata_refresher(
                 self.state.clone(),
                 self.fetcher.clone(),
-                self.config.jwks_refresh,
+                self.config.jwks.refresh_interval,
             ));
         }
 

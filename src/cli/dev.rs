@@ -78,7 +78,7 @@ mod imp {
                 .map_err(|e| Error::Config(format!("--data-dir {}: {e}", dir.display())))?;
         }
         let admin = crate::domain::secret::random_b64(32).map_err(dev)?;
-        d.config.admin_token = Some(AdminToken::new(admin.clone()));
+        d.config.settings.admin_token = Some(AdminToken::new(admin.clone()));
 
         let revocations = LocalRevocations::new(Arc::new(SystemClock), MAX_TOKEN_LIFETIME);
         let iss = issuer::spawn(

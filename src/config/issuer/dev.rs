@@ -125,9 +125,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(d.password, "pw");
-        assert!(d.config.issuer.is_none());
-        assert!(d.config.cimd.allow_private_addresses);
-        assert_eq!(d.config.resources[0].resource, DEV_RESOURCE);
+        assert!(d.config.issuer_from_listener);
+        assert!(d.config.cimd_allow_private_addresses);
+        assert_eq!(d.config.settings.resources[0].resource, DEV_RESOURCE);
         assert_eq!(
             d.config.storage,
             StoreBackend::Embedded {

@@ -27,17 +27,21 @@ fn key_of(toml: &str) -> String {
 fn minimal_config_and_defaults() {
     let c = RawConfig::from_toml(MINIMAL).unwrap().validate().unwrap();
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-    assert!(c.issuer.is_none());
-    assert_eq!(c.scopes, vec!["mcp:tools"]);
-    assert_eq!(c.access_ttl.as_secs(), 3600);
-    assert_eq!(c.refresh_ttl.as_secs(), 30 * 86400);
-    assert_eq!(c.code_ttl.as_secs(), 60);
+    assert!(c.issuer_from_listener);
+    assert_eq!(c.settings.issuer, "http://127.0.0.1:8080");
+    let s = &c.settings;
+    assert_eq!(s.scopes, crate::domain::claims::Scopes::parse("mcp:tools"));
+    assert_eq!(s.access_ttl.as_secs(), 3600);
+    assert_eq!(s.refresh_ttl.as_secs(), 30 * 86400);
+    assert_eq!(s.code_ttl.as_secs(), 60);
+    assert_eq!(s.pending_ttl.as_secs(), 600);
     assert!(matches!(c.storage, StoreBackend::Embedded { .. }));
     assert_eq!(c.revocation, RevocationConfig::Local);
     assert_eq!(c.signing.alg, SigningAlg::RS256);
-    assert!(c.registration.enabled && c.registration.rate_limit == 20);
-    assert!(c.cimd.enabled && !c.cimd.allow_private_addresses);
-    assert!(c.admin_token.is_none());
+    assert!(s.registration.enabled && s.registration.rate_limit == 20);
+    assert!(s.cimd.enabled && !c.cimd_allow_private_addresses);
+    assert_eq!(s.cimd.min_cache.as_secs(), 30);
+    assert!(s.admin_token.is_none());
 }
 
 #[test]

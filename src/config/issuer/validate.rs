@@ -5,10 +5,10 @@ use super::{
     RawStorage,
 };
 use crate::config::common::{bad, ConfigError};
-use crate::domain::claims::is_valid_scope_token;
+use crate::domain::claims::{is_valid_scope_token, Scopes};
 use crate::domain::secret::{AdminToken, ClientSecret, RegistrationToken};
 use crate::issue::keys::SigningAlg;
-use crate::issue::service::RegistrationSettings;
+use crate::issue::service::{CimdSettings, RegistrationSettings, ResourceSettings, Settings};
 use crate::issue::users::{AllowList, StaticUser};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -59,14 +59,6 @@ pub enum EncryptionKey {
     File(PathBuf),
 }
 
-#[derive(Debug, Clone)]
-pub struct CimdConfig {
-    pub enabled: bool,
-    pub allow_private_addresses: bool,
-    pub default_cache: Duration,
-    pub max_cache: Duration,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     Static,
@@ -89,43 +81,30 @@ pub struct ProviderConfig {
     pub users: Vec<StaticUser>,
 }
 
-#[derive(Debug, Clone)]
-pub struct ResourceConfig {
-    pub resource: String,
-    pub scopes: Option<Vec<String>>,
-    pub default_scopes: Option<Vec<String>>,
-}
+/// The least cache time of a Client ID Metadata Document (capped by
+/// `cimd.max_cache_secs`).
+const CIMD_MIN_CACHE: Duration = Duration::from_secs(30);
 
-/// The validated issuer configuration.
+/// The validated issuer configuration: the core's [`Settings`] as the
+/// issuer uses them, and what the composition root builds around it.
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
-    /// `None`: `http://<bound address>` (loopback listen only).
-    pub issuer: Option<String>,
+    /// No `issuer` configured: `settings.issuer` is `http://<listen>` until
+    /// `app::issuer::spawn` sets it to `http://<bound address>` (they differ
+    /// for port 0). Only allowed when listening on loopback.
+    pub issuer_from_listener: bool,
     pub listen: SocketAddr,
     /// The admin API and `/metrics` (never on `listen`).
     pub admin_listen: SocketAddr,
-    pub resources: Vec<ResourceConfig>,
-    pub scopes: Vec<String>,
-    pub default_scopes: Vec<String>,
-    /// The resource of requests without `resource` (`None`: they must name one).
-    pub default_resource: Option<String>,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
-    pub refresh_max_lifetime: Duration,
-    pub refresh_grace: Duration,
-    pub code_ttl: Duration,
-    pub session_ttl: Duration,
-    pub consent_ttl: Duration,
-    pub login_timeout: Duration,
-    pub admin_token: Option<AdminToken>,
-    pub allow_list: AllowList,
+    /// Everything the core reads from configuration.
+    pub settings: Settings,
     pub trusted_proxies: Vec<IpNet>,
     pub storage: StoreBackend,
     pub revocation: RevocationConfig,
     pub signing: SigningConfig,
-    /// The core's registration policy, as it is used.
-    pub registration: RegistrationSettings,
-    pub cimd: CimdConfig,
+    /// Client ID Metadata Documents may be fetched from private addresses
+    /// (the fetcher's SSRF guard; the core's policy is `settings.cimd`).
+    pub cimd_allow_private_addresses: bool,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -383,24 +362,28 @@ fn registration(rg: RawRegistration) -> Result<RegistrationSettings, ConfigError
     })
 }
 
-/// `[cimd]`.
-fn cimd(cm: RawCimd) -> Result<CimdConfig, ConfigError> {
-    Ok(CimdConfig {
+/// `[cimd]`: the core's policy, and whether private addresses may be
+/// fetched.
+fn cimd(cm: RawCimd) -> Result<(CimdSettings, bool), ConfigError> {
+    let default_cache = secs(
+        "cimd.default_cache_secs",
+        cm.default_cache_secs,
+        defaults::CIMD_DEFAULT_CACHE_SECS,
+        0,
+    )?;
+    let max_cache = secs(
+        "cimd.max_cache_secs",
+        cm.max_cache_secs,
+        defaults::CIMD_MAX_CACHE_SECS,
+        1,
+    )?;
+    let settings = CimdSettings {
         enabled: cm.enabled.unwrap_or(true),
-        allow_private_addresses: cm.allow_private_addresses.unwrap_or(false),
-        default_cache: secs(
-            "cimd.default_cache_secs",
-            cm.default_cache_secs,
-            defaults::CIMD_DEFAULT_CACHE_SECS,
-            0,
-        )?,
-        max_cache: secs(
-            "cimd.max_cache_secs",
-            cm.max_cache_secs,
-            defaults::CIMD_MAX_CACHE_SECS,
-            1,
-        )?,
-    })
+        default_cache,
+        min_cache: CIMD_MIN_CACHE.min(max_cache),
+        max_cache,
+    };
+    Ok((settings, cm.allow_private_addresses.unwrap_or(false)))
 }
 
 // === impl RawConfig ===
@@ -420,12 +403,12 @@ impl RawConfig {
             DEFAULT_ADMIN_LISTEN,
         )
         .map_err(|m| bad("admin_listen", m))?;
-        let issuer = match self.issuer {
+        let (issuer, issuer_from_listener) = match self.issuer {
             Some(i) => {
                 url_key("issuer", &i, true)?;
-                Some(i.trim_end_matches('/').to_owned())
+                (i.trim_end_matches('/').to_owned(), false)
             }
-            None if listen.ip().is_loopback() => None,
+            None if listen.ip().is_loopback() => (format!("http://{listen}"), true),
             None => return Err(bad("issuer", "required unless listening on loopback")),
         };
         let raw_res = self.resources.unwrap_or_default();
@@ -458,11 +441,7 @@ impl RawConfig {
                     return Err(bad(&dk, format!("`{x}` is not in this resource's scopes")));
                 }
             }
-            resources.push(ResourceConfig {
-                resource: res,
-                scopes: r.scopes,
-                default_scopes: r.default_scopes,
-            });
+            resources.push((res, r.scopes, r.default_scopes));
         }
         let scopes = match self.scopes {
             Some(s) => {
@@ -478,9 +457,8 @@ impl RawConfig {
                 all_scopes
             }
         };
-        for (i, r) in resources.iter().enumerate() {
-            if let Some(x) = r
-                .default_scopes
+        for (i, (_, _, default_scopes)) in resources.iter().enumerate() {
+            if let Some(x) = default_scopes
                 .iter()
                 .flatten()
                 .find(|x| !scopes.is_empty() && !scopes.contains(x))
@@ -493,13 +471,13 @@ impl RawConfig {
         }
         let default_resource = match self.default_resource {
             Some(d) => {
-                let found = resources
+                let (found, _, _) = resources
                     .iter()
-                    .find(|r| crate::issue::authorize::same_resource(&r.resource, &d))
+                    .find(|(r, _, _)| crate::issue::authorize::same_resource(r, &d))
                     .ok_or_else(|| bad("default_resource", "must be one of resources"))?;
-                Some(found.resource.clone())
+                Some(found.clone())
             }
-            None if resources.len() == 1 => Some(resources[0].resource.clone()),
+            None if resources.len() == 1 => Some(resources[0].0.clone()),
             None => None,
         };
         let default_scopes = self.default_scopes.unwrap_or_default();
@@ -566,14 +544,21 @@ impl RawConfig {
         let revocation = revocation(self.revocation.unwrap_or_default(), st)?;
         let signing = signing(self.signing.unwrap_or_default())?;
         let registration = registration(self.registration.unwrap_or_default())?;
-        let cimd = cimd(self.cimd.unwrap_or_default())?;
-        Ok(IssuerConfig {
+        let (cimd, cimd_allow_private_addresses) = cimd(self.cimd.unwrap_or_default())?;
+        let scope_set = |v: Option<Vec<String>>| v.map(Scopes::from_iter);
+        let resources = resources
+            .into_iter()
+            .map(|(resource, scopes, default_scopes)| ResourceSettings {
+                resource,
+                scopes: scope_set(scopes),
+                default_scopes: scope_set(default_scopes),
+            })
+            .collect();
+        let settings = Settings {
             issuer,
-            listen,
-            admin_listen,
             resources,
-            scopes,
-            default_scopes,
+            scopes: Scopes::from_iter(scopes),
+            default_scopes: Scopes::from_iter(default_scopes),
             default_resource,
             refresh_max_lifetime: secs(
                 "refresh_token_max_lifetime_secs",
@@ -617,23 +602,30 @@ impl RawConfig {
                 defaults::CONSENT_TTL_SECS,
                 0,
             )?,
-            login_timeout: secs(
+            pending_ttl: secs(
                 "login_timeout_secs",
                 self.login_timeout_secs,
                 defaults::LOGIN_TIMEOUT_SECS,
                 30,
             )?,
+            registration,
+            cimd,
+            allow_list,
             admin_token: self
                 .admin_token
                 .filter(|t| !t.is_empty())
                 .map(AdminToken::new),
-            allow_list,
+        };
+        Ok(IssuerConfig {
+            issuer_from_listener,
+            listen,
+            admin_listen,
+            settings,
             trusted_proxies,
             storage,
             revocation,
             signing,
-            registration,
-            cimd,
+            cimd_allow_private_addresses,
             providers,
         })
     }

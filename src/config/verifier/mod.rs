@@ -8,12 +8,16 @@ pub mod routes;
 
 use crate::config::common::{bad, words};
 pub use crate::config::common::{ConfigError, Env, Strings};
+use crate::infra::jwks::JwksSettings;
+use crate::verify::authorizer::AuthorizerSettings;
+use crate::verify::jwt::JwtSettings;
+use crate::verify::policy::Route;
+use crate::verify::resource_metadata::PrmEntry;
 use ipnet::IpNet;
 use keys::*;
 use routes::validate_route;
-pub use routes::{RawRoute, RawToolRule, RouteConfig};
+pub use routes::{RawRoute, RawToolRule};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -90,31 +94,33 @@ pub struct RawConfig {
     pub issuer_claims: Option<Vec<claims::RawIssuerClaims>>,
 }
 
-/// The validated configuration.
+/// The validated configuration: the core's settings and routes as the
+/// decision uses them, and what the composition root wires around it.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// Prometheus `/metrics` (never on `http_addr`).
     pub metrics_addr: SocketAddr,
-    /// (issuer, explicit jwks_uri).
-    pub issuers: Vec<(String, Option<String>)>,
+    /// The decision's settings (trusted issuers, leeway, claim mapping,
+    /// audience rule, revocation staleness bound).
+    pub authorizer: AuthorizerSettings,
+    /// The routes, in configuration order (the shorthand route last).
+    pub routes: Vec<Route>,
+    /// One RFC 9728 document per protected (non-public) route.
+    pub prm: Vec<PrmEntry>,
+    /// Explicit JWKS URL of the single issuer (`None`: discovery).
+    pub jwks_uri: Option<String>,
     pub authorization_servers: Vec<String>,
     /// Serving the authorization server's metadata at the resource origin.
     pub as_metadata: AsMetadataMode,
-    pub routes: Vec<RouteConfig>,
     pub redis_urls: Vec<String>,
-    pub revocation_staleness: Duration,
-    pub max_token_lifetime: Duration,
-    pub leeway_secs: u64,
-    pub require_at_jwt_typ: bool,
-    pub allow_parent_audience: bool,
     pub trusted_proxies: Vec<IpNet>,
     pub forward_authorization: bool,
     /// Upstream header names, in `verify::decision::IDENTITY_SLOTS` order.
     pub identity_headers: [String; 5],
-    pub jwks_refresh: Duration,
-    pub jwks_min_refetch: Duration,
+    /// JWKS refresh (also the period of the AS metadata copy's refresh).
+    pub jwks: JwksSettings,
     pub jwks_timeout: Duration,
     pub token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
@@ -123,8 +129,6 @@ pub struct VerifierConfig {
     pub shutdown_grace: Duration,
     /// Share of allows logged at info (0.0–1.0).
     pub log_allow_sample: f64,
-    /// Claim mapping per issuer (absent: mcpgate's own claims).
-    pub claims: HashMap<String, crate::domain::claim_map::ClaimMapping>,
 }
 
 /// What the verifier answers at the resource origin's authorization-server
@@ -284,11 +288,9 @@ impl RawConfig {
         }
         let claims =
             claims::validate_issuer_claims(self.issuer_claims.unwrap_or_default(), &issuers)?;
-        let jwks_uri = self.jwks_uri;
-        let issuers: Vec<_> = issuers.into_iter().map(|i| (i, jwks_uri.clone())).collect();
         let authorization_servers = self
             .authorization_servers
-            .unwrap_or_else(|| issuers.iter().map(|(i, _)| i.clone()).collect());
+            .unwrap_or_else(|| issuers.clone());
         let single = authorization_servers.len() == 1;
         let as_metadata = match self.authorization_server_metadata.as_deref() {
             None if single => AsMetadataMode::Serve,
@@ -326,11 +328,13 @@ impl RawConfig {
                 "set `resource` or at least one [[routes]] entry",
             ));
         }
-        let routes = raw_routes
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| validate_route(i, r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut routes = Vec::with_capacity(raw_routes.len());
+        let mut prm = Vec::new();
+        for (i, r) in raw_routes.into_iter().enumerate() {
+            let (route, doc) = validate_route(i, r, &authorization_servers)?;
+            routes.push(route);
+            prm.extend(doc);
+        }
         let trusted_proxies = match self.trusted_proxies {
             None => DEFAULT_TRUSTED_PROXIES
                 .split(',')
@@ -350,32 +354,36 @@ impl RawConfig {
             http::HeaderName::from_bytes(v.as_bytes()).map_err(|e| bad(key, e))?;
             Ok(v.to_ascii_lowercase())
         };
-        Ok(VerifierConfig {
-            http_addr,
-            grpc_addr,
-            metrics_addr,
-            issuers,
-            authorization_servers,
-            as_metadata,
-            claims,
-            routes,
-            redis_urls: {
-                let urls = self.redis_urls.unwrap_or_default();
-                crate::config::common::check_redis_urls(&urls).map_err(|e| bad("redis_urls", e))?;
-                urls
+        let redis_urls = self.redis_urls.unwrap_or_default();
+        crate::config::common::check_redis_urls(&redis_urls).map_err(|e| bad("redis_urls", e))?;
+        let authorizer = AuthorizerSettings {
+            jwt: JwtSettings {
+                issuers,
+                leeway_secs: self.leeway_secs.unwrap_or(DEFAULT_LEEWAY_SECS),
+                require_at_jwt_typ: self.require_at_jwt_typ.unwrap_or(false),
+                max_token_lifetime_secs: self
+                    .max_token_lifetime_secs
+                    .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME_SECS),
+                claims,
             },
+            allow_parent_audience: self.allow_parent_audience.unwrap_or(false),
             revocation_staleness: secs(
                 "revocation_staleness_secs",
                 self.revocation_staleness_secs,
                 DEFAULT_REVOCATION_STALENESS_SECS as f64,
             )?,
-            max_token_lifetime: Duration::from_secs(
-                self.max_token_lifetime_secs
-                    .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME_SECS),
-            ),
-            leeway_secs: self.leeway_secs.unwrap_or(DEFAULT_LEEWAY_SECS),
-            require_at_jwt_typ: self.require_at_jwt_typ.unwrap_or(false),
-            allow_parent_audience: self.allow_parent_audience.unwrap_or(false),
+        };
+        Ok(VerifierConfig {
+            http_addr,
+            grpc_addr,
+            metrics_addr,
+            authorizer,
+            routes,
+            prm,
+            jwks_uri: self.jwks_uri,
+            authorization_servers,
+            as_metadata,
+            redis_urls,
             trusted_proxies,
             forward_authorization: self.forward_authorization.unwrap_or(false),
             identity_headers: [
@@ -405,16 +413,18 @@ impl RawConfig {
                     DEFAULT_HEADER_CLIENT_ID,
                 )?,
             ],
-            jwks_refresh: secs(
-                "jwks_refresh_secs",
-                self.jwks_refresh_secs,
-                DEFAULT_JWKS_REFRESH_SECS as f64,
-            )?,
-            jwks_min_refetch: secs(
-                "jwks_min_refetch_secs",
-                self.jwks_min_refetch_secs,
-                DEFAULT_JWKS_MIN_REFETCH_SECS as f64,
-            )?,
+            jwks: JwksSettings {
+                refresh_interval: secs(
+                    "jwks_refresh_secs",
+                    self.jwks_refresh_secs,
+                    DEFAULT_JWKS_REFRESH_SECS as f64,
+                )?,
+                min_refetch_interval: secs(
+                    "jwks_min_refetch_secs",
+                    self.jwks_min_refetch_secs,
+                    DEFAULT_JWKS_MIN_REFETCH_SECS as f64,
+                )?,
+            },
             jwks_timeout: secs(
                 "jwks_timeout_secs",
                 self.jwks_timeout_secs,
@@ -454,6 +464,7 @@ fn https_or_loopback(key: &str, v: &str) -> Result<url::Url, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn env(kv: &[(&str, &str)]) -> HashMap<String, String> {
         kv.iter()
@@ -471,8 +482,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.routes.len(), 1);
         assert_eq!(c.routes[0].path_prefix, "/");
-        assert_eq!(c.routes[0].scopes_supported, vec!["mcp:read"]);
-        assert_eq!(c.leeway_secs, 60);
+        assert_eq!(c.prm[0].scopes_supported, vec!["mcp:read"]);
+        assert_eq!(c.authorizer.jwt.leeway_secs, 60);
         assert_eq!(c.identity_headers[0], "x-user-id");
     }
 
@@ -528,6 +539,6 @@ tool_scopes = [{ method = "tools/call", name = "delete_file", scopes = ["files:w
         .unwrap();
         let c = raw.validate().unwrap();
         assert_eq!(c.routes[0].path_prefix, "/mcp");
-        assert_eq!(c.routes[0].scopes_supported, vec!["files:write", "mcp"]);
+        assert_eq!(c.prm[0].scopes_supported, vec!["files:write", "mcp"]);
     }
 }

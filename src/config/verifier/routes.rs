@@ -2,6 +2,8 @@
 
 use crate::config::common::{bad, ConfigError};
 use crate::domain::claims::Scopes;
+use crate::verify::policy::{Route, ToolRule};
+use crate::verify::resource_metadata::{prm_url, PrmEntry};
 use serde::Deserialize;
 
 /// One `[[routes]]` entry.
@@ -44,24 +46,13 @@ pub struct RawToolRule {
     pub scopes: Vec<String>,
 }
 
-/// A validated route.
-#[derive(Debug, Clone)]
-pub struct RouteConfig {
-    pub host: Option<String>,
-    pub path_prefix: String,
-    /// Canonical resource URI exactly as configured (the expected `aud`).
-    pub resource: String,
-    pub resource_url: url::Url,
-    pub resource_name: Option<String>,
-    pub required_scopes: Scopes,
-    pub scopes_supported: Vec<String>,
-    pub public: bool,
-    pub fail_open_on_stale_revocation: bool,
-    /// (method, name, scopes).
-    pub tool_scopes: Vec<(String, Option<String>, Scopes)>,
-}
-
-pub(super) fn validate_route(i: usize, r: RawRoute) -> Result<RouteConfig, ConfigError> {
+/// The route as the core decides on it, and its RFC 9728 document (`None`
+/// for a public route, which has none).
+pub(super) fn validate_route(
+    i: usize,
+    r: RawRoute,
+    authorization_servers: &[String],
+) -> Result<(Route, Option<PrmEntry>), ConfigError> {
     let key = |f: &str| format!("routes[{i}].{f}");
     let resource = r
         .resource
@@ -90,22 +81,31 @@ pub(super) fn validate_route(i: usize, r: RawRoute) -> Result<RouteConfig, Confi
             ));
         }
         supported.extend(t.scopes.iter().cloned());
-        tool_scopes.push((t.method, t.name, Scopes::from_iter(t.scopes)));
+        tool_scopes.push(ToolRule {
+            method: t.method,
+            name: t.name,
+            scopes: Scopes::from_iter(t.scopes),
+        });
     }
     let mut scopes_supported = r.scopes_supported.unwrap_or(supported);
     scopes_supported.retain(|s| s != "offline_access");
     scopes_supported.sort();
     scopes_supported.dedup();
-    Ok(RouteConfig {
-        host: r.host,
+    let prm = (!r.public).then(|| PrmEntry {
+        resource: resource.clone(),
+        authorization_servers: authorization_servers.to_vec(),
+        scopes_supported,
+        resource_name: r.resource_name,
+    });
+    let route = Route::new(
+        r.host,
         path_prefix,
         resource,
-        resource_url,
-        resource_name: r.resource_name,
         required_scopes,
-        scopes_supported,
-        public: r.public,
-        fail_open_on_stale_revocation: r.fail_open_on_stale_revocation,
         tool_scopes,
-    })
+        r.public,
+        r.fail_open_on_stale_revocation,
+        prm_url(&resource_url),
+    );
+    Ok((route, prm))
 }
