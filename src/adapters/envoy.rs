@@ -1,7 +1,7 @@
 //! Envoy `envoy.service.auth.v3.Authorization/Check` (ext_authz gRPC).
 
 use super::verifier_state::{RequestIds, VerifierState};
-use crate::verify::decision::Decision;
+use crate::verify::decision::{Decision, Verdict};
 use crate::verify::request::AuthzRequest;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
@@ -118,9 +118,9 @@ fn one_header<'a>(
 }
 
 /// Encodes a decision for Envoy.
-pub fn to_check_response(st: &VerifierState, d: Decision) -> CheckResponse {
-    match d {
-        Decision::Allow(identity) => {
+pub fn to_check_response(st: &VerifierState, d: Decision<'_>) -> CheckResponse {
+    match d.verdict {
+        Verdict::Allow(identity) => {
             let mut ok = OkHttpResponseBuilder::new();
             let values = identity.as_ref().map(|v| &v.header_values);
             for (i, name) in st.headers.identity.iter().enumerate() {
@@ -145,7 +145,7 @@ pub fn to_check_response(st: &VerifierState, d: Decision) -> CheckResponse {
             resp.set_http_response(ok);
             resp
         }
-        Decision::Deny(deny) => {
+        Verdict::Deny(deny) => {
             let (code, grpc) = match deny.status {
                 400 => (
                     HttpStatusCode::BadRequest,

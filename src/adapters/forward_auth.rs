@@ -5,7 +5,7 @@
 //! with `auth_request_set`), or 503 when revocation data is stale.
 
 use super::verifier_state::{header_str, RequestIds, VerifierState};
-use crate::verify::decision::Decision;
+use crate::verify::decision::{Decision, Verdict};
 use crate::verify::request::AuthzRequest;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -106,9 +106,9 @@ pub async fn forward_auth_check_any(
     encode(&st, d)
 }
 
-fn encode(st: &VerifierState, d: Decision) -> Response {
-    match d {
-        Decision::Allow(identity) => {
+fn encode(st: &VerifierState, d: Decision<'_>) -> Response {
+    match d.verdict {
+        Verdict::Allow(identity) => {
             let mut out = HeaderMap::new();
             if let Some(vt) = identity {
                 for (name, v) in st.headers.http_names.iter().zip(vt.header_values.iter()) {
@@ -119,7 +119,7 @@ fn encode(st: &VerifierState, d: Decision) -> Response {
             }
             (StatusCode::OK, out).into_response()
         }
-        Decision::Deny(deny) => {
+        Verdict::Deny(deny) => {
             let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::FORBIDDEN);
             let mut out = HeaderMap::new();
             if let Some(v) = deny.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {

@@ -2,8 +2,8 @@
 
 use crate::metrics::VerifierMetrics;
 use crate::verify::authorizer::Authorizer;
-use crate::verify::decision::{Decision, IDENTITY_SLOTS};
-use crate::verify::request::{canonical_host, canonical_path, AuthzRequest};
+use crate::verify::decision::{Decision, Verdict, IDENTITY_SLOTS};
+use crate::verify::request::AuthzRequest;
 use crate::verify::resource_metadata::{AsMetadata, PrmDocs};
 use http::HeaderMap;
 use ipnet::IpNet;
@@ -134,19 +134,20 @@ impl VerifierState {
     /// [`DECISION_TARGET`], denials at info, allows at info for a
     /// `log_allow_sample` share of them and at debug otherwise. Nothing is
     /// computed for an allow that is not logged. Never logs the token or
-    /// the query string.
+    /// the query string. Host, path and route are the ones the decision
+    /// was made on, as it names them.
     pub fn record(
         &self,
         protocol: &'static str,
         req: &AuthzRequest<'_>,
         ids: RequestIds<'_>,
-        d: &Decision,
+        d: &Decision<'_>,
     ) {
         // With OTLP export, the decision is a span in the caller's trace.
         let span = crate::telemetry::remote_span("authz.decision", ids.traceparent, None);
         let _entered = span.enter();
-        let info = match d {
-            Decision::Allow(_) => {
+        let info = match &d.verdict {
+            Verdict::Allow(_) => {
                 self.metrics.decision(protocol, true, "ok");
                 let sampled = self.log_allow_sample > 0.0
                     && (self.log_allow_sample >= 1.0
@@ -156,21 +157,15 @@ impl VerifierState {
                 }
                 sampled
             }
-            Decision::Deny(deny) => {
+            Verdict::Deny(deny) => {
                 self.metrics.decision(protocol, false, deny.reason.label());
                 true
             }
         };
-        // The route as the core found it, from the same canonical inputs.
-        let host = canonical_host(req.host).ok();
-        let path = canonical_path(req.path).ok();
-        let route = match (&host, &path) {
-            (Some(h), Some(p)) => self.authorizer.routes().find(h, p),
-            _ => None,
-        };
-        let (decision, status, reason, token) = match d {
-            Decision::Allow(t) => ("allow", 200, "ok", t.as_deref()),
-            Decision::Deny(deny) => (
+        let (host, path, route) = (&d.target.host, &d.target.path, d.target.route);
+        let (decision, status, reason, token) = match &d.verdict {
+            Verdict::Allow(t) => ("allow", 200, "ok", t.as_deref()),
+            Verdict::Deny(deny) => (
                 "deny",
                 deny.status,
                 deny.reason.label(),

@@ -1,7 +1,7 @@
 //! [`Authorizer`]: route → token → audience → revocation → scopes.
 
 use super::bearer::{parse_bearer, BearerError};
-use super::decision::{Decision, Deny, DenyReason, TokenIdentity, VerifiedToken};
+use super::decision::{Decision, Deny, DenyReason, Target, TokenIdentity, Verdict, VerifiedToken};
 use super::jwt::{check_time, check_times, verify_signature, JwtSettings, KeySource};
 use super::policy::{Route, Routes};
 use super::request::{canonical_host, canonical_path, AuthzRequest};
@@ -37,7 +37,8 @@ pub struct AuthorizerSettings {
 }
 
 /// The verifier's decision function. Its parts are fixed at construction;
-/// the adapters read the settings and routes, nothing else.
+/// the adapters read the settings, nothing else (the routes reach them
+/// through each [`Decision`]).
 pub struct Authorizer {
     settings: AuthorizerSettings,
     routes: Routes,
@@ -47,8 +48,8 @@ pub struct Authorizer {
     clock: Arc<dyn Clock>,
 }
 
-fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Decision {
-    Decision::Deny(Deny {
+fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Verdict {
+    Verdict::Deny(Deny {
         status,
         challenge: challenge.map(str::to_owned),
         reason,
@@ -62,8 +63,8 @@ fn deny_token(
     challenge: Option<&str>,
     reason: DenyReason,
     vt: &Arc<VerifiedToken>,
-) -> Decision {
-    Decision::Deny(Deny {
+) -> Verdict {
+    Verdict::Deny(Deny {
         status,
         challenge: challenge.map(str::to_owned),
         reason,
@@ -97,26 +98,38 @@ impl Authorizer {
         &self.settings
     }
 
-    /// The routes decided on.
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
-
     /// Decides one request. No I/O unless a signing key must be fetched.
-    pub async fn check(&self, req: &AuthzRequest<'_>) -> Decision {
+    /// The decision names the canonical host, path and route it was made
+    /// on.
+    pub async fn check<'a>(&'a self, req: &AuthzRequest<'a>) -> Decision<'a> {
         // Decide only on the canonical target (DESIGN.md §4): anything
         // without one is refused, never matched against a weaker route.
-        if req.ambiguous {
-            return deny(400, None, DenyReason::Ambiguous);
+        let host = canonical_host(req.host).ok();
+        let path = canonical_path(req.path).ok();
+        let route = match (&host, &path) {
+            (Some(h), Some(p)) if !req.ambiguous => self.routes.find(h, p),
+            _ => None,
+        };
+        let verdict = if req.ambiguous {
+            deny(400, None, DenyReason::Ambiguous)
+        } else if host.is_none() || path.is_none() {
+            deny(400, None, DenyReason::BadRequest)
+        } else {
+            match route {
+                Some(route) => self.decide(route, req).await,
+                None => deny(403, None, DenyReason::NoRoute),
+            }
+        };
+        Decision {
+            verdict,
+            target: Target { host, path, route },
         }
-        let (Ok(host), Ok(path)) = (canonical_host(req.host), canonical_path(req.path)) else {
-            return deny(400, None, DenyReason::BadRequest);
-        };
-        let Some(route) = self.routes.find(&host, &path) else {
-            return deny(403, None, DenyReason::NoRoute);
-        };
+    }
+
+    /// Decides a request for the route it matched.
+    async fn decide(&self, route: &Route, req: &AuthzRequest<'_>) -> Verdict {
         if route.public {
-            return Decision::Allow(None);
+            return Verdict::Allow(None);
         }
         let Some(header) = req.unverified_authorization else {
             return deny(
@@ -176,7 +189,7 @@ impl Authorizer {
         Ok(vt)
     }
 
-    fn authorize(&self, route: &Route, req: &AuthzRequest<'_>, vt: Arc<VerifiedToken>) -> Decision {
+    fn authorize(&self, route: &Route, req: &AuthzRequest<'_>, vt: Arc<VerifiedToken>) -> Verdict {
         if !route.audience_ok(&vt.aud, self.settings.allow_parent_audience) {
             return deny_token(
                 401,
@@ -213,7 +226,7 @@ impl Authorizer {
             let ch = route.challenge_insufficient(&needed);
             return deny_token(403, Some(&ch), DenyReason::InsufficientScope, &vt);
         }
-        Decision::Allow(Some(vt))
+        Verdict::Allow(Some(vt))
     }
 
     /// How long revocation data has been out of touch, if it is.
@@ -321,12 +334,27 @@ mod tests {
             unverified_authorization: Some(&auth),
             ..Default::default()
         };
-        let reason = |d: Decision| match d {
-            Decision::Allow(_) => None,
-            Decision::Deny(d) => Some(d.reason),
+        let reason = |d: Decision| match d.verdict {
+            Verdict::Allow(_) => None,
+            Verdict::Deny(d) => Some(d.reason),
         };
         // nbf 1050 is within the 60 s leeway of 1000.
         assert_eq!(reason(a.check(&req).await), None);
+        // The decision names what it was made on: the canonical host and
+        // path, and the route they matched.
+        let spelt = AuthzRequest {
+            host: "R.",
+            path: "/x/../mcp",
+            ..req
+        };
+        let d = a.check(&spelt).await;
+        assert!(matches!(d.verdict, Verdict::Allow(Some(_))));
+        assert_eq!(d.target.host.as_deref(), Some("r"));
+        assert_eq!(d.target.path.as_deref(), Some("/mcp"));
+        assert_eq!(
+            d.target.route.map(|r| r.resource.as_str()),
+            Some("https://r/mcp")
+        );
         clock.advance(Duration::from_secs(159)); // exp 1100 + 60 leeway > 1159
         assert_eq!(reason(a.check(&req).await), None);
         revs.0.write().unwrap().apply(&Revocation::Jti {
@@ -406,9 +434,11 @@ mod tests {
             },
             AuthzRequest { host: "r..", ..req },
         ] {
-            match a.check(&r).await {
-                Decision::Deny(d) => assert_eq!(d.status, 400, "{r:?}"),
-                Decision::Allow(_) => panic!("{r:?} allowed"),
+            let d = a.check(&r).await;
+            assert!(d.target.route.is_none(), "{r:?}");
+            match d.verdict {
+                Verdict::Deny(d) => assert_eq!(d.status, 400, "{r:?}"),
+                Verdict::Allow(_) => panic!("{r:?} allowed"),
             }
         }
     }

@@ -8,8 +8,9 @@
 //! a host-specific route beats an any-host one, then the longer prefix
 //! (trailing `/` ignored) wins, then the later route in the config.
 //!
-//! Only canonical hosts and paths come in (`Authorizer::check` and the log
-//! canonicalise them first, DESIGN.md §4); nothing here re-derives them.
+//! Only canonical hosts and paths come in (`Authorizer::check` canonicalises
+//! them first, DESIGN.md §4, and its decision carries them to the log);
+//! nothing here re-derives them.
 
 use std::collections::HashMap;
 
