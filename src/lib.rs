@@ -10,9 +10,12 @@
 //! `config` → `verify` / `issue` → `domain`. The core modules (`domain`,
 //! `verify`, `issue`) never name a wire or storage crate.
 #![forbid(unsafe_code)]
+// What nothing outside the library uses is `pub(crate)`: a `pub` item in a
+// crate-private module is flagged (test modules exempt).
+#![cfg_attr(not(test), warn(unreachable_pub))]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
 
-pub mod adapters;
+pub(crate) mod adapters;
 pub mod app;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -21,7 +24,7 @@ pub mod domain;
 pub mod infra;
 #[cfg(feature = "issuer")]
 pub mod issue;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod telemetry;
 #[cfg(feature = "verifier")]
 pub mod verify;

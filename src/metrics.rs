@@ -12,16 +12,17 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 /// Labels of a counter with static label values.
-pub type StaticLabels<const N: usize> = [(&'static str, &'static str); N];
+pub(crate) type StaticLabels<const N: usize> = [(&'static str, &'static str); N];
 
 /// A counter family keyed by static labels.
-pub type StaticCounter<const N: usize> = Family<StaticLabels<N>, Counter>;
+pub(crate) type StaticCounter<const N: usize> = Family<StaticLabels<N>, Counter>;
 
 /// A gauge per issuer (label `issuer`).
-pub type IssuerGauge = Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>;
+pub(crate) type IssuerGauge = Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>;
 
 /// A histogram family keyed by static labels, with fixed buckets.
-pub type StaticHistogram<const N: usize> = Family<StaticLabels<N>, Histogram, fn() -> Histogram>;
+pub(crate) type StaticHistogram<const N: usize> =
+    Family<StaticLabels<N>, Histogram, fn() -> Histogram>;
 
 /// Decision latency buckets (seconds): a cached Check takes tens of
 /// microseconds, an uncached one up to a millisecond, one that waits on a
@@ -38,7 +39,7 @@ fn decision_histogram() -> Histogram {
 /// A root registry holding the standard, unprefixed `process_*` families
 /// ([`ProcessCollector`]); a service registers its own families in
 /// `registry.sub_registry_with_prefix(..)`.
-pub fn root_registry() -> Registry {
+pub(crate) fn root_registry() -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ProcessCollector));
     registry
@@ -50,7 +51,7 @@ pub fn root_registry() -> Registry {
 /// `process_start_time_seconds`), read from `/proc/self` at each scrape by
 /// the procfs crate (Linux only; elsewhere the families are absent).
 #[derive(Debug, Clone, Copy)]
-pub struct ProcessCollector;
+pub(crate) struct ProcessCollector;
 
 impl prometheus_client::collector::Collector for ProcessCollector {
     #[cfg(target_os = "linux")]
@@ -151,7 +152,7 @@ fn const_gauge(
 }
 
 /// Registers `<prefix>_build_info{version} 1`.
-pub fn register_build_info(registry: &mut Registry) {
+pub(crate) fn register_build_info(registry: &mut Registry) {
     registry.register(
         "build",
         "Build information (the value is always 1)",
@@ -160,7 +161,7 @@ pub fn register_build_info(registry: &mut Registry) {
 }
 
 /// Renders a registry in the OpenMetrics text format.
-pub fn render(registry: &Registry) -> String {
+pub(crate) fn render(registry: &Registry) -> String {
     let mut out = String::new();
     if encode(&mut out, registry).is_err() {
         out.clear();

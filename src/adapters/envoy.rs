@@ -1,7 +1,8 @@
 //! Envoy `envoy.service.auth.v3.Authorization/Check` (ext_authz gRPC).
 
 use super::verifier_state::{RequestIds, VerifierState};
-use crate::verify::decision::{Decision, Verdict};
+use crate::verify::authorizer::Decision;
+use crate::verify::decision::Verdict;
 use crate::verify::request::AuthzRequest;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
@@ -14,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 /// The ext_authz service.
 #[derive(Clone)]
-pub struct EnvoyAuthz(pub Arc<VerifierState>);
+pub(crate) struct EnvoyAuthz(pub Arc<VerifierState>);
 
 #[tonic::async_trait]
 impl Authorization for EnvoyAuthz {
@@ -118,7 +119,7 @@ fn one_header<'a>(
 }
 
 /// Encodes a decision for Envoy.
-pub fn to_check_response(st: &VerifierState, d: Decision<'_>) -> CheckResponse {
+pub(crate) fn to_check_response(st: &VerifierState, d: Decision<'_>) -> CheckResponse {
     match d.verdict {
         Verdict::Allow(identity) => {
             let mut ok = OkHttpResponseBuilder::new();

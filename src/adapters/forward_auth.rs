@@ -5,7 +5,8 @@
 //! with `auth_request_set`), or 503 when revocation data is stale.
 
 use super::verifier_state::{header_str, RequestIds, VerifierState};
-use crate::verify::decision::{Decision, Verdict};
+use crate::verify::authorizer::Decision;
+use crate::verify::decision::Verdict;
 use crate::verify::request::AuthzRequest;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The ForwardAuth path; any method, any sub-path.
-pub const AUTH_PATH: &str = "/auth";
+pub(crate) const AUTH_PATH: &str = "/auth";
 
 /// The one readable copy of a header. Several copies (any spelling: the
 /// map is case-insensitive), or a value that is not visible ASCII, set
@@ -40,7 +41,7 @@ fn one<'a>(h: &'a HeaderMap, name: &str, ambiguous: &mut bool) -> Option<&'a str
 /// are present they must agree (one source of truth), and every fact must
 /// arrive once. A forwarded body (Traefik `forwardBody`) is the JSON-RPC
 /// request the per-tool scopes are decided on.
-pub async fn forward_auth_check_any(
+pub(crate) async fn forward_auth_check_any(
     State(st): State<Arc<VerifierState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,

@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// `GET /healthz`.
-pub async fn health_live_get() -> &'static str {
+pub(crate) async fn health_live_get() -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: 503 with a reason while revocation data is stale.
-pub async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response {
+pub(crate) async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response {
     let (age, stale) = st.revocation_status();
     let jwks = (st.jwks_loaded)();
     // A mirror that never synced reports `Duration::MAX`.
@@ -43,7 +43,7 @@ pub async fn health_ready_get(State(st): State<Arc<VerifierState>>) -> Response 
 
 /// The metrics listener's routes (`metrics_addr`): `/metrics` and
 /// `/healthz`. The proxy-facing listener serves no `/metrics`.
-pub fn metrics_routes(state: Arc<VerifierState>) -> axum::Router {
+pub(crate) fn metrics_routes(state: Arc<VerifierState>) -> axum::Router {
     use axum::routing::get;
     axum::Router::new()
         .route("/metrics", get(health_metrics_get))
@@ -52,7 +52,7 @@ pub fn metrics_routes(state: Arc<VerifierState>) -> axum::Router {
 }
 
 /// `GET /metrics`.
-pub async fn health_metrics_get(State(st): State<Arc<VerifierState>>) -> Response {
+pub(crate) async fn health_metrics_get(State(st): State<Arc<VerifierState>>) -> Response {
     let (age, stale) = st.revocation_status();
     st.metrics.revocation_staleness.set(age);
     st.metrics.revocation_stale.set(i64::from(stale));

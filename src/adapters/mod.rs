@@ -1,15 +1,15 @@
 //! Protocol edges: decode the wire, call the core, encode the answer.
 #[cfg(feature = "verifier")]
-pub mod envoy;
+pub(crate) mod envoy;
 #[cfg(feature = "verifier")]
-pub mod forward_auth;
+pub(crate) mod forward_auth;
 #[cfg(feature = "verifier")]
-pub mod health;
+pub(crate) mod health;
 #[cfg(feature = "issuer")]
-pub mod issuer;
+pub(crate) mod issuer;
 #[cfg(feature = "verifier")]
-pub mod prm;
+pub(crate) mod prm;
 #[cfg(feature = "verifier")]
-pub mod router;
+pub(crate) mod router;
 #[cfg(feature = "verifier")]
-pub mod verifier_state;
+pub(crate) mod verifier_state;

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `GET /.well-known/oauth-protected-resource`.
-pub async fn prm_root_get(
+pub(crate) async fn prm_root_get(
     State(st): State<Arc<VerifierState>>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -25,7 +25,7 @@ pub async fn prm_root_get(
 }
 
 /// `GET /.well-known/oauth-protected-resource/<path>`.
-pub async fn prm_path_get(
+pub(crate) async fn prm_path_get(
     State(st): State<Arc<VerifierState>>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -74,12 +74,12 @@ fn json_doc(doc: bytes::Bytes) -> Response {
 }
 
 /// `GET /.well-known/oauth-authorization-server[/<path>]`.
-pub async fn prm_as_metadata_get(State(st): State<Arc<VerifierState>>) -> Response {
+pub(crate) async fn prm_as_metadata_get(State(st): State<Arc<VerifierState>>) -> Response {
     as_answer(&st.as_metadata, AsDocKind::OAuth)
 }
 
 /// `GET /.well-known/openid-configuration[/<path>]`.
-pub async fn prm_oidc_metadata_get(State(st): State<Arc<VerifierState>>) -> Response {
+pub(crate) async fn prm_oidc_metadata_get(State(st): State<Arc<VerifierState>>) -> Response {
     as_answer(&st.as_metadata, AsDocKind::Oidc)
 }
 
@@ -87,7 +87,7 @@ pub async fn prm_oidc_metadata_get(State(st): State<Arc<VerifierState>>) -> Resp
 /// metadata) with CORS for browser-based clients: any origin, no
 /// credentials (these documents are public and read no cookies), GET and
 /// preflight; `MCP-Protocol-Version` is the header MCP clients add.
-pub fn routes(state: Arc<VerifierState>) -> axum::Router {
+pub(crate) fn routes(state: Arc<VerifierState>) -> axum::Router {
     use axum::http::{HeaderName, Method};
     use axum::routing::get;
     use tower_http::cors::{Any, CorsLayer};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// The verifier's HTTP routes: ForwardAuth, PRM, health (`/metrics` is on
 /// its own listener: [`super::health::metrics_routes`]).
-pub fn routes(state: Arc<VerifierState>) -> Router {
+pub(crate) fn routes(state: Arc<VerifierState>) -> Router {
     Router::new()
         .route(AUTH_PATH, any(forward_auth_check_any))
         .route("/auth/{*rest}", any(forward_auth_check_any))

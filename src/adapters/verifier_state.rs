@@ -1,8 +1,8 @@
 //! State shared by the verifier's protocol adapters.
 
 use crate::metrics::VerifierMetrics;
-use crate::verify::authorizer::Authorizer;
-use crate::verify::decision::{Decision, Verdict, IDENTITY_SLOTS};
+use crate::verify::authorizer::{Authorizer, Decision};
+use crate::verify::decision::{Verdict, IDENTITY_SLOTS};
 use crate::verify::request::AuthzRequest;
 use crate::verify::resource_metadata::{AsMetadata, PrmDocs};
 use http::HeaderMap;
@@ -60,7 +60,7 @@ pub struct VerifierState {
 }
 
 /// Log target of the per-decision lines.
-pub const DECISION_TARGET: &str = "mcpgate::decision";
+pub(crate) const DECISION_TARGET: &str = "mcpgate::decision";
 
 /// Correlation ids of one request, as the adapter found them (unchecked;
 /// [`clean_id`] bounds them before they are logged).

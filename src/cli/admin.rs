@@ -72,7 +72,7 @@ fn text(v: &Value, k: &str) -> String {
 }
 
 /// One line per client: id, auth method, name, redirect URIs.
-pub fn clients_table(list: &Value) -> String {
+pub(crate) fn clients_table(list: &Value) -> String {
     let mut out = String::from("CLIENT_ID\tAUTH\tNAME\tREDIRECT_URIS\n");
     for c in list.as_array().map(Vec::as_slice).unwrap_or_default() {
         let uris: Vec<String> = c
@@ -92,7 +92,7 @@ pub fn clients_table(list: &Value) -> String {
 }
 
 /// Runs an admin subcommand.
-pub async fn run(ctx: &Context, a: &AdminArgs) -> Result<(), Error> {
+pub(crate) async fn run(ctx: &Context, a: &AdminArgs) -> Result<(), Error> {
     let token = a
         .admin_token
         .as_deref()

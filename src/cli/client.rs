@@ -83,7 +83,7 @@ fn printable(mut v: Value) -> String {
 }
 
 /// `mcpgate client ...`.
-pub async fn run(ctx: &Context, a: &ClientArgs) -> Result<(), Error> {
+pub(crate) async fn run(ctx: &Context, a: &ClientArgs) -> Result<(), Error> {
     let c = saved(ctx)?;
     match &a.command {
         ClientCommand::Show => {

@@ -10,14 +10,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// A token closer to expiry than this is refreshed before use.
-pub const REFRESH_MARGIN_SECS: u64 = 60;
+pub(crate) const REFRESH_MARGIN_SECS: u64 = 60;
 /// What `register` asks for unless told otherwise: any loopback port
 /// (RFC 8252 §7.3).
-pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+pub(crate) const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1/callback";
 
 /// What every command needs: the issuer, its HTTP client, the token file
 /// and the clock.
-pub struct Context {
+pub(crate) struct Context {
     pub issuer: String,
     pub http: oauth::Client,
     pub store: Store,
@@ -25,7 +25,7 @@ pub struct Context {
 }
 
 /// The RFC 7591 request the CLI sends.
-pub fn registration_request(
+pub(crate) fn registration_request(
     name: &str,
     redirect_uris: &[String],
     scope: Option<&str>,
@@ -55,13 +55,13 @@ fn is_fresh(t: &SavedTokens, now: u64) -> bool {
 // === impl Context ===
 
 impl Context {
-    pub fn new(cli: &Cli) -> Result<Self, Error> {
+    pub(crate) fn new(cli: &Cli) -> Result<Self, Error> {
         Self::with_issuer(cli, &cli.issuer)
     }
 
     /// The context for another issuer than `--issuer` (one discovered from
     /// an MCP server).
-    pub fn with_issuer(cli: &Cli, issuer: &str) -> Result<Self, Error> {
+    pub(crate) fn with_issuer(cli: &Cli, issuer: &str) -> Result<Self, Error> {
         let issuer = oauth::normalize_issuer(issuer)?;
         if issuer.starts_with("http://") && !crate::domain::net::is_loopback_url(&issuer) {
             eprintln!("warning: {issuer} is plain HTTP; OAuth 2.1 requires HTTPS outside loopback");
@@ -78,7 +78,7 @@ impl Context {
         })
     }
 
-    pub fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.clock.unix()
     }
 
@@ -114,7 +114,7 @@ impl Context {
 }
 
 /// `mcpgate register`.
-pub async fn register(ctx: &Context, a: &RegisterArgs) -> Result<(), Error> {
+pub(crate) async fn register(ctx: &Context, a: &RegisterArgs) -> Result<(), Error> {
     let meta = ctx.http.discover().await?;
     let uris = if a.redirect_uris.is_empty() {
         vec![DEFAULT_REDIRECT_URI.to_owned()]
@@ -134,7 +134,7 @@ pub async fn register(ctx: &Context, a: &RegisterArgs) -> Result<(), Error> {
 }
 
 /// Saves a newly registered client for the context's issuer.
-pub async fn save_client(ctx: &Context, client: SavedClient) -> Result<(), Error> {
+pub(crate) async fn save_client(ctx: &Context, client: SavedClient) -> Result<(), Error> {
     let _lock = ctx.store.lock().await?;
     let mut f = ctx.store.load()?;
     let e = f.issuers.entry(ctx.issuer.clone()).or_default();
@@ -146,7 +146,7 @@ pub async fn save_client(ctx: &Context, client: SavedClient) -> Result<(), Error
 }
 
 /// `mcpgate token`.
-pub async fn token(ctx: &Context, a: &TokenArgs) -> Result<(), Error> {
+pub(crate) async fn token(ctx: &Context, a: &TokenArgs) -> Result<(), Error> {
     let t = fresh_tokens(ctx, a.resource.as_deref()).await?;
     println!("{}", t.access_token.secret());
     Ok(())
@@ -155,7 +155,10 @@ pub async fn token(ctx: &Context, a: &TokenArgs) -> Result<(), Error> {
 /// The saved tokens, refreshed first when they expire within
 /// [`REFRESH_MARGIN_SECS`]. The refresh runs under the file lock and stores
 /// the rotated refresh token before returning.
-pub async fn fresh_tokens(ctx: &Context, resource: Option<&str>) -> Result<SavedTokens, Error> {
+pub(crate) async fn fresh_tokens(
+    ctx: &Context,
+    resource: Option<&str>,
+) -> Result<SavedTokens, Error> {
     let (_, t) = ctx.lookup(&ctx.store.load()?, resource)?;
     if is_fresh(&t, ctx.now()) {
         return Ok(t);
@@ -212,7 +215,7 @@ pub async fn fresh_tokens(ctx: &Context, resource: Option<&str>) -> Result<Saved
 }
 
 /// `mcpgate revoke`.
-pub async fn revoke(ctx: &Context, a: &RevokeArgs) -> Result<(), Error> {
+pub(crate) async fn revoke(ctx: &Context, a: &RevokeArgs) -> Result<(), Error> {
     let _lock = ctx.store.lock().await?;
     let mut f = ctx.store.load()?;
     let entry = ctx.entry(&f)?;
@@ -283,7 +286,7 @@ async fn revoke_pair(
 }
 
 /// `mcpgate whoami`.
-pub fn whoami(ctx: &Context, a: &WhoamiArgs) -> Result<(), Error> {
+pub(crate) fn whoami(ctx: &Context, a: &WhoamiArgs) -> Result<(), Error> {
     let (key, t) = ctx.lookup(&ctx.store.load()?, a.resource.as_deref())?;
     let claims = jwt_claims(t.access_token.secret())
         .ok_or_else(|| Error::protocol(&ctx.issuer, "the saved access token is not a JWT"))?;

@@ -9,7 +9,7 @@ use super::Error;
 
 /// Runs until Ctrl-C / SIGTERM.
 #[cfg(all(feature = "verifier", feature = "issuer"))]
-pub async fn run(a: &DevArgs) -> Result<(), Error> {
+pub(crate) async fn run(a: &DevArgs) -> Result<(), Error> {
     imp::run(a).await
 }
 
@@ -40,7 +40,7 @@ mod imp {
         Error::Dev(e.to_string())
     }
 
-    pub async fn run(a: &DevArgs) -> Result<(), Error> {
+    pub(super) async fn run(a: &DevArgs) -> Result<(), Error> {
         for (flag, addr) in [
             ("--http", a.http),
             ("--verifier-http", a.verifier_http),

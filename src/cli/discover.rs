@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// What the server's metadata says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Discovered {
+pub(crate) struct Discovered {
     /// The authorization server to log in with (the first listed).
     pub issuer: String,
     /// The resource to ask a token for (RFC 8707).
@@ -20,7 +20,7 @@ pub struct Discovered {
 }
 
 /// A quoted parameter of a `WWW-Authenticate: Bearer` challenge.
-pub fn challenge_param(header: &str, name: &str) -> Option<String> {
+pub(crate) fn challenge_param(header: &str, name: &str) -> Option<String> {
     let rest = header.trim_start();
     let rest = rest
         .get(..7)
@@ -42,7 +42,7 @@ pub fn challenge_param(header: &str, name: &str) -> Option<String> {
 }
 
 /// The well-known metadata URLs of a resource URL, path-inserted first.
-pub fn prm_candidates(server: &url::Url) -> Vec<String> {
+pub(crate) fn prm_candidates(server: &url::Url) -> Vec<String> {
     let origin = server.origin().ascii_serialization();
     let path = server.path().trim_end_matches('/');
     let mut v = Vec::new();
@@ -75,7 +75,7 @@ fn names_server(resource: &str, server: &url::Url) -> bool {
 }
 
 /// Asks `server` and its metadata for the authorization server.
-pub async fn discover(server: &str) -> Result<Discovered, Error> {
+pub(crate) async fn discover(server: &str) -> Result<Discovered, Error> {
     let url = url::Url::parse(server).map_err(|e| Error::Config(format!("{server}: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(Error::Config(format!("{server}: not an http(s) URL")));

@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 const MAX_LEN: usize = 1024;
 
 /// Reads one line from `input` and writes its hash and a newline to `out`.
-pub fn run(mut input: impl BufRead, out: &mut impl Write) -> Result<(), Error> {
+pub(crate) fn run(mut input: impl BufRead, out: &mut impl Write) -> Result<(), Error> {
     let mut line = String::new();
     input
         .read_line(&mut line)

@@ -14,13 +14,13 @@ use std::time::Duration;
 use url::Url;
 
 /// How long the login waits for the browser to come back.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// The line prefix the authorization URL is printed with (on stderr).
-pub const OPEN_URL_PREFIX: &str = "Open this URL to log in: ";
+pub(crate) const OPEN_URL_PREFIX: &str = "Open this URL to log in: ";
 
 /// Whether `registered` admits `actual`: the same string, or a port-less
 /// loopback IP URI that differs only by the port (RFC 8252 §7.3).
-pub fn redirect_admits(registered: &str, actual: &str) -> bool {
+pub(crate) fn redirect_admits(registered: &str, actual: &str) -> bool {
     if registered == actual {
         return true;
     }
@@ -39,7 +39,7 @@ pub fn redirect_admits(registered: &str, actual: &str) -> bool {
 
 /// The authorization request URL (RFC 6749 §4.1.1, RFC 7636 §4.3,
 /// RFC 8707 §2).
-pub fn authorize_url(
+pub(crate) fn authorize_url(
     endpoint: &str,
     client_id: &str,
     redirect_uri: &str,
@@ -125,7 +125,7 @@ async fn client_for(
 }
 
 /// `mcpgate login`.
-pub async fn login(ctx: &Context, a: &LoginArgs) -> Result<(), Error> {
+pub(crate) async fn login(ctx: &Context, a: &LoginArgs) -> Result<(), Error> {
     let meta = ctx.http.discover().await?;
     meta.require_s256()?;
     let endpoint = meta

@@ -17,11 +17,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// The redirect path.
-pub const CALLBACK_PATH: &str = "/callback";
+pub(crate) const CALLBACK_PATH: &str = "/callback";
 
 /// A bound listener, not yet serving.
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     listener: TcpListener,
     pub addr: SocketAddr,
 }
@@ -100,7 +100,7 @@ async fn callback_get(State(sh): State<Arc<Shared>>, RawQuery(q): RawQuery) -> R
 
 impl Listener {
     /// Binds 127.0.0.1 on `port` (0: any free port).
-    pub async fn bind(port: u16) -> Result<Self, Error> {
+    pub(crate) async fn bind(port: u16) -> Result<Self, Error> {
         let want = SocketAddr::from(([127, 0, 0, 1], port));
         let listener = TcpListener::bind(want)
             .await
@@ -112,13 +112,13 @@ impl Listener {
     }
 
     /// `http://127.0.0.1:<port>/callback`.
-    pub fn redirect_uri(&self) -> String {
+    pub(crate) fn redirect_uri(&self) -> String {
         format!("http://{}{CALLBACK_PATH}", self.addr)
     }
 
     /// Serves until the first response with our `state` arrives, or
     /// `timeout` passes.
-    pub async fn wait(self, expect: Expect, timeout: Duration) -> Result<AuthCode, Error> {
+    pub(crate) async fn wait(self, expect: Expect, timeout: Duration) -> Result<AuthCode, Error> {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             expect,

@@ -5,18 +5,18 @@
 //! `src/bin/mcpgate.rs` parses [`args::Cli`] and calls [`run`]; every
 //! failure is one [`Error`] with an exit code ([`Error::exit_code`]).
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod args;
-pub mod client;
-pub mod commands;
-pub mod dev;
-pub mod discover;
-pub mod hash;
-pub mod login;
-pub mod loopback;
-pub mod oauth;
-pub mod pkce;
-pub mod store;
+pub(crate) mod client;
+pub(crate) mod commands;
+pub(crate) mod dev;
+pub(crate) mod discover;
+pub(crate) mod hash;
+pub(crate) mod login;
+pub(crate) mod loopback;
+pub(crate) mod oauth;
+pub(crate) mod pkce;
+pub(crate) mod store;
 
 use args::{Cli, Command};
 use std::path::PathBuf;

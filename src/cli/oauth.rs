@@ -19,7 +19,7 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// The authorization server metadata fields the CLI uses.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     pub issuer: String,
     pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
@@ -33,7 +33,7 @@ pub struct Metadata {
 
 /// An HTTP client bound to one issuer.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     pub http: reqwest::Client,
     /// The issuer identifier, without a trailing slash.
     pub issuer: String,
@@ -41,7 +41,7 @@ pub struct Client {
 
 /// A token endpoint request.
 #[derive(Debug)]
-pub enum Grant<'a> {
+pub(crate) enum Grant<'a> {
     Code {
         code: &'a AuthCode,
         redirect_uri: &'a str,
@@ -61,7 +61,7 @@ struct TokenResponse {
 
 /// Checks and normalizes an issuer URL (no query or fragment, no trailing
 /// slash).
-pub fn normalize_issuer(raw: &str) -> Result<String, Error> {
+pub(crate) fn normalize_issuer(raw: &str) -> Result<String, Error> {
     let u = Url::parse(raw).map_err(|e| Error::Config(format!("--issuer {raw}: {e}")))?;
     if !matches!(u.scheme(), "https" | "http") || u.host().is_none() {
         return Err(Error::Config(format!(
@@ -78,7 +78,7 @@ pub fn normalize_issuer(raw: &str) -> Result<String, Error> {
 
 /// The metadata URLs to try, in the order of the MCP authorization spec
 /// (2025-11-25, "Authorization Server Metadata Discovery").
-pub fn metadata_urls(issuer: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn metadata_urls(issuer: &str) -> Result<Vec<String>, Error> {
     let u = Url::parse(issuer).map_err(|e| Error::Config(format!("--issuer {issuer}: {e}")))?;
     Ok(crate::domain::well_known::metadata_urls(&u))
 }
@@ -131,7 +131,7 @@ fn string_field(url: &str, v: &Value, name: &str) -> Result<String, Error> {
 
 /// The claims of a JWT, decoded WITHOUT verifying its signature (for
 /// display and expiry hints only).
-pub fn jwt_claims(token: &str) -> Option<Value> {
+pub(crate) fn jwt_claims(token: &str) -> Option<Value> {
     let mut parts = token.split('.');
     let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -145,7 +145,7 @@ pub fn jwt_claims(token: &str) -> Option<Value> {
 // === impl Metadata ===
 
 impl Metadata {
-    pub fn endpoint<'a>(&self, v: &'a Option<String>, name: &str) -> Result<&'a str, Error> {
+    pub(crate) fn endpoint<'a>(&self, v: &'a Option<String>, name: &str) -> Result<&'a str, Error> {
         v.as_deref().ok_or_else(|| {
             Error::protocol(&self.issuer, format!("the issuer's metadata has no {name}"))
         })
@@ -153,7 +153,7 @@ impl Metadata {
 
     /// MCP 2025-11-25: clients MUST use S256 and refuse servers that do not
     /// list it.
-    pub fn require_s256(&self) -> Result<(), Error> {
+    pub(crate) fn require_s256(&self) -> Result<(), Error> {
         if self
             .code_challenge_methods_supported
             .iter()
@@ -172,7 +172,7 @@ impl Metadata {
 // === impl Client ===
 
 impl Client {
-    pub fn new(issuer: String) -> Result<Self, Error> {
+    pub(crate) fn new(issuer: String) -> Result<Self, Error> {
         let http = crate::infra::http_client::build(
             reqwest::Client::builder()
                 .timeout(TIMEOUT)
@@ -192,7 +192,7 @@ impl Client {
     }
 
     /// Fetches the metadata and checks its `issuer` (RFC 8414 §3.3).
-    pub async fn discover(&self) -> Result<Metadata, Error> {
+    pub(crate) async fn discover(&self) -> Result<Metadata, Error> {
         let mut last = None;
         for url in metadata_urls(&self.issuer)? {
             let (status, body) = self.send(&url, self.http.get(&url)).await?;
@@ -218,7 +218,7 @@ impl Client {
     }
 
     /// RFC 7591 registration with the given metadata.
-    pub async fn register(
+    pub(crate) async fn register(
         &self,
         meta: &Metadata,
         request: &Value,
@@ -277,7 +277,7 @@ impl Client {
     }
 
     /// A token request; `now` stamps the expiry.
-    pub async fn token(
+    pub(crate) async fn token(
         &self,
         meta: &Metadata,
         client: &SavedClient,
@@ -333,7 +333,7 @@ impl Client {
     }
 
     /// RFC 7009 revocation of one token.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         meta: &Metadata,
         client: &SavedClient,

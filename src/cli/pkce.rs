@@ -6,7 +6,7 @@ use crate::domain::secret::{ct_eq, pkce_s256, random_b64, AuthCode, PkceVerifier
 
 /// What the login sent and expects back.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub verifier: PkceVerifier,
     pub challenge: String,
     pub state: String,
@@ -14,7 +14,7 @@ pub struct Pending {
 
 /// What the authorization response must carry besides the code.
 #[derive(Debug, Clone)]
-pub struct Expect {
+pub(crate) struct Expect {
     pub state: String,
     /// The issuer identifier (RFC 9207 `iss` must equal it when present).
     pub issuer: String,
@@ -38,7 +38,7 @@ pub enum Rejection {
 impl Pending {
     /// A fresh verifier (32 random bytes → 43 characters), its challenge,
     /// and a 128-bit `state`.
-    pub fn new() -> Result<Self, Error> {
+    pub(crate) fn new() -> Result<Self, Error> {
         let rng = |e: RngError| Error::Login(e.to_string());
         let verifier = random_b64(32).map_err(rng)?;
         Ok(Self {
@@ -54,7 +54,7 @@ impl Pending {
 impl Expect {
     /// Checks the redirect's query parameters (RFC 6749 §4.1.2 and §4.1.2.1,
     /// RFC 9207 §2.4) and returns the code.
-    pub fn check(&self, query: &[(String, String)]) -> Result<AuthCode, Rejection> {
+    pub(crate) fn check(&self, query: &[(String, String)]) -> Result<AuthCode, Rejection> {
         let one = |name: &str| -> Result<Option<&str>, Rejection> {
             let mut it = query.iter().filter(|(k, _)| k == name);
             match (it.next(), it.next()) {

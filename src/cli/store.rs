@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The current file format.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 /// The key of tokens obtained without a `resource`.
-pub const DEFAULT_RESOURCE_KEY: &str = "default";
+pub(crate) const DEFAULT_RESOURCE_KEY: &str = "default";
 /// A lock file older than this is left over from a killed process.
 const STALE_LOCK: Duration = Duration::from_secs(60);
 /// How long to wait for another process's lock.
@@ -24,7 +24,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(15);
 /// The whole file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokenFile {
+pub(crate) struct TokenFile {
     pub version: u32,
     #[serde(default)]
     pub issuers: BTreeMap<String, IssuerEntry>,
@@ -32,7 +32,7 @@ pub struct TokenFile {
 
 /// What is saved for one issuer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct IssuerEntry {
+pub(crate) struct IssuerEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<SavedClient>,
     /// Tokens by resource ([`DEFAULT_RESOURCE_KEY`] without one).
@@ -45,7 +45,7 @@ pub struct IssuerEntry {
 
 /// A registered client (RFC 7591 §3.2.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedClient {
+pub(crate) struct SavedClient {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<ClientSecret>,
@@ -61,7 +61,7 @@ pub struct SavedClient {
 
 /// Tokens from one token response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedTokens {
+pub(crate) struct SavedTokens {
     pub access_token: BearerToken,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<RefreshToken>,
@@ -79,19 +79,19 @@ pub struct SavedTokens {
 
 /// The token file's location.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     path: PathBuf,
 }
 
 /// Held while a process reads, modifies and writes the file.
 #[derive(Debug)]
-pub struct LockGuard {
+pub(crate) struct LockGuard {
     path: PathBuf,
 }
 
 /// The default location: `$XDG_CONFIG_HOME/mcpgate/tokens.json`, else
 /// `$HOME/.config/mcpgate/tokens.json`.
-pub fn default_path(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, Error> {
+pub(crate) fn default_path(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, Error> {
     let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
     let base = match nonempty("XDG_CONFIG_HOME") {
         Some(x) => PathBuf::from(x),
@@ -108,7 +108,7 @@ pub fn default_path(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, Err
 }
 
 /// The key of a resource in [`IssuerEntry::tokens`].
-pub fn resource_key(resource: Option<&str>) -> String {
+pub(crate) fn resource_key(resource: Option<&str>) -> String {
     resource.unwrap_or(DEFAULT_RESOURCE_KEY).to_owned()
 }
 
@@ -116,7 +116,7 @@ pub fn resource_key(resource: Option<&str>) -> String {
 
 impl IssuerEntry {
     /// The key for `resource`, or the last login's, or the only one.
-    pub fn pick_key(&self, resource: Option<&str>) -> Option<String> {
+    pub(crate) fn pick_key(&self, resource: Option<&str>) -> Option<String> {
         if let Some(r) = resource {
             return Some(resource_key(Some(r)));
         }
@@ -138,12 +138,8 @@ impl IssuerEntry {
 // === impl Store ===
 
 impl Store {
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn err(&self, msg: impl std::fmt::Display) -> Error {
@@ -154,7 +150,7 @@ impl Store {
     }
 
     /// Reads the file; a missing file is an empty one.
-    pub fn load(&self) -> Result<TokenFile, Error> {
+    pub(crate) fn load(&self) -> Result<TokenFile, Error> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -214,7 +210,7 @@ impl Store {
     }
 
     /// Writes the file atomically with mode 0600.
-    pub fn save(&self, f: &TokenFile) -> Result<(), Error> {
+    pub(crate) fn save(&self, f: &TokenFile) -> Result<(), Error> {
         self.ensure_dir()?;
         let dir = self.dir()?;
         let name = self
@@ -256,7 +252,7 @@ impl Store {
 
     /// Takes the writers' lock (`<file>.lock`), waiting for other
     /// processes; a lock older than a minute is considered abandoned.
-    pub async fn lock(&self) -> Result<LockGuard, Error> {
+    pub(crate) async fn lock(&self) -> Result<LockGuard, Error> {
         self.ensure_dir()?;
         let mut lock = self.path.clone().into_os_string();
         lock.push(".lock");

@@ -49,7 +49,7 @@ pub struct ConfigError {
 }
 
 /// The error for `key`.
-pub fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
+pub(crate) fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
     ConfigError {
         key: key.to_owned(),
         msg: msg.to_string(),
@@ -57,12 +57,12 @@ pub fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
 }
 
 /// A comma-separated list from an environment variable (blanks dropped).
-pub fn list(s: &str) -> Vec<String> {
+pub(crate) fn list(s: &str) -> Vec<String> {
     split(s, &[','])
 }
 
 /// A list separated by commas or spaces (the verifier's list variables).
-pub fn words(s: &str) -> Vec<String> {
+pub(crate) fn words(s: &str) -> Vec<String> {
     split(s, &[',', ' '])
 }
 
@@ -76,7 +76,7 @@ fn split(s: &str, seps: &[char]) -> Vec<String> {
 
 /// Why a TOML document did not fit the configuration type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TomlError {
+pub(crate) struct TomlError {
     /// Dotted key path of the offending value (`routes[0].required_scopes`),
     /// or `<file>` when the document itself does not parse.
     pub path: String,
@@ -98,7 +98,7 @@ impl std::fmt::Display for TomlError {
 /// Deserialises `text`, reporting where it went wrong. The key path comes
 /// from `serde_path_to_error` (toml's own error keeps it private), the
 /// position from toml's span.
-pub fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, TomlError> {
+pub(crate) fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, TomlError> {
     let de = toml::Deserializer::parse(text).map_err(|e| TomlError {
         path: "<file>".into(),
         position: e.span().map(|s| line_col(text, s.start)),
@@ -137,7 +137,7 @@ fn unknown_field_suggestion(msg: &str) -> Option<&str> {
 }
 
 /// The candidate closest to `name`, if close enough to be a likely typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -152,7 +152,7 @@ pub fn did_you_mean<'a>(
 
 /// The first variable in `present` that starts with `prefix` but is neither
 /// in `known` nor accepted by `also`, with a suggestion.
-pub fn unknown_env<'a>(
+pub(crate) fn unknown_env<'a>(
     prefix: &str,
     present: &[String],
     known: &[&'a str],
@@ -171,7 +171,7 @@ pub fn unknown_env<'a>(
 /// Refuses a Redis URL the client cannot parse, at start rather than at
 /// the first connection (which would only log a warning and retry). The
 /// message never repeats the URL: it may hold a password.
-pub fn check_redis_urls(urls: &[String]) -> Result<(), String> {
+pub(crate) fn check_redis_urls(urls: &[String]) -> Result<(), String> {
     for (i, u) in urls.iter().enumerate() {
         if u.trim_start().to_ascii_lowercase().starts_with("rediss:") {
             return Err(format!(
@@ -192,7 +192,7 @@ pub fn check_redis_urls(urls: &[String]) -> Result<(), String> {
 
 /// The names of the process's environment variables (non-UTF-8 names
 /// skipped: none of ours is).
-pub fn process_env_names() -> Vec<String> {
+pub(crate) fn process_env_names() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .collect()
@@ -202,7 +202,7 @@ pub fn process_env_names() -> Vec<String> {
 /// configured one, else `default`, else, when the public listener `public`
 /// picks a free port (port 0: tests, several instances on one host), a free
 /// loopback port too. It may not be the public listener's address.
-pub fn admin_addr(
+pub(crate) fn admin_addr(
     key: &str,
     configured: Option<&str>,
     public: std::net::SocketAddr,

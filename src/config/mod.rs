@@ -1,5 +1,5 @@
 //! Configuration: raw (serde, all optional) → validated.
-pub mod common;
+pub(crate) mod common;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 #[cfg(feature = "verifier")]

@@ -1,9 +1,9 @@
 //! Pure shared vocabulary: no I/O crates, no wire types.
 
-pub mod claim_map;
+pub(crate) mod claim_map;
 pub mod claims;
 pub mod clock;
-pub mod net;
+pub(crate) mod net;
 pub mod revocation;
 pub mod secret;
-pub mod well_known;
+pub(crate) mod well_known;

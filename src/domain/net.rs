@@ -8,7 +8,7 @@ use url::Host;
 
 /// Whether `host` is the loopback interface: `localhost` (any case) or a
 /// loopback address (127.0.0.0/8, `::1`).
-pub fn is_loopback_host(host: &Host<&str>) -> bool {
+pub(crate) fn is_loopback_host(host: &Host<&str>) -> bool {
     match host {
         Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
         Host::Ipv4(ip) => ip.is_loopback(),
@@ -18,12 +18,12 @@ pub fn is_loopback_host(host: &Host<&str>) -> bool {
 
 /// Whether `host` is a loopback IP literal (RFC 8252 §7.3: the any-port
 /// rule is for IP literals; `localhost` is not one).
-pub fn is_loopback_ip(host: &Host<&str>) -> bool {
+pub(crate) fn is_loopback_ip(host: &Host<&str>) -> bool {
     matches!(host, Host::Ipv4(_) | Host::Ipv6(_)) && is_loopback_host(host)
 }
 
 /// Whether the URL `u` parses and names a loopback host.
-pub fn is_loopback_url(u: &str) -> bool {
+pub(crate) fn is_loopback_url(u: &str) -> bool {
     url::Url::parse(u)
         .ok()
         .is_some_and(|u| u.host().is_some_and(|h| is_loopback_host(&h)))
@@ -33,7 +33,7 @@ pub fn is_loopback_url(u: &str) -> bool {
 /// IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`, what a dual-stack listener
 /// reports for IPv4 clients) is judged by its IPv4 address, so that
 /// `127.0.0.0/8` means the same on either kind of socket.
-pub fn is_trusted_proxy(trusted: &[IpNet], peer: IpAddr) -> bool {
+pub(crate) fn is_trusted_proxy(trusted: &[IpNet], peer: IpAddr) -> bool {
     let ip = match peer {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
         v4 => v4,

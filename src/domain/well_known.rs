@@ -4,15 +4,15 @@
 //! resource origin, the verifier's JWKS discovery and the CLI.
 
 /// RFC 8414 §3.
-pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+pub(crate) const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// OpenID Connect Discovery 1.0 §4.
-pub const OIDC_METADATA_PATH: &str = "/.well-known/openid-configuration";
+pub(crate) const OIDC_METADATA_PATH: &str = "/.well-known/openid-configuration";
 
 /// The metadata URLs of `issuer`, in the order of the MCP authorization
 /// spec (2025-11-25, "Authorization Server Metadata Discovery"): RFC 8414
 /// with the path inserted, OpenID with the path inserted, then OpenID
 /// appended to the path (the last only for an issuer with a path).
-pub fn metadata_urls(issuer: &url::Url) -> Vec<String> {
+pub(crate) fn metadata_urls(issuer: &url::Url) -> Vec<String> {
     let origin = issuer.origin().ascii_serialization();
     let path = issuer.path().trim_end_matches('/');
     let mut out = vec![

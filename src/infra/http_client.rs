@@ -3,7 +3,7 @@
 /// Builds `builder`; on failure the message carries the whole cause chain
 /// (reqwest's own says only "builder error") and, since the usual cause is
 /// an image without trust roots, where a CA bundle is looked for.
-pub fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+pub(crate) fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
     builder.build().map_err(|e| {
         let mut msg = String::from("cannot build the HTTPS client");
         let mut cause: Option<&dyn std::error::Error> = Some(&e);

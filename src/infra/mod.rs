@@ -5,7 +5,7 @@ pub mod cimd_fetch;
 pub mod embedded_store;
 #[cfg(feature = "issuer")]
 pub mod github;
-pub mod http_client;
+pub(crate) mod http_client;
 #[cfg(feature = "verifier")]
 pub mod jwks;
 #[cfg(feature = "issuer")]
@@ -13,14 +13,14 @@ pub mod memory_store;
 #[cfg(feature = "issuer")]
 pub mod oidc;
 #[cfg(any(feature = "verifier", feature = "issuer"))]
-pub mod redis_conn;
+pub(crate) mod redis_conn;
 #[cfg(feature = "issuer")]
 pub mod redis_store;
 #[cfg(any(feature = "verifier", feature = "issuer"))]
 pub mod revocation;
 #[cfg(feature = "issuer")]
-pub mod sealed_store;
+pub(crate) mod sealed_store;
 #[cfg(feature = "issuer")]
-pub mod store_backend;
+pub(crate) mod store_backend;
 #[cfg(feature = "verifier")]
 pub mod token_cache;

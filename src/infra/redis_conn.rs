@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// How to connect to a single (non-cluster) node.
-pub enum SingleNode {
+pub(crate) enum SingleNode {
     /// One multiplexed connection; the caller reconnects after an error.
     Plain,
     /// A `ConnectionManager` that reconnects by itself. With
@@ -25,7 +25,7 @@ pub enum SingleNode {
 
 /// A connection to Redis: single node or cluster. Clones share it.
 #[derive(Clone)]
-pub enum RedisConn {
+pub(crate) enum RedisConn {
     Managed {
         conn: ConnectionManager,
         retry_once: bool,
@@ -35,12 +35,12 @@ pub enum RedisConn {
 }
 
 /// The error of a command or connection that took longer than its limit.
-pub fn timed_out() -> redis::RedisError {
+pub(crate) fn timed_out() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "redis timed out"))
 }
 
 /// Runs `f` with a time limit.
-pub async fn within<T>(
+pub(crate) async fn within<T>(
     d: Duration,
     f: impl Future<Output = redis::RedisResult<T>>,
 ) -> redis::RedisResult<T> {
@@ -51,7 +51,7 @@ pub async fn within<T>(
 
 /// Whether the server at `url` runs in cluster mode (`INFO cluster`), so a
 /// single seed URL is enough to configure a cluster.
-pub async fn is_cluster_node(url: &str, timeout: Duration) -> redis::RedisResult<bool> {
+pub(crate) async fn is_cluster_node(url: &str, timeout: Duration) -> redis::RedisResult<bool> {
     let client = redis::Client::open(url)?;
     let mut c = within(timeout, client.get_multiplexed_async_connection()).await?;
     let info: redis::RedisResult<String> = within(
@@ -69,7 +69,7 @@ pub async fn is_cluster_node(url: &str, timeout: Duration) -> redis::RedisResult
 
 /// A cluster client over the seed URLs that follows MOVED/ASK, refreshes
 /// its slot map and retries through failovers (about 10 s in all).
-pub fn cluster_client(
+pub(crate) fn cluster_client(
     urls: &[String],
     timeout: Duration,
 ) -> redis::RedisResult<redis::cluster::ClusterClient> {
@@ -83,7 +83,7 @@ pub fn cluster_client(
 }
 
 /// Whether an error is the connection's, not the command's.
-pub fn retryable(e: &redis::RedisError) -> bool {
+pub(crate) fn retryable(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
@@ -93,7 +93,7 @@ impl RedisConn {
     /// Connects: several URLs, `cluster`, or one URL whose server runs in
     /// cluster mode = cluster; otherwise one node as `single` says.
     /// `timeout` bounds the connection and each step of it.
-    pub async fn connect(
+    pub(crate) async fn connect(
         urls: &[String],
         cluster: bool,
         single: SingleNode,
@@ -132,12 +132,15 @@ impl RedisConn {
     }
 
     /// Whether this is a cluster connection.
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, RedisConn::Cluster(_))
     }
 
     /// Sends one command.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
         match self.clone() {
             RedisConn::Managed {
                 mut conn,
@@ -156,7 +159,7 @@ impl RedisConn {
     }
 
     /// Runs a Lua script (EVALSHA, loading it when the server lacks it).
-    pub async fn invoke<T: redis::FromRedisValue>(
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> redis::RedisResult<T> {

@@ -24,7 +24,7 @@ const MAGIC: &[u8] = b"mcpgate-sealed-1:";
 
 /// A 32-byte AES-256 key, from base64 (standard or URL-safe, padded or not)
 /// or 32 raw bytes.
-pub fn parse_key(raw: &[u8]) -> Result<[u8; 32], String> {
+pub(crate) fn parse_key(raw: &[u8]) -> Result<[u8; 32], String> {
     let text = std::str::from_utf8(raw).map(str::trim).unwrap_or("");
     let engines = [
         &base64::engine::general_purpose::STANDARD,
@@ -50,13 +50,13 @@ pub fn parse_key(raw: &[u8]) -> Result<[u8; 32], String> {
 }
 
 /// Seals [`Namespace::Keys`] of the wrapped store.
-pub struct SealedKeys {
+pub(crate) struct SealedKeys {
     inner: Arc<dyn Store>,
     key: LessSafeKey,
 }
 
 impl SealedKeys {
-    pub fn new(inner: Arc<dyn Store>, key: &[u8; 32]) -> Result<Self, StoreError> {
+    pub(crate) fn new(inner: Arc<dyn Store>, key: &[u8; 32]) -> Result<Self, StoreError> {
         let k = UnboundKey::new(&AES_256_GCM, key)
             .map_err(|_| StoreError::Unavailable("bad encryption key".into()))?;
         Ok(Self {

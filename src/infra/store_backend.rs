@@ -23,7 +23,7 @@ pub enum StoreBackend {
 /// Opens the backend; the memory store keeps time by `clock`. The embedded
 /// store's file is opened on the blocking pool (with its sweeper started on
 /// the current runtime).
-pub async fn open_store(
+pub(crate) async fn open_store(
     backend: &StoreBackend,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Store>, StoreError> {

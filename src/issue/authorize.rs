@@ -62,7 +62,7 @@ impl From<OAuthError> for AuthorizeFailure {
 
 /// Whether a scope is an admin scope, left out of the defaults: one of its
 /// `:`, `.` or `/`-separated parts is `admin` (`mcp:admin`, `repo.admin`).
-pub fn is_admin_scope(scope: &str) -> bool {
+pub(crate) fn is_admin_scope(scope: &str) -> bool {
     scope
         .split([':', '.', '/'])
         .any(|p| p.eq_ignore_ascii_case("admin"))
@@ -71,7 +71,7 @@ pub fn is_admin_scope(scope: &str) -> bool {
 /// Whether a sent `resource` names a configured one: scheme and host
 /// compare case-insensitively (RFC 3986 §6.2.2), a default port and a
 /// trailing `/` do not matter; the rest compares exactly.
-pub fn same_resource(configured: &str, sent: &str) -> bool {
+pub(crate) fn same_resource(configured: &str, sent: &str) -> bool {
     if configured == sent {
         return true;
     }

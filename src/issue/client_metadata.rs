@@ -9,11 +9,11 @@ use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::redirect;
 use serde::{Deserialize, Serialize};
 
-pub const AUTH_NONE: &str = "none";
-pub const AUTH_BASIC: &str = "client_secret_basic";
-pub const AUTH_POST: &str = "client_secret_post";
-pub const GRANT_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH: &str = "refresh_token";
+pub(crate) const AUTH_NONE: &str = "none";
+pub(crate) const AUTH_BASIC: &str = "client_secret_basic";
+pub(crate) const AUTH_POST: &str = "client_secret_post";
+pub(crate) const GRANT_CODE: &str = "authorization_code";
+pub(crate) const GRANT_REFRESH: &str = "refresh_token";
 
 /// Client metadata (RFC 7591 §2). Unknown fields are ignored (§2, "MUST
 /// ignore"). After
@@ -97,7 +97,7 @@ fn printable(u: &str) -> String {
 /// `token_endpoint_auth_method` = client_secret_basic (RFC 7591 §2),
 /// `grant_types` = authorization_code + refresh_token, `response_types` =
 /// code.
-pub fn validate(
+pub(crate) fn validate(
     mut m: ClientMetadata,
     supported: &Scopes,
     schemes: redirect::PrivateUseSchemes,
@@ -186,7 +186,7 @@ pub fn validate(
 
 /// Parses a JSON body into metadata (wrong types are
 /// `invalid_client_metadata`).
-pub fn parse_metadata(body: &serde_json::Value) -> Result<ClientMetadata, OAuthError> {
+pub(crate) fn parse_metadata(body: &serde_json::Value) -> Result<ClientMetadata, OAuthError> {
     if !body.is_object() {
         return Err(bad_meta("the body must be a JSON object"));
     }

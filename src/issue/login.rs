@@ -27,7 +27,7 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
 /// The longest back-off.
 const MAX_BACKOFF_SECS: u64 = 900;
 /// How long a login waits for a password-hashing slot before 429.
-pub const HASH_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const HASH_WAIT: Duration = Duration::from_secs(2);
 
 /// What the login page shows.
 #[derive(Debug, Clone)]

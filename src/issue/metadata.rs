@@ -4,27 +4,27 @@
 use crate::issue::service::Issuer;
 use serde_json::{json, Value};
 
-pub use crate::domain::well_known::{OAUTH_METADATA_PATH, OIDC_METADATA_PATH};
-pub const JWKS_PATH: &str = "/jwks";
-pub const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
-pub const REGISTER_PATH: &str = "/register";
-pub const AUTHORIZE_PATH: &str = "/authorize";
-pub const LOGIN_PATH: &str = "/login";
-pub const CALLBACK_PATH: &str = "/callback";
-pub const CONSENT_PATH: &str = "/consent";
+pub(crate) use crate::domain::well_known::{OAUTH_METADATA_PATH, OIDC_METADATA_PATH};
+pub(crate) const JWKS_PATH: &str = "/jwks";
+pub(crate) const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(crate) const REGISTER_PATH: &str = "/register";
+pub(crate) const AUTHORIZE_PATH: &str = "/authorize";
+pub(crate) const LOGIN_PATH: &str = "/login";
+pub(crate) const CALLBACK_PATH: &str = "/callback";
+pub(crate) const CONSENT_PATH: &str = "/consent";
 /// Ends the issuer's browser session (GET confirms, POST with CSRF ends it).
-pub const LOGOUT_PATH: &str = "/logout";
-pub const TOKEN_PATH: &str = "/token";
-pub const REVOKE_PATH: &str = "/revoke";
-pub const INTROSPECT_PATH: &str = "/introspect";
-pub const HEALTHZ_PATH: &str = "/healthz";
-pub const READYZ_PATH: &str = "/readyz";
-pub const METRICS_PATH: &str = "/metrics";
-pub const ADMIN_PATH: &str = "/admin";
+pub(crate) const LOGOUT_PATH: &str = "/logout";
+pub(crate) const TOKEN_PATH: &str = "/token";
+pub(crate) const REVOKE_PATH: &str = "/revoke";
+pub(crate) const INTROSPECT_PATH: &str = "/introspect";
+pub(crate) const HEALTHZ_PATH: &str = "/healthz";
+pub(crate) const READYZ_PATH: &str = "/readyz";
+pub(crate) const METRICS_PATH: &str = "/metrics";
+pub(crate) const ADMIN_PATH: &str = "/admin";
 
 /// The path part of an issuer URL ("" for `https://as.example`,
 /// "/tenant" for `https://as.example/tenant`).
-pub fn issuer_path(issuer: &str) -> String {
+pub(crate) fn issuer_path(issuer: &str) -> String {
     url::Url::parse(issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default()

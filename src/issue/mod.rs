@@ -2,21 +2,21 @@
 //! HTTP behind traits (`store::Store`, `upstream::UpstreamIdp`,
 //! `cimd::MetadataFetcher`, `domain::revocation::RevocationSink`).
 
-pub mod admin;
-pub mod authorize;
+pub(crate) mod admin;
+pub(crate) mod authorize;
 pub mod cimd;
-pub mod client_metadata;
-pub mod clients;
-pub mod error;
+pub(crate) mod client_metadata;
+pub(crate) mod clients;
+pub(crate) mod error;
 pub mod grant;
 pub mod introspect;
-pub mod keys;
-pub mod login;
-pub mod metadata;
-pub mod pkce;
+pub(crate) mod keys;
+pub(crate) mod login;
+pub(crate) mod metadata;
+pub(crate) mod pkce;
 pub mod records;
-pub mod redirect;
-pub mod registration;
+pub(crate) mod redirect;
+pub(crate) mod registration;
 pub mod revoke;
 pub mod service;
 pub mod store;

@@ -4,7 +4,7 @@ use crate::domain::secret::{ct_eq, pkce_s256, PkceVerifier};
 use crate::issue::error::OAuthError;
 
 /// The only supported `code_challenge_method`.
-pub const S256: &str = "S256";
+pub(crate) const S256: &str = "S256";
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn is_unreserved_43_128(s: &str) -> bool {
@@ -15,7 +15,7 @@ fn is_unreserved_43_128(s: &str) -> bool {
 
 /// Checks an authorization request's PKCE parameters; returns the challenge.
 /// A missing challenge, `plain` or an unknown method is `invalid_request`.
-pub fn validate_challenge(
+pub(crate) fn validate_challenge(
     method: Option<&str>,
     challenge: Option<&str>,
 ) -> Result<String, OAuthError> {
@@ -46,7 +46,7 @@ pub fn validate_challenge(
 
 /// Whether `unverified` is well formed and matches `challenge`, compared in
 /// constant time.
-pub fn verify(challenge: &str, unverified: &PkceVerifier) -> bool {
+pub(crate) fn verify(challenge: &str, unverified: &PkceVerifier) -> bool {
     let v = unverified.secret();
     is_unreserved_43_128(v) && ct_eq(pkce_s256(v).as_bytes(), challenge.as_bytes())
 }

@@ -75,13 +75,13 @@ impl PrivateUseSchemes {
 }
 
 /// Longest accepted redirect URI.
-pub const MAX_LEN: usize = 2000;
+pub(crate) const MAX_LEN: usize = 2000;
 
 /// Why a redirect URI was refused (safe to show).
-pub type Reason = &'static str;
+pub(crate) type Reason = &'static str;
 
 /// Validates a redirect URI for registration (or a metadata document).
-pub fn validate(uri: &str, schemes: PrivateUseSchemes) -> Result<Url, Reason> {
+pub(crate) fn validate(uri: &str, schemes: PrivateUseSchemes) -> Result<Url, Reason> {
     if uri.len() > MAX_LEN {
         return Err("redirect URI too long");
     }
@@ -135,7 +135,7 @@ pub fn validate(uri: &str, schemes: PrivateUseSchemes) -> Result<Url, Reason> {
 /// localhost, with or without a port), the same URI on any port (RFC 8252
 /// §7.3: the authorization server MUST allow any port for loopback IP
 /// redirects; native apps pick an ephemeral port at request time).
-pub fn matches(registered: &str, candidate: &str) -> bool {
+pub(crate) fn matches(registered: &str, candidate: &str) -> bool {
     if registered == candidate {
         return true;
     }
@@ -161,7 +161,7 @@ pub fn matches(registered: &str, candidate: &str) -> bool {
 
 /// What the consent page shows for a redirect URI: its host, or, for a
 /// private-use scheme, the app that scheme opens.
-pub fn display_host(uri: &str) -> String {
+pub(crate) fn display_host(uri: &str) -> String {
     match Url::parse(uri) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => match u.host_str() {
             Some(h) => h.to_owned(),

@@ -1,14 +1,36 @@
 //! [`Authorizer`]: route → token → audience → revocation → scopes.
 
 use super::bearer::{parse_bearer, BearerError};
-use super::decision::{Decision, Deny, DenyReason, Target, TokenIdentity, Verdict, VerifiedToken};
+use super::decision::{Deny, DenyReason, TokenIdentity, Verdict, VerifiedToken};
 use super::jwt::{check_time, check_times, verify_signature, JwtSettings, KeySource};
 use super::policy::{Route, Routes};
 use super::request::{canonical_host, canonical_path, AuthzRequest};
 use crate::domain::clock::{unix_secs, Clock};
 use crate::domain::revocation::{RevocationView, TokenRef};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The answer to one [`AuthzRequest`] and the facts it was decided on
+/// (logged as they are, never derived again). Borrows from the request and
+/// the authorizer; building it allocates nothing the verdict does not.
+#[derive(Debug, Clone)]
+pub struct Decision<'a> {
+    pub verdict: Verdict,
+    pub target: Target<'a>,
+}
+
+/// What a decision was made on (DESIGN.md §4: canonical inputs only).
+#[derive(Debug, Clone, Default)]
+pub struct Target<'a> {
+    /// The canonical host; `None` when the request's has no canonical form.
+    pub host: Option<Cow<'a, str>>,
+    /// The canonical path; `None` when the request's has no canonical form.
+    pub path: Option<Cow<'a, str>>,
+    /// The route decided with; `None` when the request was refused before
+    /// a route was looked up (ambiguous or not canonical) or none matched.
+    pub route: Option<&'a Route>,
+}
 
 /// SHA-256 of a token: the verified-token cache key (never the token).
 pub type TokenHash = [u8; 32];

@@ -1,11 +1,11 @@
 //! RFC 6750 §2.1 `Authorization: Bearer <token>` parsing.
 
 /// Longest token accepted; larger headers are refused before any decoding.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Why an `Authorization` header could not yield a bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BearerError {
+pub(crate) enum BearerError {
     #[error("authorization scheme is not Bearer")]
     NotBearer,
     #[error("bearer token is empty")]
@@ -31,7 +31,7 @@ static TOKEN68: [bool; 256] = {
 
 /// Extracts the token from an `Authorization` header value. The scheme is
 /// case-insensitive; the token must be RFC 7235 token68.
-pub fn parse_bearer(header: &str) -> Result<&str, BearerError> {
+pub(crate) fn parse_bearer(header: &str) -> Result<&str, BearerError> {
     let h = header.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = h.split_once([' ', '\t']).unwrap_or((h, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {

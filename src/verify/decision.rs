@@ -1,19 +1,8 @@
-//! [`Decision`]: the core's answer, encoded by each adapter, with what it
-//! was decided on (logged as it is, never derived again).
+//! [`Verdict`]: the core's answer, encoded by each adapter (it reaches them
+//! in an [`super::authorizer::Decision`], with what it was decided on).
 
-use super::policy::Route;
 use crate::domain::claims::AccessClaims;
-use std::borrow::Cow;
 use std::sync::Arc;
-
-/// The answer to one [`super::request::AuthzRequest`] and the facts it was
-/// decided on. Borrows from the request and the authorizer; building it
-/// allocates nothing beyond what the decision itself needs.
-#[derive(Debug, Clone)]
-pub struct Decision<'a> {
-    pub verdict: Verdict,
-    pub target: Target<'a>,
-}
 
 /// Allow or deny.
 #[derive(Debug, Clone)]
@@ -21,18 +10,6 @@ pub enum Verdict {
     /// Let the request through; `identity` is `None` on public routes.
     Allow(Option<Arc<VerifiedToken>>),
     Deny(Deny),
-}
-
-/// What a decision was made on (DESIGN.md §4: canonical inputs only).
-#[derive(Debug, Clone, Default)]
-pub struct Target<'a> {
-    /// The canonical host; `None` when the request's has no canonical form.
-    pub host: Option<Cow<'a, str>>,
-    /// The canonical path; `None` when the request's has no canonical form.
-    pub path: Option<Cow<'a, str>>,
-    /// The route decided with; `None` when the request was refused before
-    /// a route was looked up (ambiguous or not canonical) or none matched.
-    pub route: Option<&'a Route>,
 }
 
 /// A denial: HTTP status, `WWW-Authenticate` challenge and the cause (for

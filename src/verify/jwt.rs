@@ -14,7 +14,8 @@ use jsonwebtoken::Algorithm;
 use std::sync::Arc;
 
 /// Algorithms accepted; never `none`, never HMAC.
-pub const ALLOWED_ALGS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+pub(crate) const ALLOWED_ALGS: [Algorithm; 3] =
+    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
 /// A public verification key bound to exactly one algorithm, parsed once
 /// (an RSA key's Montgomery setup is most of a verification's cost, so it
@@ -103,7 +104,7 @@ struct UnverifiedIss {
 }
 
 /// Checks signature, issuer and `typ`; time is checked by [`check_time`].
-pub async fn verify_signature(
+pub(crate) async fn verify_signature(
     s: &JwtSettings,
     keys: &dyn KeySource,
     unverified_token: &str,
@@ -172,12 +173,12 @@ pub async fn verify_signature(
 
 /// `exp`/`nbf`/`iat` against the injected `now` with the leeway, and the
 /// token's lifetime (`exp - iat`) against `max_token_lifetime_secs`.
-pub fn check_time(c: &AccessClaims, now: u64, s: &JwtSettings) -> Result<(), DenyReason> {
+pub(crate) fn check_time(c: &AccessClaims, now: u64, s: &JwtSettings) -> Result<(), DenyReason> {
     check_times(c.exp, c.iat, c.nbf, now, s)
 }
 
 /// [`check_time`] on the time claims alone (a cached token's).
-pub fn check_times(
+pub(crate) fn check_times(
     exp: u64,
     iat: u64,
     nbf: Option<u64>,

@@ -260,8 +260,10 @@ fn challenge_scope(s: &Scopes) -> String {
     out
 }
 
-/// `prefix` is `path` or a parent of it at a `/` boundary.
-pub fn prefix_at_boundary(prefix: &str, path: &str) -> bool {
+/// `prefix` is `path` or a parent of it at a `/` boundary: the linear rule,
+/// kept as the route index's test oracle.
+#[cfg(test)]
+fn prefix_at_boundary(prefix: &str, path: &str) -> bool {
     if prefix.is_empty() || prefix == "/" {
         return true;
     }
@@ -272,7 +274,7 @@ pub fn prefix_at_boundary(prefix: &str, path: &str) -> bool {
 
 /// `parent` equals `child` up to a path boundary (`https://a/x` is a parent
 /// of `https://a/x/y`, not of `https://a/xy`).
-pub fn is_parent_resource(parent: &str, child: &str) -> bool {
+pub(crate) fn is_parent_resource(parent: &str, child: &str) -> bool {
     let p = parent.trim_end_matches('/');
     child
         .strip_prefix(p)

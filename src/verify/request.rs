@@ -42,7 +42,7 @@ pub struct AuthzRequest<'a> {
 
 /// Why a request target has no canonical form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CanonError {
+pub(crate) enum CanonError {
     #[error("path is not absolute")]
     NotAbsolute,
     #[error("path has an encoded slash or backslash")]
@@ -66,7 +66,7 @@ pub enum CanonError {
 }
 
 /// The path without its query string or fragment.
-pub fn path_only(path: &str) -> &str {
+pub(crate) fn path_only(path: &str) -> &str {
     let end = path.find(['?', '#']).unwrap_or(path.len());
     &path[..end]
 }
@@ -115,7 +115,7 @@ fn is_canonical(path: &[u8]) -> bool {
 /// `/` or `\` (`%2F`, `%5C`), a literal `\`, NUL or other control bytes, a
 /// malformed escape, a `..` above the root, and a dot-segment right after
 /// an empty segment (`/a//../b`: normalisers disagree on it).
-pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, CanonError> {
+pub(crate) fn canonical_path(raw: &str) -> Result<Cow<'_, str>, CanonError> {
     let path = path_only(raw);
     if is_canonical(path.as_bytes()) {
         return Ok(Cow::Borrowed(path));
@@ -224,7 +224,7 @@ fn decode_segment(seg: &str) -> Result<String, CanonError> {
 }
 
 /// Strips a `:port` suffix (an IPv6 literal keeps its brackets).
-pub fn host_without_port(host: &str) -> &str {
+pub(crate) fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host
             .split_once(']')
@@ -242,7 +242,7 @@ pub fn host_without_port(host: &str) -> &str {
 /// host, an empty label, forbidden code points (`%`, `/`, `@`, spaces,
 /// ...), and anything IDNA rejects. Already-canonical ASCII names are
 /// returned borrowed.
-pub fn canonical_host(raw: &str) -> Result<Cow<'_, str>, CanonError> {
+pub(crate) fn canonical_host(raw: &str) -> Result<Cow<'_, str>, CanonError> {
     let h = host_without_port(raw);
     if let Some(v6) = h.strip_prefix('[') {
         let inner = v6.strip_suffix(']').ok_or(CanonError::BadHost)?;
@@ -297,7 +297,7 @@ const B64_SUFFIX: &str = "?=";
 /// (standard alphabet, padded, UTF-8). A value that only looks like that
 /// form (other case, bad Base64, not UTF-8) or holds control characters is
 /// refused.
-pub fn decode_mcp_header(v: &str) -> Result<Cow<'_, str>, CanonError> {
+pub(crate) fn decode_mcp_header(v: &str) -> Result<Cow<'_, str>, CanonError> {
     if let Some(rest) = v.strip_prefix(B64_PREFIX) {
         let b64 = rest
             .strip_suffix(B64_SUFFIX)
@@ -320,7 +320,7 @@ pub fn decode_mcp_header(v: &str) -> Result<Cow<'_, str>, CanonError> {
 /// Whether `MCP-Protocol-Version` names 2026-07-28 or later: the first
 /// revision whose servers must check `Mcp-Method`/`Mcp-Name` against the
 /// body. Anything else (absent, older, not a date) is not.
-pub fn headers_bound_to_body(version: Option<&str>) -> bool {
+pub(crate) fn headers_bound_to_body(version: Option<&str>) -> bool {
     let Some(v) = version else { return false };
     let b = v.as_bytes();
     b.len() == 10

@@ -6,7 +6,7 @@
 //! answers them over HTTP.
 
 /// The well-known prefix (RFC 9728 §3).
-pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+pub(crate) const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
 /// Which of the authorization server's documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsDocKind {
@@ -45,7 +45,7 @@ pub struct PrmDocs {
 
 /// The metadata URL for a resource: the well-known prefix inserted between
 /// origin and path (RFC 9728 §3.1).
-pub fn prm_url(resource: &url::Url) -> String {
+pub(crate) fn prm_url(resource: &url::Url) -> String {
     let path = resource.path().trim_end_matches('/');
     format!(
         "{}{PRM_PATH}{path}",

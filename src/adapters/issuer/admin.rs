@@ -19,7 +19,7 @@ type St = State<Arc<IssuerState>>;
 /// `POST /admin/revoke` body: exactly one of the fields.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RevokeBody {
+pub(super) struct RevokeBody {
     pub sub: Option<String>,
     pub client_id: Option<String>,
 }
@@ -63,7 +63,7 @@ where
 }
 
 /// `GET /admin/clients`.
-pub async fn admin_clients_get(
+pub(super) async fn admin_clients_get(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -84,7 +84,7 @@ pub async fn admin_clients_get(
 }
 
 /// `DELETE /admin/clients/{id}` (204, or 404 if unknown).
-pub async fn admin_client_delete(
+pub(super) async fn admin_client_delete(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
@@ -111,7 +111,7 @@ pub async fn admin_client_delete(
 }
 
 /// `POST /admin/revoke` with `{"sub": …}` or `{"client_id": …}`.
-pub async fn admin_revoke_post(
+pub(super) async fn admin_revoke_post(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -162,7 +162,7 @@ fn revoked() -> Response {
 }
 
 /// `POST /admin/keys/rotate`: returns the new signing `kid`.
-pub async fn admin_keys_rotate_post(
+pub(super) async fn admin_keys_rotate_post(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

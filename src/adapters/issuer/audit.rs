@@ -9,14 +9,14 @@
 use crate::issue::grant::IssuedTo;
 
 /// The log target of audit events.
-pub const TARGET: &str = "mcpgate::audit";
+pub(super) const TARGET: &str = "mcpgate::audit";
 
 /// The acting identity of an admin API call: the one admin bearer token
 /// configured (`admin_token`); the admin listener serves nothing else.
-pub const ADMIN_ACTOR: &str = "admin_token";
+pub(super) const ADMIN_ACTOR: &str = "admin_token";
 
 /// `token_issued`: a successful `/token` exchange.
-pub fn token_issued(grant_type: &str, scope: &str, who: &IssuedTo, remote_ip: &str) {
+pub(super) fn token_issued(grant_type: &str, scope: &str, who: &IssuedTo, remote_ip: &str) {
     tracing::info!(
         target: TARGET,
         event = "token_issued",
@@ -34,7 +34,7 @@ pub fn token_issued(grant_type: &str, scope: &str, who: &IssuedTo, remote_ip: &s
 /// `token_refused`: a `/token` request answered with an OAuth error (a
 /// refresh token reused after its rotation is one: the core logs
 /// `refresh_reuse_detected` with the family it revoked).
-pub fn token_refused(grant_type: &str, client_id: &str, error: &str, remote_ip: &str) {
+pub(super) fn token_refused(grant_type: &str, client_id: &str, error: &str, remote_ip: &str) {
     tracing::info!(
         target: TARGET,
         event = "token_refused",
@@ -48,7 +48,7 @@ pub fn token_refused(grant_type: &str, client_id: &str, error: &str, remote_ip: 
 
 /// `token_revoked`: an RFC 7009 revocation by a client (`token_type_hint`
 /// as sent: which token is never logged).
-pub fn token_revoked(client_id: &str, hint: &str, result: &str, remote_ip: &str) {
+pub(super) fn token_revoked(client_id: &str, hint: &str, result: &str, remote_ip: &str) {
     tracing::info!(
         target: TARGET,
         event = "token_revoked",
@@ -63,7 +63,7 @@ pub fn token_revoked(client_id: &str, hint: &str, result: &str, remote_ip: &str)
 
 /// `client_registered` / `client_updated` / `client_deleted` (RFC 7591/7592
 /// by the client itself) and `client_read`.
-pub fn client_event(event: &'static str, client_id: &str, result: &str, remote_ip: &str) {
+pub(super) fn client_event(event: &'static str, client_id: &str, result: &str, remote_ip: &str) {
     tracing::info!(
         target: TARGET,
         event,
@@ -78,7 +78,7 @@ pub fn client_event(event: &'static str, client_id: &str, result: &str, remote_i
 /// `login`: a password login (the user name as typed, never the
 /// password) or an upstream provider's login (`provider`, the `sub` it
 /// mapped to).
-pub fn login(provider: &str, user: &str, sub: &str, result: &str, remote_ip: &str) {
+pub(super) fn login(provider: &str, user: &str, sub: &str, result: &str, remote_ip: &str) {
     tracing::info!(
         target: TARGET,
         event = "login",
@@ -94,7 +94,13 @@ pub fn login(provider: &str, user: &str, sub: &str, result: &str, remote_ip: &st
 /// `admin_call`: every admin API request, authorized or not, with the
 /// acting identity ([`ADMIN_ACTOR`] when the bearer token matched, `none`
 /// otherwise), what it asked and its outcome.
-pub fn admin_call(action: &str, authorized: bool, target: &str, result: &str, remote_ip: &str) {
+pub(super) fn admin_call(
+    action: &str,
+    authorized: bool,
+    target: &str,
+    result: &str,
+    remote_ip: &str,
+) {
     tracing::info!(
         target: TARGET,
         event = "admin_call",

@@ -85,7 +85,7 @@ fn csrf_checked(headers: &HeaderMap, form: Option<&Params>) -> Result<String, Au
 }
 
 /// `GET /authorize` (RFC 6749 §4.1.1).
-pub async fn authorize_start_get(
+pub(super) async fn authorize_start_get(
     State(st): St,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
@@ -139,7 +139,7 @@ pub async fn authorize_start_get(
 
 /// `GET /login?req=…` shows the login page; `&provider=<id>` starts that
 /// upstream login instead.
-pub async fn authorize_login_get(
+pub(super) async fn authorize_login_get(
     State(st): St,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
@@ -164,7 +164,7 @@ pub async fn authorize_login_get(
 }
 
 /// `POST /login` with `req`, `csrf`, `username`, `password`.
-pub async fn authorize_login_post(
+pub(super) async fn authorize_login_post(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -213,7 +213,7 @@ pub async fn authorize_login_post(
 }
 
 /// `GET /callback/{provider}?code=…&state=…` from the upstream provider.
-pub async fn authorize_callback_get(
+pub(super) async fn authorize_callback_get(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(provider): Path<String>,
@@ -253,7 +253,7 @@ pub async fn authorize_callback_get(
 }
 
 /// `GET /consent?req=…`.
-pub async fn authorize_consent_get(
+pub(super) async fn authorize_consent_get(
     State(st): St,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
@@ -272,7 +272,7 @@ pub async fn authorize_consent_get(
 }
 
 /// `POST /consent` with `req`, `csrf`, `decision` = `approve` | `deny`.
-pub async fn authorize_consent_post(
+pub(super) async fn authorize_consent_post(
     State(st): St,
     headers: HeaderMap,
     body: Bytes,
@@ -291,7 +291,7 @@ pub async fn authorize_consent_post(
 
 /// `GET /logout`: a confirmation form (a GET never ends the session, so a
 /// link or image elsewhere cannot log the user out).
-pub async fn authorize_logout_get(State(st): St, headers: HeaderMap) -> Response {
+pub(super) async fn authorize_logout_get(State(st): St, headers: HeaderMap) -> Response {
     let (csrf, new_cookie) = match cookies::get(&headers, CSRF_COOKIE) {
         Some(c) => (c, None),
         None => match random_token(32) {
@@ -322,7 +322,7 @@ pub async fn authorize_logout_get(State(st): St, headers: HeaderMap) -> Response
 
 /// `POST /logout` with `csrf`: ends the browser session and clears its
 /// cookie.
-pub async fn authorize_logout_post(
+pub(super) async fn authorize_logout_post(
     State(st): St,
     headers: HeaderMap,
     body: Bytes,

@@ -4,11 +4,11 @@
 
 use axum::http::{header, HeaderMap};
 
-pub const SESSION_COOKIE: &str = "mcpgate_session";
-pub const CSRF_COOKIE: &str = "mcpgate_csrf";
+pub(crate) const SESSION_COOKIE: &str = "mcpgate_session";
+pub(crate) const CSRF_COOKIE: &str = "mcpgate_csrf";
 
 /// The value of cookie `name`, if sent.
-pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -20,7 +20,7 @@ pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` value. `max_age` in seconds.
-pub fn set(name: &str, value: &str, path: &str, secure: bool, max_age: u64) -> String {
+pub(crate) fn set(name: &str, value: &str, path: &str, secure: bool, max_age: u64) -> String {
     let path = if path.is_empty() { "/" } else { path };
     let secure = if secure { "; Secure" } else { "" };
     format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")

@@ -21,7 +21,7 @@ fn decorate(mut r: Response) -> Response {
 }
 
 /// Answers preflights and marks responses as readable cross-origin.
-pub async fn cors_layer(req: Request, next: Next) -> Response {
+pub(super) async fn cors_layer(req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS {
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Headers every token-bearing or error JSON response carries.
-pub fn no_store(resp: &mut Response) {
+pub(super) fn no_store(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -32,7 +32,7 @@ fn log(e: &OAuthError) {
 }
 
 /// The JSON error response.
-pub fn oauth_error_response(e: &OAuthError) -> Response {
+pub(crate) fn oauth_error_response(e: &OAuthError) -> Response {
     log(e);
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut body = serde_json::json!({ "error": e.code.as_str() });

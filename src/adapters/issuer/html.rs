@@ -39,7 +39,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 /// A 303 redirect (also after POSTs, RFC 9700 §4.11).
-pub fn see_other(url: &str) -> Response {
+pub(super) fn see_other(url: &str) -> Response {
     match HeaderValue::from_str(url) {
         Ok(v) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -56,7 +56,7 @@ pub fn see_other(url: &str) -> Response {
     }
 }
 
-pub fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
     let body = format!(
         "<h1>Authorization error</h1><p class=\"err\">{}</p><p class=\"muted\">Error code: <code>{}</code></p>",
         text(message),
@@ -67,7 +67,7 @@ pub fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// The login page: username/password form (field names `req`, `csrf`,
 /// `username`, `password`, POSTed to `login_url`) and upstream links.
-pub fn login_page(v: &LoginView, csrf: &str, login_url: &str) -> Response {
+pub(super) fn login_page(v: &LoginView, csrf: &str, login_url: &str) -> Response {
     let mut body = format!(
         "<h1>Sign in</h1><p>to continue to <strong>{}</strong></p>",
         text(&v.client_name)
@@ -110,7 +110,7 @@ pub fn login_page(v: &LoginView, csrf: &str, login_url: &str) -> Response {
 
 /// The consent page (field names `req`, `csrf`, `decision` =
 /// `approve`|`deny`, POSTed to `consent_url`).
-pub fn consent_page(v: &ConsentView, csrf: &str, consent_url: &str) -> Response {
+pub(super) fn consent_page(v: &ConsentView, csrf: &str, consent_url: &str) -> Response {
     let scopes = if v.scopes.is_empty() {
         "<li>basic access</li>".to_owned()
     } else {
@@ -161,7 +161,7 @@ could receive the access. Approve only if you just started this application.</p>
 }
 
 /// The logout confirmation (field `csrf`, POSTed to `logout_url`).
-pub fn logout_page(csrf: &str, logout_url: &str, signed_in: bool) -> Response {
+pub(super) fn logout_page(csrf: &str, logout_url: &str, signed_in: bool) -> Response {
     let state = if signed_in {
         "You are signed in to this authorization server."
     } else {
@@ -177,7 +177,7 @@ pub fn logout_page(csrf: &str, logout_url: &str, signed_in: bool) -> Response {
     page(StatusCode::OK, "Sign out?", &body)
 }
 
-pub fn logged_out_page() -> Response {
+pub(super) fn logged_out_page() -> Response {
     page(
         StatusCode::OK,
         "Signed out",

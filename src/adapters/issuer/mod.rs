@@ -4,11 +4,11 @@
 mod admin;
 mod audit;
 mod authorize;
-pub mod cookies;
+pub(crate) mod cookies;
 mod cors;
 mod error;
 mod html;
-pub mod params;
+pub(crate) mod params;
 mod register;
 mod token;
 mod well_known;
@@ -22,8 +22,6 @@ use axum::Router;
 use ipnet::IpNet;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-
-pub use error::oauth_error_response;
 
 /// The client's address: the peer, or the nearest untrusted hop of
 /// `X-Forwarded-For` when the peer is a trusted proxy (a client cannot
@@ -52,7 +50,7 @@ pub(crate) fn client_ip(
 }
 
 /// Shared state of the issuer's handlers.
-pub struct IssuerState {
+pub(crate) struct IssuerState {
     pub core: Arc<Issuer>,
     pub metrics: IssuerMetrics,
     /// Proxies whose `X-Forwarded-For` is believed (registration rate limit).
@@ -78,7 +76,7 @@ fn request_histogram() -> prometheus_client::metrics::histogram::Histogram {
 
 /// The issuer's metrics.
 #[derive(Debug)]
-pub struct IssuerMetrics {
+pub(crate) struct IssuerMetrics {
     /// The root registry (`process_*` and the `mcpgate_issuer_*` families).
     pub registry: Registry,
     /// `responses_total{endpoint, result}`: result is `ok` or an error code.
@@ -95,7 +93,7 @@ pub struct IssuerMetrics {
 // === impl IssuerMetrics ===
 
 impl IssuerMetrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut root = crate::metrics::root_registry();
         let registry = root.sub_registry_with_prefix("mcpgate_issuer");
         crate::metrics::register_build_info(registry);
@@ -121,7 +119,7 @@ impl IssuerMetrics {
     }
 
     /// Observes one request of the public listener.
-    pub fn request_took(
+    pub(crate) fn request_took(
         &self,
         route: &str,
         method: &axum::http::Method,
@@ -155,7 +153,7 @@ impl IssuerMetrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn count(&self, endpoint: &'static str, result: &'static str) {
+    pub(crate) fn count(&self, endpoint: &'static str, result: &'static str) {
         self.responses
             .get_or_create(&[("endpoint", endpoint), ("result", result)])
             .inc();
@@ -171,7 +169,7 @@ impl Default for IssuerMetrics {
 /// The internal listener's routes (`admin_listen`): the admin API and
 /// Prometheus `/metrics`, at the root whatever the issuer's path, plus
 /// `/healthz`. The public listener serves none of them.
-pub fn admin_routes(state: Arc<IssuerState>) -> Router {
+pub(crate) fn admin_routes(state: Arc<IssuerState>) -> Router {
     Router::new()
         .route(HEALTHZ_PATH, get(well_known::health_live_get))
         .route(METRICS_PATH, get(well_known::health_metrics_get))
@@ -231,7 +229,7 @@ async fn request_metrics(
 /// The public issuer routes (OAuth, login, discovery, health). When the issuer URL has a path (`https://h/tenant`),
 /// endpoints live under it and the RFC 8414 path-suffixed well-known forms
 /// are served at the root too.
-pub fn routes(state: Arc<IssuerState>) -> Router {
+pub(crate) fn routes(state: Arc<IssuerState>) -> Router {
     let prefix = issuer_path(&state.core.settings().issuer);
     // What browser-based clients call with fetch(): CORS without
     // credentials (none of these endpoints reads cookies).

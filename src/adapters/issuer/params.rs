@@ -4,12 +4,12 @@
 
 /// Decoded `application/x-www-form-urlencoded` pairs.
 #[derive(Debug, Clone, Default)]
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 // === impl Params ===
 
 impl Params {
-    pub fn parse(raw: &[u8]) -> Self {
+    pub(crate) fn parse(raw: &[u8]) -> Self {
         Self(
             url::form_urlencoded::parse(raw)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -18,7 +18,7 @@ impl Params {
     }
 
     /// The first non-empty value of `name`.
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.0
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
@@ -26,7 +26,7 @@ impl Params {
     }
 
     /// All non-empty values of `name`.
-    pub fn all(&self, name: &str) -> Vec<String> {
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, v)| k == name && !v.is_empty())
@@ -35,7 +35,7 @@ impl Params {
     }
 
     /// Names (other than `except`) that appear more than once.
-    pub fn duplicated(&self, except: &[&str]) -> Vec<String> {
+    pub(crate) fn duplicated(&self, except: &[&str]) -> Vec<String> {
         let mut seen = std::collections::BTreeMap::<&str, usize>::new();
         for (k, _) in &self.0 {
             *seen.entry(k.as_str()).or_default() += 1;

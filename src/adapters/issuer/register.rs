@@ -43,7 +43,7 @@ fn reply<T: serde::Serialize>(
 }
 
 /// `POST /register`.
-pub async fn register_create_post(
+pub(super) async fn register_create_post(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -77,7 +77,7 @@ fn outcome<T>(r: &Result<T, OAuthError>) -> &'static str {
 }
 
 /// `GET /register/{client_id}`.
-pub async fn register_read_get(
+pub(super) async fn register_read_get(
     State(st): St,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -90,7 +90,7 @@ pub async fn register_read_get(
 }
 
 /// `PUT /register/{client_id}`.
-pub async fn register_update_put(
+pub(super) async fn register_update_put(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
@@ -108,7 +108,7 @@ pub async fn register_update_put(
 }
 
 /// `DELETE /register/{client_id}` (204).
-pub async fn register_delete_delete(
+pub(super) async fn register_delete_delete(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,

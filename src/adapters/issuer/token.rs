@@ -45,7 +45,7 @@ fn decode_part(s: &str) -> String {
 }
 
 /// The `Authorization` header value after `scheme ` (case-insensitive).
-pub fn auth_param<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+pub(super) fn auth_param<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (s, rest) = v.split_once(' ')?;
     s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
@@ -53,7 +53,7 @@ pub fn auth_param<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
 
 /// Client credentials from HTTP Basic (RFC 6749 §2.3.1: form-encoded id
 /// and secret) or the body. Using both is `invalid_request`.
-pub fn client_credentials(
+pub(super) fn client_credentials(
     headers: &HeaderMap,
     f: &Params,
 ) -> Result<ClientCredentials, OAuthError> {
@@ -102,7 +102,7 @@ fn json_no_store<T: serde::Serialize>(v: &T) -> Response {
 }
 
 /// `POST /token`.
-pub async fn token_exchange_post(
+pub(super) async fn token_exchange_post(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -154,7 +154,7 @@ pub async fn token_exchange_post(
 }
 
 /// `POST /revoke` (always 200 for unknown tokens).
-pub async fn token_revoke_post(
+pub(super) async fn token_revoke_post(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -200,7 +200,11 @@ pub async fn token_revoke_post(
 
 /// `POST /introspect`: a confidential client (its own tokens) or the admin
 /// bearer token (any token).
-pub async fn token_introspect_post(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn token_introspect_post(
+    State(st): St,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
         let f = form_body(&headers, &body)?;
         let who = if st.core.admin_authorized(auth_param(&headers, "Bearer")) {

@@ -18,12 +18,12 @@ fn cacheable(mut r: Response, secs: u32) -> Response {
 
 /// `GET /.well-known/oauth-authorization-server` and
 /// `/.well-known/openid-configuration` (and their path-suffixed forms).
-pub async fn well_known_metadata_get(State(st): St) -> Response {
+pub(super) async fn well_known_metadata_get(State(st): St) -> Response {
     cacheable(Json(st.core.server_metadata()).into_response(), 300)
 }
 
 /// `GET /jwks` and `/.well-known/jwks.json`.
-pub async fn well_known_jwks_get(State(st): St) -> Response {
+pub(super) async fn well_known_jwks_get(State(st): St) -> Response {
     let mut r = cacheable(Json(st.core.jwks()).into_response(), 60);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -33,13 +33,13 @@ pub async fn well_known_jwks_get(State(st): St) -> Response {
 }
 
 /// `GET /healthz`.
-pub async fn health_live_get() -> &'static str {
+pub(super) async fn health_live_get() -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: 503 while the store or the revocation sink does not
 /// answer (a revocation could not be acknowledged).
-pub async fn health_ready_get(State(st): St) -> Response {
+pub(super) async fn health_ready_get(State(st): St) -> Response {
     let not_ready = |reason: &str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +54,7 @@ pub async fn health_ready_get(State(st): St) -> Response {
 }
 
 /// `GET /metrics`.
-pub async fn health_metrics_get(State(st): St) -> Response {
+pub(super) async fn health_metrics_get(State(st): St) -> Response {
     (
         [(
             header::CONTENT_TYPE,

@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The dev mode's protected resource unless told otherwise.
-pub const DEV_RESOURCE: &str = "http://127.0.0.1:8081/mcp";
+pub(crate) const DEV_RESOURCE: &str = "http://127.0.0.1:8081/mcp";
 /// The dev mode's scopes unless told otherwise.
-pub const DEV_SCOPES: &[&str] = &["mcp:tools", "mcp:resources", "mcp:prompts"];
+pub(crate) const DEV_SCOPES: &[&str] = &["mcp:tools", "mcp:resources", "mcp:prompts"];
 /// The dev user's name unless told otherwise.
-pub const DEV_USERNAME: &str = "dev";
+pub(crate) const DEV_USERNAME: &str = "dev";
 
 /// Knobs of the dev configuration.
 #[derive(Debug, Clone)]
-pub struct DevOptions {
+pub(crate) struct DevOptions {
     /// Directory for `issuer.redb`; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     /// Defaults to 127.0.0.1:8080 (the issuer URL follows the bound address).
@@ -34,7 +34,7 @@ pub struct DevOptions {
 
 /// The dev configuration and the dev user's credentials (to print).
 #[derive(Debug, Clone)]
-pub struct DevConfig {
+pub(crate) struct DevConfig {
     pub config: IssuerConfig,
     pub username: String,
     pub password: String,
@@ -55,7 +55,7 @@ impl Default for DevOptions {
 }
 
 /// Builds the dev configuration (hashes the password with argon2).
-pub fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
+pub(crate) fn dev_default(o: DevOptions) -> Result<DevConfig, ConfigError> {
     if !o.listen.ip().is_loopback() {
         return Err(bad("listen", "dev mode listens on loopback only"));
     }

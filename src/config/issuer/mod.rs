@@ -4,7 +4,7 @@
 //! [`IssuerConfig`]. Every `Raw*` field is documented here, ending with
 //! "Defaults to …"; [`markdown_reference`] renders these docs for the README.
 
-pub mod dev;
+pub(crate) mod dev;
 #[cfg(test)]
 mod tests;
 mod validate;

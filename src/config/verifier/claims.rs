@@ -39,7 +39,7 @@ fn bad(msg: impl Into<String>) -> ConfigError {
 }
 
 /// Validates the entries against the trusted issuers.
-pub fn validate_issuer_claims(
+pub(crate) fn validate_issuer_claims(
     raw: Vec<RawIssuerClaims>,
     issuers: &[String],
 ) -> Result<HashMap<String, ClaimMapping>, ConfigError> {

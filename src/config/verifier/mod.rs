@@ -2,9 +2,9 @@
 //! (env wins) → [`RawConfig`] → [`RawConfig::validate`] → [`VerifierConfig`].
 //! Key documentation lives in [`keys::KEYS`].
 
-pub mod claims;
+pub(crate) mod claims;
 pub mod keys;
-pub mod routes;
+pub(crate) mod routes;
 
 use crate::config::common::{bad, words};
 pub use crate::config::common::{ConfigError, Env, Strings};

@@ -53,7 +53,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// back) only when the issuer cannot have pruned them: a `jti` expiring more
 /// than [`SKEW_MARGIN`] from now, a watermark newer than this (the sink
 /// keeps watermarks longer, `WATERMARK_RETENTION`).
-pub const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
+pub(super) const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
 /// Clock difference between issuer and verifier tolerated by the loss check.
 const SKEW_MARGIN: u64 = 60;
 /// Members asked for per ZSCAN page, and per write-back command.

@@ -68,10 +68,10 @@ struct LoadedKey {
 }
 
 /// Store key (in [`Namespace::Keys`]) of the agreed first key pair.
-pub const GENESIS: &str = "meta:genesis";
+pub(crate) const GENESIS: &str = "meta:genesis";
 /// Store key (in [`Namespace::Keys`]) of the signing-key version: the kid
 /// of the latest rotation's current key.
-pub const VERSION: &str = "meta:version";
+pub(crate) const VERSION: &str = "meta:version";
 
 /// PEM key material from files: the signing key, optionally the key to
 /// pre-publish, and retired keys still to publish.
@@ -125,7 +125,7 @@ fn invalid(e: impl std::fmt::Display) -> KeyError {
 }
 
 /// Generates a key pair as PKCS#8 PEM: RSA 2048, P-256 or Ed25519.
-pub fn generate_pem(alg: SigningAlg) -> Result<String, KeyError> {
+pub(crate) fn generate_pem(alg: SigningAlg) -> Result<String, KeyError> {
     use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
     let der: Vec<u8> = match alg {
         SigningAlg::RS256 => {
