@@ -176,24 +176,24 @@ pub struct VerifierMetrics {
     /// `decisions_total{protocol, decision, reason}`.
     pub decisions: StaticCounter<3>,
     /// `jwks_fetches_total{result}`.
-    pub jwks_fetches: StaticCounter<1>,
+    pub(crate) jwks_fetches: StaticCounter<1>,
     /// `jwks_last_success_timestamp_seconds{issuer}`: when each issuer's
     /// keys last loaded (unix seconds).
-    pub jwks_last_success: IssuerGauge,
+    pub(crate) jwks_last_success: IssuerGauge,
     /// `decision_duration_seconds{protocol}`: from the request read to the
     /// decision made.
-    pub decision_duration: StaticHistogram<1>,
+    pub(crate) decision_duration: StaticHistogram<1>,
     /// Seconds the revocation mirror has been out of touch (0 in sync).
-    pub revocation_staleness: Gauge<f64, AtomicU64>,
+    pub(crate) revocation_staleness: Gauge<f64, AtomicU64>,
     /// 1 while revocation data is past the staleness bound.
-    pub revocation_stale: Gauge,
+    pub(crate) revocation_stale: Gauge,
     /// Entries in the revocation mirror.
-    pub revocation_set_size: Gauge,
+    pub(crate) revocation_set_size: Gauge,
     /// Seconds from a revocation's publication to its application here.
-    pub revocation_propagation: Histogram,
+    pub(crate) revocation_propagation: Histogram,
     /// Mirrored revocations found missing from Redis on a resync (and
     /// written back).
-    pub revocation_store_lost: Counter,
+    pub(crate) revocation_store_lost: Counter,
 }
 
 // === impl VerifierMetrics ===
@@ -274,7 +274,7 @@ impl VerifierMetrics {
     }
 
     /// Observes how long one decision took.
-    pub fn decision_took(&self, protocol: &'static str, took: std::time::Duration) {
+    pub(crate) fn decision_took(&self, protocol: &'static str, took: std::time::Duration) {
         self.decision_duration
             .get_or_create(&[("protocol", protocol)])
             .observe(took.as_secs_f64());

@@ -7,7 +7,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Environment variable choosing the log format (`json` or `text`).
-pub const ENV_LOG_FORMAT: &str = "MCPGW_LOG_FORMAT";
+pub(crate) const ENV_LOG_FORMAT: &str = "MCPGW_LOG_FORMAT";
 
 /// Set once an OTLP exporter is installed: spans are only made for export.
 #[cfg(feature = "otlp")]
@@ -19,7 +19,7 @@ static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// off, or no `OTEL_EXPORTER_OTLP_ENDPOINT`) it is [`tracing::Span::none`]
 /// and costs nothing. The decision log line carries the `trace_id` either
 /// way.
-pub fn remote_span(
+pub(crate) fn remote_span(
     name: &'static str,
     traceparent: Option<&str>,
     tracestate: Option<&str>,
@@ -36,7 +36,7 @@ pub fn remote_span(
 /// `traceparent` / `tracestate` (a malformed or absent one starts a new
 /// trace), parsed by the SDK's own propagator.
 #[cfg(feature = "otlp")]
-pub fn continued_span(
+pub(crate) fn continued_span(
     name: &'static str,
     traceparent: Option<&str>,
     tracestate: Option<&str>,

@@ -14,11 +14,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct HeaderPlan {
     /// Lower-case header names, in [`IDENTITY_SLOTS`] order.
-    pub identity: [String; IDENTITY_SLOTS.len()],
+    pub(crate) identity: [String; IDENTITY_SLOTS.len()],
     /// Remove `Authorization` before forwarding (MCP: no token passthrough).
-    pub remove_authorization: bool,
+    pub(crate) remove_authorization: bool,
     /// The same names, parsed once for the HTTP adapter.
-    pub http_names: Vec<http::HeaderName>,
+    pub(crate) http_names: Vec<http::HeaderName>,
 }
 
 // === impl HeaderPlan ===
@@ -47,14 +47,14 @@ pub struct VerifierState {
     pub authorizer: Authorizer,
     pub headers: HeaderPlan,
     pub metrics: Arc<VerifierMetrics>,
-    pub prm: PrmDocs,
+    pub(crate) prm: PrmDocs,
     /// The authorization server's metadata at the resource origin.
     pub as_metadata: AsMetadata,
     pub trusted_proxies: Vec<IpNet>,
     /// Whether every issuer's keys are loaded (reported by /readyz).
     pub jwks_loaded: Arc<dyn Fn() -> bool + Send + Sync>,
     /// Entries in the revocation mirror, if known.
-    pub revocation_len: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
+    pub(crate) revocation_len: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
     /// Share of allows logged at info (0 = none; denials always are).
     pub log_allow_sample: f64,
 }
@@ -113,13 +113,13 @@ pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 // === impl VerifierState ===
 
 impl VerifierState {
-    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         crate::domain::net::is_trusted_proxy(&self.trusted_proxies, ip)
     }
 
     /// The Host of the original request: `X-Forwarded-Host` /
     /// `X-Original-Host` from a trusted proxy, else `Host`.
-    pub fn effective_host<'a>(&self, peer: SocketAddr, h: &'a HeaderMap) -> &'a str {
+    pub(crate) fn effective_host<'a>(&self, peer: SocketAddr, h: &'a HeaderMap) -> &'a str {
         if self.is_trusted_proxy(peer.ip()) {
             if let Some(v) =
                 header_str(h, "x-forwarded-host").or_else(|| header_str(h, "x-original-host"))
@@ -207,7 +207,7 @@ impl VerifierState {
     }
 
     /// Revocation staleness in seconds, and whether past the bound.
-    pub fn revocation_status(&self) -> (f64, bool) {
+    pub(crate) fn revocation_status(&self) -> (f64, bool) {
         match self.authorizer.revocation_stale_for() {
             None => (0.0, false),
             Some(age) => (

@@ -74,7 +74,7 @@ pub struct RunningIssuer {
 }
 
 /// Opens the configured store.
-pub async fn build_store(
+pub(crate) async fn build_store(
     cfg: &StoreBackend,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Store>, StartError> {
@@ -84,7 +84,7 @@ pub async fn build_store(
 }
 
 /// Connects the configured revocation sink.
-pub async fn build_revocations(
+pub(crate) async fn build_revocations(
     cfg: &RevocationConfig,
     clock: Arc<dyn Clock>,
     max_token_lifetime: Duration,
@@ -100,7 +100,7 @@ pub async fn build_revocations(
 }
 
 /// Builds the github/google/oidc providers (OIDC ones run discovery now).
-pub async fn build_idps(
+pub(crate) async fn build_idps(
     providers: &[ProviderConfig],
     clock: Arc<dyn Clock>,
 ) -> Result<Vec<Arc<dyn UpstreamIdp>>, StartError> {
@@ -157,7 +157,7 @@ pub async fn build_idps(
 }
 
 /// The SSRF-guarded metadata document fetcher (`None` when CIMD is off).
-pub fn build_fetcher(
+pub(crate) fn build_fetcher(
     cimd: &CimdSettings,
     allow_private_addresses: bool,
 ) -> Option<Arc<dyn MetadataFetcher>> {

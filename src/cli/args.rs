@@ -5,15 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The issuer URL unless `--issuer` / [`ENV_ISSUER`] says otherwise.
-pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
-pub const ENV_ISSUER: &str = "MCPGATE_ISSUER";
-pub const ENV_TOKEN_FILE: &str = "MCPGATE_TOKEN_FILE";
-pub const ENV_ADMIN_TOKEN: &str = "MCPGATE_ADMIN_TOKEN";
-pub const ENV_ADMIN_URL: &str = "MCPGATE_ADMIN_URL";
+pub(crate) const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+pub(crate) const ENV_ISSUER: &str = "MCPGATE_ISSUER";
+pub(crate) const ENV_TOKEN_FILE: &str = "MCPGATE_TOKEN_FILE";
+pub(crate) const ENV_ADMIN_TOKEN: &str = "MCPGATE_ADMIN_TOKEN";
+pub(crate) const ENV_ADMIN_URL: &str = "MCPGATE_ADMIN_URL";
 /// The issuer's admin listener (`admin_listen`) unless `--admin-url` says otherwise.
-pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8090";
-pub const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGATE_INITIAL_ACCESS_TOKEN";
-pub const ENV_DEV_PASSWORD: &str = "MCPGATE_DEV_PASSWORD";
+pub(crate) const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8090";
+pub(crate) const ENV_INITIAL_ACCESS_TOKEN: &str = "MCPGATE_INITIAL_ACCESS_TOKEN";
+pub(crate) const ENV_DEV_PASSWORD: &str = "MCPGATE_DEV_PASSWORD";
 
 /// OAuth 2.1 client for MCP servers protected by mcpgate.
 #[derive(Debug, Parser)]
@@ -71,7 +71,7 @@ pub struct RegisterArgs {
     pub confidential: bool,
     /// RFC 7591 initial access token, if the issuer requires one.
     #[arg(long, env = ENV_INITIAL_ACCESS_TOKEN, hide_env_values = true)]
-    pub initial_access_token: Option<String>,
+    pub(crate) initial_access_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -88,13 +88,13 @@ pub struct LoginArgs {
     pub scope: Option<String>,
     /// Do not start a browser; only print the URL.
     #[arg(long)]
-    pub no_browser: bool,
+    pub(crate) no_browser: bool,
     /// Loopback port for the redirect. Defaults to any free port.
     #[arg(long)]
     pub port: Option<u16>,
     /// RFC 7591 initial access token, if the issuer requires one.
     #[arg(long, env = ENV_INITIAL_ACCESS_TOKEN, hide_env_values = true)]
-    pub initial_access_token: Option<String>,
+    pub(crate) initial_access_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -207,16 +207,16 @@ pub struct DevArgs {
     /// Keep the issuer's data (keys, clients, tokens) in DIR/issuer.redb.
     /// Defaults to memory only.
     #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// The issuer's listen address (loopback only).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
     /// The verifier's ForwardAuth/PRM listen address.
     #[arg(long, default_value = "127.0.0.1:8081")]
-    pub verifier_http: SocketAddr,
+    pub(crate) verifier_http: SocketAddr,
     /// The verifier's ext_authz gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:9191")]
-    pub verifier_grpc: SocketAddr,
+    pub(crate) verifier_grpc: SocketAddr,
     /// The protected resource. Defaults to http://<verifier-http>/mcp.
     #[arg(long)]
     pub resource: Option<String>,
@@ -229,10 +229,10 @@ pub struct DevArgs {
     /// Access-token lifetime in seconds (at least 30; short ones exercise
     /// clients' refresh). Defaults to 3600.
     #[arg(long, value_name = "SECS")]
-    pub access_token_ttl: Option<u64>,
+    pub(crate) access_token_ttl: Option<u64>,
     /// A verifier TOML file (routes, tool scopes, issuer_claims, ...); its
     /// listen addresses and issuers are replaced by dev's. Defaults to one
     /// route for --resource.
     #[arg(long, value_name = "FILE")]
-    pub verifier_config: Option<PathBuf>,
+    pub(crate) verifier_config: Option<PathBuf>,
 }

@@ -25,8 +25,6 @@ use std::path::PathBuf;
 pub const EXIT_OK: u8 = 0;
 /// Exit code for a failed operation.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for bad usage (what clap uses).
-pub const EXIT_USAGE: u8 = 2;
 /// Exit code for bad configuration (sysexits `EX_USAGE`, as the servers).
 pub use crate::app::EXIT_CONFIG;
 
@@ -86,7 +84,7 @@ fn for_resource(r: &Option<String>) -> String {
 
 /// Replaces control characters (terminal escapes) in text that came from
 /// the network before it is shown.
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()

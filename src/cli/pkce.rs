@@ -20,12 +20,12 @@ pub(crate) struct Expect {
     pub issuer: String,
     /// The issuer advertised `authorization_response_iss_parameter_supported`,
     /// so `iss` must be present.
-    pub iss_required: bool,
+    pub(crate) iss_required: bool,
 }
 
 /// Why a callback was not accepted.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// Not our request (missing or wrong `state`): ignore it and keep
     /// waiting for the real one.
     Foreign,

@@ -23,9 +23,9 @@ pub struct ClaimMapping {
     /// Claims tried in order for the user name.
     pub name_claims: Vec<String>,
     /// The email claim.
-    pub email_claim: String,
+    pub(crate) email_claim: String,
     /// Claims holding roles or groups (string or array of strings).
-    pub role_claims: Vec<String>,
+    pub(crate) role_claims: Vec<String>,
     /// Scopes granted for a role or group found in `role_claims`.
     pub role_scopes: BTreeMap<String, Vec<String>>,
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The `typ` header of an RFC 9068 access token.
-pub const AT_JWT_TYP: &str = "at+jwt";
+pub(crate) const AT_JWT_TYP: &str = "at+jwt";
 
 /// The claims mcpgate issues and the verifier reads (RFC 9068 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl Scopes {
     }
 
     #[allow(clippy::should_implement_trait)]
-    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
+    pub(crate) fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
         Self(it.into_iter().map(Into::into).collect())
     }
 
@@ -101,16 +101,12 @@ impl Scopes {
         Self(required.0.difference(&self.0).cloned().collect())
     }
 
-    pub fn is_superset(&self, other: &Scopes) -> bool {
+    pub(crate) fn is_superset(&self, other: &Scopes) -> bool {
         self.0.is_superset(&other.0)
     }
 
-    pub fn union(&self, other: &Scopes) -> Scopes {
+    pub(crate) fn union(&self, other: &Scopes) -> Scopes {
         Self(self.0.union(&other.0).cloned().collect())
-    }
-
-    pub fn intersection(&self, other: &Scopes) -> Scopes {
-        Self(self.0.intersection(&other.0).cloned().collect())
     }
 }
 
@@ -129,7 +125,7 @@ impl std::fmt::Display for Scopes {
 }
 
 /// RFC 6749 §3.3 scope-token characters: %x21 / %x23-5B / %x5D-7E.
-pub fn is_valid_scope_token(s: &str) -> bool {
+pub(crate) fn is_valid_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))

@@ -24,22 +24,17 @@ pub struct FixedClock {
 }
 
 /// Seconds since the Unix epoch (0 for times before it).
-pub fn unix_secs(t: SystemTime) -> u64 {
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
 /// Milliseconds since the Unix epoch (0 for times before it).
-pub fn unix_millis(t: SystemTime) -> u64 {
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// The `SystemTime` for a count of seconds since the Unix epoch.
-pub fn from_unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 // === impl SystemClock ===

@@ -22,13 +22,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 pub const JTI_KEY: &str = "{mcpgate}:revoked:jti";
-pub const SUBJECT_KEY: &str = "{mcpgate}:revoked:sub";
-pub const CLIENT_KEY: &str = "{mcpgate}:revoked:client";
-pub const CHANNEL: &str = "mcpgate:revocations";
+pub(crate) const SUBJECT_KEY: &str = "{mcpgate}:revoked:sub";
+pub(crate) const CLIENT_KEY: &str = "{mcpgate}:revoked:client";
+pub(crate) const CHANNEL: &str = "mcpgate:revocations";
 pub const LOG_KEY: &str = "{mcpgate}:revoked:log";
-pub const EPOCH_KEY: &str = "{mcpgate}:revoked:epoch";
+pub(crate) const EPOCH_KEY: &str = "{mcpgate}:revoked:epoch";
 /// Approximate length the revocation stream is trimmed to (`MAXLEN ~`).
-pub const LOG_CAP: u64 = 100_000;
+pub(crate) const LOG_CAP: u64 = 100_000;
 
 /// One revocation, as stored and as published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,11 +46,11 @@ pub enum Revocation {
 /// when it was published (unix millis), so subscribers can measure how
 /// long it took to reach them. Messages without `published_ms` are valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Published {
+pub(crate) struct Published {
     #[serde(flatten)]
     pub revocation: Revocation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub published_ms: Option<u64>,
+    pub(crate) published_ms: Option<u64>,
 }
 
 /// The facts about a token that revocation is decided on.
@@ -65,7 +65,7 @@ pub struct TokenRef<'a> {
 /// An in-memory revocation set: the verifier's mirror, and the issuer's
 /// embedded (single-process) store.
 #[derive(Debug, Default, Clone)]
-pub struct RevocationSet {
+pub(crate) struct RevocationSet {
     jtis: HashMap<String, u64>,
     subjects: HashMap<String, u64>,
     clients: HashMap<String, u64>,
@@ -89,7 +89,7 @@ impl Revocation {
 impl Revocation {
     /// A stable key naming what is revoked (kind and id), for records that
     /// keep one entry per revoked thing.
-    pub fn record_key(&self) -> String {
+    pub(crate) fn record_key(&self) -> String {
         match self {
             Revocation::Jti { id, .. } => format!("jti:{id}"),
             Revocation::Subject { id, .. } => format!("sub:{id}"),
@@ -101,7 +101,7 @@ impl Revocation {
 // === impl RevocationSet ===
 
 impl RevocationSet {
-    pub fn apply(&mut self, r: &Revocation) {
+    pub(crate) fn apply(&mut self, r: &Revocation) {
         let (map, id, v) = match r {
             Revocation::Jti { id, exp } => (&mut self.jtis, id, *exp),
             Revocation::Subject { id, before } => (&mut self.subjects, id, *before),
@@ -111,7 +111,7 @@ impl RevocationSet {
         *e = (*e).max(v);
     }
 
-    pub fn is_revoked(&self, t: TokenRef<'_>) -> bool {
+    pub(crate) fn is_revoked(&self, t: TokenRef<'_>) -> bool {
         if self.jtis.contains_key(t.jti) {
             return true;
         }
@@ -125,7 +125,8 @@ impl RevocationSet {
 
     /// Entries of `self` that `other` lacks, or holds with a lower score
     /// (what `other` would have to gain to cover `self`).
-    pub fn missing_from(&self, other: &RevocationSet) -> Vec<Revocation> {
+    #[cfg(test)]
+    pub(crate) fn missing_from(&self, other: &RevocationSet) -> Vec<Revocation> {
         let below = |mine: &HashMap<String, u64>, theirs: &HashMap<String, u64>| {
             mine.iter()
                 .filter(|(id, v)| theirs.get(*id).is_none_or(|t| t < v))
@@ -152,36 +153,15 @@ impl RevocationSet {
     }
 
     /// Drops entries that can no longer match a live token.
-    pub fn prune(&mut self, now: u64, max_token_lifetime_secs: u64) {
+    pub(crate) fn prune(&mut self, now: u64, max_token_lifetime_secs: u64) {
         self.jtis.retain(|_, exp| *exp >= now);
         let horizon = now.saturating_sub(max_token_lifetime_secs);
         self.subjects.retain(|_, b| *b >= horizon);
         self.clients.retain(|_, b| *b >= horizon);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.jtis.len() + self.subjects.len() + self.clients.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn entries(&self) -> Vec<Revocation> {
-        let mut v: Vec<Revocation> = Vec::with_capacity(self.len());
-        v.extend(self.jtis.iter().map(|(id, exp)| Revocation::Jti {
-            id: id.clone(),
-            exp: *exp,
-        }));
-        v.extend(self.subjects.iter().map(|(id, b)| Revocation::Subject {
-            id: id.clone(),
-            before: *b,
-        }));
-        v.extend(self.clients.iter().map(|(id, b)| Revocation::Client {
-            id: id.clone(),
-            before: *b,
-        }));
-        v
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// Constant-time equality of two byte strings (length may leak, content not).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
@@ -22,12 +22,12 @@ pub fn pkce_s256(verifier: &str) -> String {
 /// callers fail closed rather than fall back to anything weaker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the system random number generator failed")]
-pub struct RngError;
+pub(crate) struct RngError;
 
 /// A fresh random token: `bytes` bytes from the system CSPRNG, unpadded
 /// base64url. The one generator for every token, code, `state` and PKCE
 /// verifier the issuer and the CLI make.
-pub fn random_b64(bytes: usize) -> Result<String, RngError> {
+pub(crate) fn random_b64(bytes: usize) -> Result<String, RngError> {
     use base64::Engine;
     let mut buf = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut buf).map_err(|_| RngError)?;

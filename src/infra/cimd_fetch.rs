@@ -90,7 +90,7 @@ const BLOCKED_V6: &[(u16, u8)] = &[
 ];
 
 /// Whether `ip` is a globally routable unicast address a server may fetch.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),
@@ -146,7 +146,7 @@ fn embedded_v4(hi: u16, lo: u16) -> Ipv4Addr {
 
 /// `max-age` from a `Cache-Control` value, clamped to `max`; `None` when the
 /// response must not be cached (`no-store`, `no-cache`) or says nothing.
-pub fn cache_max_age(header: Option<&str>, max: Duration) -> Option<Duration> {
+pub(crate) fn cache_max_age(header: Option<&str>, max: Duration) -> Option<Duration> {
     let header = header?;
     let mut age = None;
     for directive in header.split(',') {

@@ -20,7 +20,7 @@ pub trait JwksFetcher: Send + Sync + 'static {
 }
 
 /// The production fetcher on reqwest.
-pub struct HttpJwksFetcher {
+pub(crate) struct HttpJwksFetcher {
     client: reqwest::Client,
     max_bytes: usize,
 }
@@ -29,18 +29,18 @@ pub struct HttpJwksFetcher {
 #[derive(Debug, Clone)]
 pub struct JwksSettings {
     /// Least time between two miss-triggered fetches per issuer.
-    pub min_refetch_interval: Duration,
+    pub(crate) min_refetch_interval: Duration,
     /// Period of the background refresh.
-    pub refresh_interval: Duration,
+    pub(crate) refresh_interval: Duration,
 }
 
 /// Fetch outcomes, `{result}` = ok / error / rate_limited.
 /// What the cache reports: fetches by result, and when each issuer's keys
 /// last loaded.
 #[derive(Debug, Clone, Default)]
-pub struct JwksStats {
+pub(crate) struct JwksStats {
     pub fetches: crate::metrics::StaticCounter<1>,
-    pub last_success: crate::metrics::IssuerGauge,
+    pub(crate) last_success: crate::metrics::IssuerGauge,
 }
 
 struct IssuerState {
@@ -54,7 +54,7 @@ struct IssuerState {
 }
 
 /// The verifier's [`KeySource`].
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     issuers: HashMap<String, Arc<IssuerState>>,
     fetcher: Arc<dyn JwksFetcher>,
     settings: JwksSettings,
@@ -64,7 +64,7 @@ pub struct JwksCache {
 // === impl HttpJwksFetcher ===
 
 impl HttpJwksFetcher {
-    pub fn new(timeout: Duration, max_bytes: usize) -> Result<Self, String> {
+    pub(crate) fn new(timeout: Duration, max_bytes: usize) -> Result<Self, String> {
         let client = super::http_client::build(
             reqwest::Client::builder()
                 .timeout(timeout)
@@ -102,7 +102,7 @@ impl JwksFetcher for HttpJwksFetcher {
 
 impl JwksCache {
     /// `issuers`: (issuer URL, explicit jwks_uri if any).
-    pub fn new(
+    pub(crate) fn new(
         issuers: Vec<(String, Option<String>)>,
         fetcher: Arc<dyn JwksFetcher>,
         settings: JwksSettings,
@@ -136,7 +136,7 @@ impl JwksCache {
     }
 
     /// Fetches every issuer's keys once (errors are logged, not fatal).
-    pub async fn refresh_all(&self) {
+    pub(crate) async fn refresh_all(&self) {
         for st in self.issuers.values() {
             let _g = st.fetch.lock().await;
             self.fetch(st).await;
@@ -144,7 +144,7 @@ impl JwksCache {
     }
 
     /// Refreshes all issuers every `refresh_interval` until dropped.
-    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = Arc::downgrade(self);
         let every = self.settings.refresh_interval;
         tokio::spawn(async move {
@@ -157,7 +157,7 @@ impl JwksCache {
     }
 
     /// Whether every issuer has at least one key.
-    pub fn all_loaded(&self) -> bool {
+    pub(crate) fn all_loaded(&self) -> bool {
         self.issuers.values().all(|s| {
             s.keys.run_pending_tasks();
             s.keys.entry_count() > 0
@@ -327,7 +327,7 @@ fn verify_key(p: &AlgorithmParameters) -> Option<VerifyKey> {
 }
 
 /// Parses a JWK Set, keeping only RS256 / ES256 / EdDSA signature keys.
-pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerifyKey>, String> {
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerifyKey>, String> {
     #[derive(serde::Deserialize)]
     struct Set {
         keys: Vec<serde_json::Value>,

@@ -76,7 +76,8 @@ impl CompactTokenCache {
     }
 
     /// Number of distinct identities held.
-    pub fn identities(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn identities(&self) -> usize {
         self.identities.lock().map_or(0, |i| i.set.len())
     }
 }
@@ -115,7 +116,7 @@ impl TokenCache for CompactTokenCache {
 }
 
 /// No cache: every token is verified in full (`token_cache_capacity = 0`).
-pub struct NoTokenCache;
+pub(crate) struct NoTokenCache;
 
 impl TokenCache for NoTokenCache {
     fn get(&self, _h: &TokenHash) -> Option<Arc<VerifiedToken>> {
@@ -126,7 +127,7 @@ impl TokenCache for NoTokenCache {
 }
 
 /// The cache for a configured capacity (0 = none).
-pub fn for_capacity(capacity: u64, ttl: Duration) -> Arc<dyn TokenCache> {
+pub(crate) fn for_capacity(capacity: u64, ttl: Duration) -> Arc<dyn TokenCache> {
     match capacity {
         0 => Arc::new(NoTokenCache),
         n => Arc::new(CompactTokenCache::new(n, ttl)),

@@ -8,12 +8,12 @@ use serde::Serialize;
 
 /// A client as the admin API lists it (no secrets or hashes).
 #[derive(Debug, Clone, Serialize)]
-pub struct ClientSummary {
+pub(crate) struct ClientSummary {
     pub client_id: String,
     pub client_name: Option<String>,
     pub redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: Option<String>,
-    pub client_id_issued_at: u64,
+    pub(crate) client_id_issued_at: u64,
     pub expires_at: Option<u64>,
 }
 
@@ -22,14 +22,14 @@ pub struct ClientSummary {
 impl Issuer {
     /// Whether `unverified` is the configured admin token (constant time);
     /// always false when none is configured.
-    pub fn admin_authorized(&self, unverified: Option<&str>) -> bool {
+    pub(crate) fn admin_authorized(&self, unverified: Option<&str>) -> bool {
         match (&self.settings.admin_token, unverified) {
             (Some(t), Some(u)) => t.matches(u),
             _ => false,
         }
     }
 
-    pub async fn admin_list_clients(&self) -> Result<Vec<ClientSummary>, OAuthError> {
+    pub(crate) async fn admin_list_clients(&self) -> Result<Vec<ClientSummary>, OAuthError> {
         let now = self.now();
         let mut out = Vec::new();
         for (id, v) in self.store.list(Namespace::Clients).await? {
@@ -53,7 +53,7 @@ impl Issuer {
     }
 
     /// Deletes a registered client (and revokes its tokens); false if unknown.
-    pub async fn admin_delete_client(&self, client_id: &str) -> Result<bool, OAuthError> {
+    pub(crate) async fn admin_delete_client(&self, client_id: &str) -> Result<bool, OAuthError> {
         if self
             .store
             .get(Namespace::Clients, client_id)

@@ -19,7 +19,7 @@ const IGNORED_SCOPES: &[&str] = &["offline_access"];
 
 /// The authorization request parameters, as sent.
 #[derive(Debug, Default, Clone)]
-pub struct AuthorizeParams {
+pub(crate) struct AuthorizeParams {
     pub response_type: Option<String>,
     pub client_id: Option<String>,
     pub redirect_uri: Option<String>,
@@ -35,7 +35,7 @@ pub struct AuthorizeParams {
 
 /// A failed authorization step.
 #[derive(Debug)]
-pub enum AuthorizeFailure {
+pub(crate) enum AuthorizeFailure {
     /// The client or redirect URI cannot be trusted: show an error page.
     Page(OAuthError),
     /// Send the browser back to the client with the error (RFC 6749
@@ -45,7 +45,7 @@ pub enum AuthorizeFailure {
 
 /// Where the browser goes next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Log in (`/login?req=<id>`).
     Login(String),
     /// Approve the client (`/consent?req=<id>`).
@@ -103,7 +103,7 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> Result<String, OAuthError> 
 
 impl Issuer {
     /// An error redirect to a validated redirect URI.
-    pub fn error_redirect(
+    pub(crate) fn error_redirect(
         &self,
         redirect_uri: &str,
         state: Option<&str>,
@@ -130,7 +130,10 @@ impl Issuer {
 
     /// The configured resource a request names (RFC 8707), or the
     /// configured `default_resource` when it names none.
-    pub fn resolve_resource(&self, sent: &[String]) -> Result<&ResourceSettings, OAuthError> {
+    pub(crate) fn resolve_resource(
+        &self,
+        sent: &[String],
+    ) -> Result<&ResourceSettings, OAuthError> {
         let resources = &self.settings.resources;
         let mut found: Vec<&ResourceSettings> = Vec::new();
         for one in sent {
@@ -156,7 +159,7 @@ impl Issuer {
 
     /// The scopes to grant: the request's (or the defaults), each allowed
     /// for the resource and the client.
-    pub fn resolve_scopes(
+    pub(crate) fn resolve_scopes(
         &self,
         requested: Option<&str>,
         resource: &ResourceSettings,
@@ -207,7 +210,7 @@ impl Issuer {
 
     /// Validates an authorization request and stores it as pending; returns
     /// its id. `csrf` is the browser's CSRF cookie value.
-    pub async fn authorize_start(
+    pub(crate) async fn authorize_start(
         &self,
         p: AuthorizeParams,
         csrf: &str,
@@ -282,7 +285,7 @@ impl Issuer {
 
     /// Issues the code for a completed request and builds the success
     /// redirect (`code`, `state`, `iss`).
-    pub async fn issue_code(&self, p: &PendingRecord) -> Result<String, OAuthError> {
+    pub(crate) async fn issue_code(&self, p: &PendingRecord) -> Result<String, OAuthError> {
         let user = p
             .user
             .clone()

@@ -41,13 +41,13 @@ pub trait MetadataFetcher: Send + Sync + 'static {
 }
 
 /// Whether a `client_id` is a Client ID Metadata Document URL.
-pub fn is_metadata_url(client_id: &str) -> bool {
+pub(crate) fn is_metadata_url(client_id: &str) -> bool {
     client_id.starts_with("https://")
 }
 
 /// The draft's rules for a metadata `client_id`: https, a host, a path
 /// beyond "/", no fragment, credentials or dot segments.
-pub fn valid_metadata_url(client_id: &str) -> bool {
+pub(crate) fn valid_metadata_url(client_id: &str) -> bool {
     let Ok(u) = url::Url::parse(client_id) else {
         return false;
     };
@@ -71,7 +71,7 @@ pub fn valid_metadata_url(client_id: &str) -> bool {
 /// rules): JSON whose `client_id` is its URL, no secrets, a public client
 /// (`token_endpoint_auth_method` `none`), then the RFC 7591 checks every
 /// registration passes. Errors are `invalid_client` with a safe description.
-pub fn document_metadata(
+pub(crate) fn document_metadata(
     url: &str,
     body: &[u8],
     supported: &Scopes,

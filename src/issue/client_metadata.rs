@@ -33,22 +33,22 @@ pub struct ClientMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
+    pub(crate) logo_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tos_uri: Option<String>,
+    pub(crate) tos_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_uri: Option<String>,
+    pub(crate) policy_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contacts: Vec<String>,
+    pub(crate) contacts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
     /// `web` or `native` (OIDC Registration §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_type: Option<String>,
+    pub(crate) application_type: Option<String>,
 }
 
 fn bad_meta(d: impl Into<String>) -> OAuthError {

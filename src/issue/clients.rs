@@ -36,7 +36,10 @@ impl Issuer {
     /// Finds a client. Unknown and expired registrations are `Ok(None)`;
     /// a metadata document that cannot be used is an `invalid_client` error
     /// with a safe description.
-    pub async fn lookup_client(&self, client_id: &str) -> Result<Option<ClientRecord>, OAuthError> {
+    pub(crate) async fn lookup_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientRecord>, OAuthError> {
         if is_metadata_url(client_id) {
             if !self.settings.cimd.enabled || self.fetcher.is_none() {
                 return Ok(None);
@@ -100,7 +103,7 @@ impl Issuer {
 
     /// Authenticates a client (RFC 6749 §2.3.1): a client with a secret must
     /// present it (Basic or post); a public client must not send one.
-    pub async fn authenticate_client(
+    pub(crate) async fn authenticate_client(
         &self,
         creds: &ClientCredentials,
     ) -> Result<ClientRecord, OAuthError> {

@@ -37,11 +37,11 @@ pub enum ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     /// Shown to the client (`error_description`); never contains secrets.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Answer `invalid_client` with `WWW-Authenticate: Basic` (RFC 6749 §5.2).
-    pub basic_challenge: bool,
+    pub(crate) basic_challenge: bool,
     /// For logs only.
-    pub cause: Option<String>,
+    pub(crate) cause: Option<String>,
 }
 
 // === impl ErrorCode ===
@@ -68,7 +68,7 @@ impl ErrorCode {
     }
 
     /// The HTTP status of a direct (non-redirect) error response.
-    pub fn http_status(&self) -> u16 {
+    pub(crate) fn http_status(&self) -> u16 {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
             ErrorCode::AccessDenied => 403,
@@ -93,7 +93,7 @@ impl OAuthError {
     }
 
     /// An error without a description.
-    pub fn bare(code: ErrorCode) -> Self {
+    pub(crate) fn bare(code: ErrorCode) -> Self {
         Self {
             code,
             description: None,
@@ -103,12 +103,12 @@ impl OAuthError {
     }
 
     /// Attaches a log-only cause.
-    pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
         self.cause = Some(cause.to_string());
         self
     }
 
-    pub fn with_basic_challenge(mut self, yes: bool) -> Self {
+    pub(crate) fn with_basic_challenge(mut self, yes: bool) -> Self {
         self.basic_challenge = yes;
         self
     }
@@ -137,12 +137,12 @@ impl OAuthError {
         Self::bare(ErrorCode::InvalidToken)
     }
 
-    pub fn server_error(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn server_error(cause: impl std::fmt::Display) -> Self {
         Self::bare(ErrorCode::ServerError).with_cause(cause)
     }
 
     /// The cause for logs, or the description.
-    pub fn log_detail(&self) -> &str {
+    pub(crate) fn log_detail(&self) -> &str {
         self.cause
             .as_deref()
             .or(self.description.as_deref())

@@ -31,43 +31,43 @@ pub(crate) const HASH_WAIT: Duration = Duration::from_secs(2);
 
 /// What the login page shows.
 #[derive(Debug, Clone)]
-pub struct LoginView {
+pub(crate) struct LoginView {
     pub request_id: String,
     pub client_name: String,
     /// Display name of the static username/password provider, if any.
-    pub static_provider: Option<String>,
+    pub(crate) static_provider: Option<String>,
     /// `(id, display name)` of upstream providers.
-    pub upstreams: Vec<(String, String)>,
+    pub(crate) upstreams: Vec<(String, String)>,
     pub error: Option<String>,
 }
 
 /// What the consent page shows.
 #[derive(Debug, Clone)]
-pub struct ConsentView {
+pub(crate) struct ConsentView {
     pub request_id: String,
     pub client_id: String,
     pub client_name: String,
     /// Whether the name was asserted by the client itself (dynamic
     /// registration, metadata documents): shown as unverified.
-    pub name_unverified: bool,
+    pub(crate) name_unverified: bool,
     /// Host the browser will be sent to (MUST be shown for CIMD clients).
-    pub redirect_host: String,
+    pub(crate) redirect_host: String,
     /// The full redirect URI.
     pub redirect_uri: String,
     /// The redirect goes to this machine (any local program could be
     /// listening there).
-    pub redirect_local: bool,
+    pub(crate) redirect_local: bool,
     pub scopes: Vec<String>,
     pub resource: String,
     /// `None` before the login (consent comes first for upstream logins).
     pub user: Option<String>,
     /// The provider the user will sign in with after approving.
-    pub next_provider: Option<String>,
+    pub(crate) next_provider: Option<String>,
 }
 
 /// The result of a username/password attempt.
 #[derive(Debug)]
-pub enum LoginOutcome {
+pub(crate) enum LoginOutcome {
     /// Logged in: the new session token, and where to go.
     Ok { session: String, next: Next },
     /// Wrong credentials: show the form again.
@@ -160,7 +160,7 @@ impl Issuer {
     }
 
     /// Creates a browser session; returns its cookie value.
-    pub async fn create_session(&self, user: &UpstreamUser) -> Result<String, OAuthError> {
+    pub(crate) async fn create_session(&self, user: &UpstreamUser) -> Result<String, OAuthError> {
         let token = random_token(32)?;
         let rec = SessionRecord {
             user: user.clone(),
@@ -321,7 +321,7 @@ impl Issuer {
 
     /// Continues a pending request: with the browser session's user, to
     /// consent or straight back to the client if consent is remembered.
-    pub async fn authorize_resume(
+    pub(crate) async fn authorize_resume(
         &self,
         id: &str,
         csrf: &str,
@@ -400,7 +400,11 @@ impl Issuer {
             .map_err(|e| self.fail_pending(&p, e))
     }
 
-    pub async fn login_view(&self, id: &str, csrf: &str) -> Result<LoginView, AuthorizeFailure> {
+    pub(crate) async fn login_view(
+        &self,
+        id: &str,
+        csrf: &str,
+    ) -> Result<LoginView, AuthorizeFailure> {
         let p = self.pending(id, csrf).await?;
         Ok(LoginView {
             request_id: id.to_owned(),
@@ -420,7 +424,7 @@ impl Issuer {
     /// `X-Forwarded-For` hop behind a trusted proxy): failures back off per
     /// (username, IP) and per IP, so an attacker elsewhere cannot lock the
     /// user out; a success clears its (username, IP) count.
-    pub async fn login_static(
+    pub(crate) async fn login_static(
         &self,
         id: &str,
         csrf: &str,
@@ -486,7 +490,7 @@ impl Issuer {
     /// security best practices, "Confused Deputy Problem": the upstream
     /// provider may skip its consent for mcpgate, so the user must see this
     /// client before being sent there), then the provider URL.
-    pub async fn upstream_begin(
+    pub(crate) async fn upstream_begin(
         &self,
         id: &str,
         csrf: &str,
@@ -528,7 +532,7 @@ impl Issuer {
 
     /// The provider's redirect back to `/callback/{provider}`; returns the
     /// new session and where to go next.
-    pub async fn upstream_callback(
+    pub(crate) async fn upstream_callback(
         &self,
         provider: &str,
         state: Option<&str>,
@@ -571,7 +575,7 @@ impl Issuer {
         Ok((session, next))
     }
 
-    pub async fn consent_view(
+    pub(crate) async fn consent_view(
         &self,
         id: &str,
         csrf: &str,
@@ -611,7 +615,7 @@ impl Issuer {
     }
 
     /// The user's answer on the consent page; returns the client redirect.
-    pub async fn consent_decide(
+    pub(crate) async fn consent_decide(
         &self,
         id: &str,
         csrf: &str,

@@ -35,7 +35,7 @@ pub(crate) fn issuer_path(issuer: &str) -> String {
 impl Issuer {
     /// The authorization server metadata (RFC 8414 §2), also served as the
     /// OpenID discovery document.
-    pub fn server_metadata(&self) -> Value {
+    pub(crate) fn server_metadata(&self) -> Value {
         let s = &self.settings;
         let mut m = json!({
             "issuer": s.issuer,

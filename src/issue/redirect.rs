@@ -50,7 +50,7 @@ const FORBIDDEN_SCHEMES: &[&str] = &[
 
 /// Which private-use (custom) schemes registration accepts (RFC 8252 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PrivateUseSchemes {
+pub(crate) enum PrivateUseSchemes {
     /// Any scheme except the dangerous ones (`cursor://`, `vscode://`,
     /// `claude://`, `com.example.app:/`). What MCP clients use.
     #[default]
@@ -64,7 +64,7 @@ pub enum PrivateUseSchemes {
 
 impl PrivateUseSchemes {
     /// Parses the config value `any`, `reverse_domain` or `none`.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "any" => Some(Self::Any),
             "reverse_domain" => Some(Self::ReverseDomain),

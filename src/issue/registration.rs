@@ -20,7 +20,7 @@ pub struct RegistrationResponse {
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
-    pub client_id_issued_at: u64,
+    pub(crate) client_id_issued_at: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,7 +153,7 @@ impl Issuer {
     }
 
     /// `GET /register/{client_id}` (RFC 7592 §2.1).
-    pub async fn registration_read(
+    pub(crate) async fn registration_read(
         &self,
         client_id: &str,
         token: Option<&str>,
@@ -164,7 +164,7 @@ impl Issuer {
 
     /// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the metadata.
     /// A client switching from `none` to a secret method gets a new secret.
-    pub async fn registration_update(
+    pub(crate) async fn registration_update(
         &self,
         client_id: &str,
         token: Option<&str>,
@@ -209,7 +209,7 @@ impl Issuer {
 
     /// `DELETE /register/{client_id}` (RFC 7592 §2.3): deletes the client
     /// and revokes its tokens.
-    pub async fn registration_delete(
+    pub(crate) async fn registration_delete(
         &self,
         client_id: &str,
         token: Option<&str>,

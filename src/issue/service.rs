@@ -29,18 +29,18 @@ pub struct ResourceSettings {
 pub struct RegistrationSettings {
     pub enabled: bool,
     /// Registrations allowed per client IP per `rate_window` (0 = unlimited).
-    pub rate_limit: u64,
-    pub rate_window: Duration,
+    pub(crate) rate_limit: u64,
+    pub(crate) rate_window: Duration,
     /// How long a registration lives; `None` = forever.
-    pub client_lifetime: Option<Duration>,
+    pub(crate) client_lifetime: Option<Duration>,
     /// When set, `POST /register` needs `Authorization: Bearer <token>`.
-    pub initial_access_token: Option<RegistrationToken>,
+    pub(crate) initial_access_token: Option<RegistrationToken>,
     /// Limit grants to the client's registered `scope` (off by default:
     /// self-asserted metadata is no boundary, and MCP step-up needs it off).
     pub enforce_client_scope: bool,
     /// Which private-use redirect URI schemes clients (registered or
     /// metadata documents) may use.
-    pub private_use_schemes: crate::issue::redirect::PrivateUseSchemes,
+    pub(crate) private_use_schemes: crate::issue::redirect::PrivateUseSchemes,
 }
 
 /// Client ID Metadata Document policy.
@@ -48,10 +48,10 @@ pub struct RegistrationSettings {
 pub struct CimdSettings {
     pub enabled: bool,
     /// Cache time when the document sends no `max-age`.
-    pub default_cache: Duration,
+    pub(crate) default_cache: Duration,
     /// Bounds on the cache time.
-    pub min_cache: Duration,
-    pub max_cache: Duration,
+    pub(crate) min_cache: Duration,
+    pub(crate) max_cache: Duration,
 }
 
 /// Everything the core needs to know from configuration.
@@ -66,19 +66,19 @@ pub struct Settings {
     pub default_scopes: Scopes,
     /// The resource of requests that name none.
     pub default_resource: Option<String>,
-    pub access_ttl: Duration,
+    pub(crate) access_ttl: Duration,
     /// Sliding: each rotation renews it.
-    pub refresh_ttl: Duration,
+    pub(crate) refresh_ttl: Duration,
     /// Absolute, from the user's login (`Grant::auth_time`).
-    pub refresh_max_lifetime: Duration,
+    pub(crate) refresh_max_lifetime: Duration,
     /// How long a rotated refresh token still gets a fresh pair instead of
     /// counting as reuse (RFC 9700 §4.14.2; lost responses, parallel tabs).
-    pub refresh_grace: Duration,
-    pub code_ttl: Duration,
+    pub(crate) refresh_grace: Duration,
+    pub(crate) code_ttl: Duration,
     /// How long a user has to log in and consent.
-    pub pending_ttl: Duration,
-    pub session_ttl: Duration,
-    pub consent_ttl: Duration,
+    pub(crate) pending_ttl: Duration,
+    pub(crate) session_ttl: Duration,
+    pub(crate) consent_ttl: Duration,
     pub registration: RegistrationSettings,
     pub cimd: CimdSettings,
     pub allow_list: AllowList,
@@ -126,12 +126,12 @@ impl Settings {
     }
 
     /// Whether cookies get `Secure` (the issuer is served over https).
-    pub fn secure_cookies(&self) -> bool {
+    pub(crate) fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
     }
 
     /// Whether `scopes_supported` is open-ended (no scopes configured).
-    pub fn any_scope(&self) -> bool {
+    pub(crate) fn any_scope(&self) -> bool {
         self.scopes.is_empty()
     }
 }
@@ -191,7 +191,7 @@ impl Issuer {
     /// Why the issuer cannot serve now, if it cannot: the store or the
     /// revocation sink does not answer (a revocation could not be
     /// acknowledged). Logged here; the reason is safe to show.
-    pub async fn not_ready(&self) -> Option<&'static str> {
+    pub(crate) async fn not_ready(&self) -> Option<&'static str> {
         if let Err(e) = self.store.get(Namespace::RateLimits, "readyz").await {
             tracing::warn!(error = %e, "store not ready");
             return Some("storage unavailable");

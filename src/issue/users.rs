@@ -39,7 +39,7 @@ pub struct StaticUsers {
 
 /// No hashing slot came free in time: answer 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub(crate) struct Busy;
 
 /// Which upstream identities may log in. Every entry names a provider and
 /// an identity that provider keeps stable, or a verified email.
@@ -69,7 +69,7 @@ pub enum Verdict {
 }
 
 /// The subject prefix of GitHub users (`github:<numeric id>`).
-pub const GITHUB_SUBJECT_PREFIX: &str = "github:";
+pub(crate) const GITHUB_SUBJECT_PREFIX: &str = "github:";
 
 /// Hashes a password with argon2id (default parameters) and a random salt.
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -135,7 +135,7 @@ impl StaticUsers {
 
     /// [`StaticUsers::verify`] on the blocking pool under the CPU-sized
     /// bound; waits up to `wait` for a slot, else [`Busy`].
-    pub async fn verify_bounded(
+    pub(crate) async fn verify_bounded(
         &self,
         username: &str,
         password: &str,
@@ -262,7 +262,8 @@ impl AllowList {
     }
 
     /// Everyone.
-    pub fn everyone() -> Self {
+    #[cfg(test)]
+    pub(crate) fn everyone() -> Self {
         Self {
             any: true,
             ..Self::default()
@@ -278,7 +279,7 @@ impl AllowList {
     }
 
     /// Whether `login` (lower-cased) is a listed GitHub login.
-    pub fn lists_github_login(&self, login: &str) -> bool {
+    pub(crate) fn lists_github_login(&self, login: &str) -> bool {
         self.github_logins.contains(login)
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// the authorizer; building it allocates nothing the verdict does not.
 #[derive(Debug, Clone)]
 pub struct Decision<'a> {
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     pub target: Target<'a>,
 }
 
@@ -33,7 +33,7 @@ pub struct Target<'a> {
 }
 
 /// SHA-256 of a token: the verified-token cache key (never the token).
-pub type TokenHash = [u8; 32];
+pub(crate) type TokenHash = [u8; 32];
 
 /// A cache of verified tokens (moka in `infra`).
 pub trait TokenCache: Send + Sync + 'static {
@@ -52,10 +52,10 @@ pub trait TokenCache: Send + Sync + 'static {
 pub struct AuthorizerSettings {
     pub jwt: JwtSettings,
     /// Accept a token whose `aud` is a parent resource at a path boundary.
-    pub allow_parent_audience: bool,
+    pub(crate) allow_parent_audience: bool,
     /// How long revocation data may be out of touch before routes fail
     /// closed.
-    pub revocation_staleness: Duration,
+    pub(crate) revocation_staleness: Duration,
 }
 
 /// The verifier's decision function. Its parts are fixed at construction;
@@ -252,7 +252,7 @@ impl Authorizer {
     }
 
     /// How long revocation data has been out of touch, if it is.
-    pub fn revocation_stale_for(&self) -> Option<Duration> {
+    pub(crate) fn revocation_stale_for(&self) -> Option<Duration> {
         self.revocations.stale_for(self.clock.now())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// Allow or deny.
 #[derive(Debug, Clone)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Let the request through; `identity` is `None` on public routes.
     Allow(Option<Arc<VerifiedToken>>),
     Deny(Deny),
@@ -15,13 +15,13 @@ pub enum Verdict {
 /// A denial: HTTP status, `WWW-Authenticate` challenge and the cause (for
 /// logs and metrics only; clients see the generic RFC 6750 code).
 #[derive(Debug, Clone)]
-pub struct Deny {
+pub(crate) struct Deny {
     pub status: u16,
     pub challenge: Option<String>,
     pub reason: DenyReason,
     /// The verified token, when the denial came after its verification
     /// (wrong audience, revoked, scope): who was refused, for the logs.
-    pub identity: Option<Arc<VerifiedToken>>,
+    pub(crate) identity: Option<Arc<VerifiedToken>>,
 }
 
 /// A token that passed signature, issuer and type checks: what the
@@ -50,12 +50,12 @@ pub struct TokenIdentity {
     pub scopes: crate::domain::claims::Scopes,
     /// Header values per identity slot; `None` when the claim is absent or
     /// not a valid header value.
-    pub header_values: [Option<String>; 5],
+    pub(crate) header_values: [Option<String>; 5],
 }
 
 /// The identity facts sent upstream, in slot order: user id (`sub`), user
 /// name (`username`, else `name`), email, scopes, client id.
-pub const IDENTITY_SLOTS: [&str; 5] = [
+pub(crate) const IDENTITY_SLOTS: [&str; 5] = [
     "user_id",
     "user_name",
     "user_email",

@@ -63,7 +63,7 @@ impl VerifyKey {
     }
 
     /// Whether `sig` is this key's signature of `message`.
-    pub fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
         self.key.verify_sig(message, sig).is_ok()
     }
 }
@@ -87,12 +87,12 @@ pub trait KeySource: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
     pub issuers: Vec<String>,
-    pub leeway_secs: u64,
-    pub require_at_jwt_typ: bool,
+    pub(crate) leeway_secs: u64,
+    pub(crate) require_at_jwt_typ: bool,
     /// Longest accepted `exp - iat` (`max_token_lifetime_secs`): the
     /// revocation mirror keeps subject/client watermarks this long, so a
     /// token may never outlive them.
-    pub max_token_lifetime_secs: u64,
+    pub(crate) max_token_lifetime_secs: u64,
     /// How each issuer's tokens carry their claims; an issuer not listed
     /// gets [`ClaimMapping::default`] (mcpgate's own tokens).
     pub claims: std::collections::HashMap<String, ClaimMapping>,

@@ -30,15 +30,15 @@ pub struct Route {
     pub tool_scopes: Vec<ToolRule>,
     /// The required scopes plus every tool rule's: what a request that
     /// cannot be classified needs on a route with tool rules.
-    pub strongest_scopes: Scopes,
+    pub(crate) strongest_scopes: Scopes,
     pub public: bool,
     pub fail_open_on_stale_revocation: bool,
     /// URL of this resource's RFC 9728 metadata document.
-    pub prm_url: String,
+    pub(crate) prm_url: String,
     /// Precomputed challenge for a request without a token.
-    pub challenge_missing: String,
+    pub(crate) challenge_missing: String,
     /// Precomputed challenge for a rejected token.
-    pub challenge_invalid: String,
+    pub(crate) challenge_invalid: String,
 }
 
 /// Routes, matched by host then longest path prefix at a segment boundary
@@ -99,7 +99,7 @@ impl Route {
     }
 
     /// Scopes needed for this request: the route's plus matching tool rules.
-    pub fn scopes_for(
+    pub(crate) fn scopes_for(
         &self,
         mcp_method: Option<&str>,
         mcp_name: Option<&str>,
@@ -131,7 +131,7 @@ impl Route {
     ///   binds them to the body (2026-07-28 and later), otherwise the
     ///   strongest scopes the route's rules can require;
     /// - any other method (GET stream, DELETE session): the required ones.
-    pub fn needed_scopes(
+    pub(crate) fn needed_scopes(
         &self,
         http_method: &str,
         mcp_method: Option<&str>,
@@ -185,7 +185,7 @@ impl Route {
     }
 
     /// The 403 step-up challenge (MCP 2025-11-25).
-    pub fn challenge_insufficient(&self, needed: &Scopes) -> String {
+    pub(crate) fn challenge_insufficient(&self, needed: &Scopes) -> String {
         format!(
             "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
             challenge_scope(needed),
@@ -195,7 +195,7 @@ impl Route {
 
     /// RFC 8707 audience check: exact, or (if allowed) a parent resource at
     /// a path boundary.
-    pub fn audience_ok(&self, aud: &Audience, allow_parent: bool) -> bool {
+    pub(crate) fn audience_ok(&self, aud: &Audience, allow_parent: bool) -> bool {
         aud.iter()
             .any(|a| a == self.resource || (allow_parent && is_parent_resource(a, &self.resource)))
     }

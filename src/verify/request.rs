@@ -23,13 +23,13 @@ pub struct AuthzRequest<'a> {
     /// is ignored).
     pub path: &'a str,
     /// The raw `Authorization` header, if any.
-    pub unverified_authorization: Option<&'a str>,
+    pub(crate) unverified_authorization: Option<&'a str>,
     /// The `Mcp-Method` header (e.g. `tools/call`), if any, as received.
-    pub mcp_method: Option<&'a str>,
+    pub(crate) mcp_method: Option<&'a str>,
     /// The `Mcp-Name` header (e.g. a tool name), if any, as received.
-    pub mcp_name: Option<&'a str>,
+    pub(crate) mcp_name: Option<&'a str>,
     /// The `MCP-Protocol-Version` header, if any.
-    pub protocol_version: Option<&'a str>,
+    pub(crate) protocol_version: Option<&'a str>,
     /// The complete request body, when the proxy forwarded it (Envoy
     /// `with_request_body`, Traefik `forwardBody`). `None` when it was not
     /// sent or was truncated.
@@ -37,7 +37,7 @@ pub struct AuthzRequest<'a> {
     /// The adapter saw several copies, or disagreeing sources, of one fact
     /// (two `Authorization` headers, `X-Forwarded-Uri` ≠ `X-Original-URI`,
     /// ...): the request is refused with 400.
-    pub ambiguous: bool,
+    pub(crate) ambiguous: bool,
 }
 
 /// Why a request target has no canonical form.

@@ -24,13 +24,13 @@ pub struct AsMetadata {
     /// The single authorization server; `None` = not served (404).
     pub issuer: Option<String>,
     /// Serve a copy when one is cached (else always redirect).
-    pub serve_copy: bool,
+    pub(crate) serve_copy: bool,
     docs: std::sync::RwLock<(Option<bytes::Bytes>, Option<bytes::Bytes>)>,
 }
 
 /// The facts one document is built from.
 #[derive(Debug, Clone)]
-pub struct PrmEntry {
+pub(crate) struct PrmEntry {
     pub resource: String,
     pub authorization_servers: Vec<String>,
     pub scopes_supported: Vec<String>,
@@ -39,7 +39,7 @@ pub struct PrmEntry {
 
 /// Prebuilt documents keyed by (lower-case host, resource path).
 #[derive(Debug, Clone, Default)]
-pub struct PrmDocs {
+pub(crate) struct PrmDocs {
     docs: Vec<(String, String, bytes::Bytes)>,
 }
 
@@ -58,7 +58,7 @@ pub(crate) fn prm_url(resource: &url::Url) -> String {
 impl AsDocKind {
     /// The document's URL for an issuer: the well-known prefix inserted
     /// between origin and path (RFC 8414 §3.1; OpenID path-inserted form).
-    pub fn url_for(self, issuer: &str) -> Option<String> {
+    pub(crate) fn url_for(self, issuer: &str) -> Option<String> {
         let u = url::Url::parse(issuer).ok()?;
         let i = match self {
             Self::OAuth => 0,
@@ -102,7 +102,7 @@ impl AsMetadata {
     }
 
     /// Whether any copy is cached.
-    pub fn has_copy(&self) -> bool {
+    pub(crate) fn has_copy(&self) -> bool {
         self.docs
             .read()
             .is_ok_and(|d| d.0.is_some() || d.1.is_some())
@@ -122,7 +122,7 @@ impl AsMetadata {
 // === impl PrmDocs ===
 
 impl PrmDocs {
-    pub fn new(entries: &[PrmEntry]) -> Self {
+    pub(crate) fn new(entries: &[PrmEntry]) -> Self {
         let mut docs = Vec::new();
         for e in entries {
             let Ok(u) = url::Url::parse(&e.resource) else {
@@ -156,7 +156,7 @@ impl PrmDocs {
 
     /// The document for `host` (no port) and resource `path`; falls back to
     /// a path-only match when the host is unknown and the path unique.
-    pub fn find(&self, host: &str, path: &str) -> Option<bytes::Bytes> {
+    pub(crate) fn find(&self, host: &str, path: &str) -> Option<bytes::Bytes> {
         let path = path.trim_end_matches('/');
         if let Some((_, _, d)) = self
             .docs

@@ -20,7 +20,7 @@ pub(crate) const DEV_USERNAME: &str = "dev";
 #[derive(Debug, Clone)]
 pub(crate) struct DevOptions {
     /// Directory for `issuer.redb`; `None` keeps everything in memory.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Defaults to 127.0.0.1:8080 (the issuer URL follows the bound address).
     pub listen: SocketAddr,
     pub resource: String,
@@ -29,7 +29,7 @@ pub(crate) struct DevOptions {
     /// `None` generates a random password (returned in [`DevConfig`]).
     pub password: Option<String>,
     /// Access-token lifetime; `None` = the issuer's default.
-    pub access_token_ttl_secs: Option<u64>,
+    pub(crate) access_token_ttl_secs: Option<u64>,
 }
 
 /// The dev configuration and the dev user's credentials (to print).

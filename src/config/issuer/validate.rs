@@ -33,27 +33,27 @@ pub enum RevocationConfig {
 }
 
 /// Where the embedded store lives when `storage.path` is not set.
-pub const DEFAULT_STORE_PATH: &str = ".mcpgate/issuer.redb";
+pub(crate) const DEFAULT_STORE_PATH: &str = ".mcpgate/issuer.redb";
 /// The admin API and `/metrics` listener unless `admin_listen` says otherwise.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
+pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 /// The default of earlier releases, refused so an upgrade does not start empty.
 const LEGACY_STORE_PATH: &str = "./mcpgate-issuer.redb";
 
 #[derive(Debug, Clone)]
 pub struct SigningConfig {
     pub alg: SigningAlg,
-    pub key_file: Option<PathBuf>,
-    pub next_key_file: Option<PathBuf>,
-    pub retired_key_files: Vec<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) next_key_file: Option<PathBuf>,
+    pub(crate) retired_key_files: Vec<PathBuf>,
     /// `None` = rotate only on request.
-    pub rotation_interval: Option<Duration>,
+    pub(crate) rotation_interval: Option<Duration>,
     /// Encrypts the stored signing keys.
-    pub encryption_key: Option<EncryptionKey>,
+    pub(crate) encryption_key: Option<EncryptionKey>,
 }
 
 /// Where the signing-key encryption key comes from.
 #[derive(Debug, Clone)]
-pub enum EncryptionKey {
+pub(crate) enum EncryptionKey {
     /// `MCPGW_ISSUER_SIGNING_ENCRYPTION_KEY` (base64).
     Value(ClientSecret),
     File(PathBuf),
@@ -92,7 +92,7 @@ pub struct IssuerConfig {
     /// No `issuer` configured: `settings.issuer` is `http://<listen>` until
     /// `app::issuer::spawn` sets it to `http://<bound address>` (they differ
     /// for port 0). Only allowed when listening on loopback.
-    pub issuer_from_listener: bool,
+    pub(crate) issuer_from_listener: bool,
     pub listen: SocketAddr,
     /// The admin API and `/metrics` (never on `listen`).
     pub admin_listen: SocketAddr,
@@ -104,7 +104,7 @@ pub struct IssuerConfig {
     pub signing: SigningConfig,
     /// Client ID Metadata Documents may be fetched from private addresses
     /// (the fetcher's SSRF guard; the core's policy is `settings.cimd`).
-    pub cimd_allow_private_addresses: bool,
+    pub(crate) cimd_allow_private_addresses: bool,
     pub providers: Vec<ProviderConfig>,
 }
 

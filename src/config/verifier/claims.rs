@@ -23,10 +23,10 @@ pub struct RawIssuerClaims {
     /// Claims tried for the user name. Defaults to ["username", "name"].
     pub name_claims: Option<Vec<String>>,
     /// The email claim. Defaults to "email".
-    pub email_claim: Option<String>,
+    pub(crate) email_claim: Option<String>,
     /// Claims holding roles or groups. Defaults to ["roles", "groups"] when
     /// `role_scopes` is set.
-    pub role_claims: Option<Vec<String>>,
+    pub(crate) role_claims: Option<Vec<String>>,
     /// Role or group → scopes it grants. Defaults to none.
     pub role_scopes: Option<BTreeMap<String, Vec<String>>>,
 }

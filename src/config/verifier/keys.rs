@@ -4,7 +4,7 @@
 
 /// One configuration key.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyDoc {
+pub(crate) struct KeyDoc {
     /// Name in the TOML file.
     pub toml: &'static str,
     /// Environment variable overriding it (`None`: file only).
@@ -13,38 +13,39 @@ pub struct KeyDoc {
     pub default: &'static str,
 }
 
-pub const ENV_CONFIG: &str = "MCPGW_VERIFIER_CONFIG";
-pub const ENV_HTTP_ADDR: &str = "MCPGW_VERIFIER_HTTP_ADDR";
-pub const ENV_GRPC_ADDR: &str = "MCPGW_VERIFIER_GRPC_ADDR";
-pub const ENV_METRICS_ADDR: &str = "MCPGW_VERIFIER_METRICS_ADDR";
-pub const ENV_ISSUERS: &str = "MCPGW_VERIFIER_ISSUERS";
-pub const ENV_JWKS_URI: &str = "MCPGW_VERIFIER_JWKS_URI";
-pub const ENV_RESOURCE: &str = "MCPGW_VERIFIER_RESOURCE";
-pub const ENV_RESOURCE_NAME: &str = "MCPGW_VERIFIER_RESOURCE_NAME";
-pub const ENV_AUTHORIZATION_SERVERS: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVERS";
-pub const ENV_REQUIRED_SCOPES: &str = "MCPGW_VERIFIER_REQUIRED_SCOPES";
-pub const ENV_SCOPES_SUPPORTED: &str = "MCPGW_VERIFIER_SCOPES_SUPPORTED";
-pub const ENV_REDIS_URL: &str = "MCPGW_VERIFIER_REDIS_URL";
-pub const ENV_REVOCATION_STALENESS_SECS: &str = "MCPGW_VERIFIER_REVOCATION_STALENESS_SECS";
-pub const ENV_MAX_TOKEN_LIFETIME_SECS: &str = "MCPGW_VERIFIER_MAX_TOKEN_LIFETIME_SECS";
-pub const ENV_LEEWAY_SECS: &str = "MCPGW_VERIFIER_LEEWAY_SECS";
-pub const ENV_REQUIRE_AT_JWT_TYP: &str = "MCPGW_VERIFIER_REQUIRE_AT_JWT_TYP";
-pub const ENV_ALLOW_PARENT_AUDIENCE: &str = "MCPGW_VERIFIER_ALLOW_PARENT_AUDIENCE";
-pub const ENV_TRUSTED_PROXIES: &str = "MCPGW_VERIFIER_TRUSTED_PROXIES";
-pub const ENV_FORWARD_AUTHORIZATION: &str = "MCPGW_VERIFIER_FORWARD_AUTHORIZATION";
-pub const ENV_HEADER_USER_ID: &str = "MCPGW_VERIFIER_HEADER_USER_ID";
-pub const ENV_HEADER_USER_NAME: &str = "MCPGW_VERIFIER_HEADER_USER_NAME";
-pub const ENV_HEADER_USER_EMAIL: &str = "MCPGW_VERIFIER_HEADER_USER_EMAIL";
-pub const ENV_HEADER_USER_SCOPES: &str = "MCPGW_VERIFIER_HEADER_USER_SCOPES";
-pub const ENV_HEADER_CLIENT_ID: &str = "MCPGW_VERIFIER_HEADER_CLIENT_ID";
-pub const ENV_JWKS_REFRESH_SECS: &str = "MCPGW_VERIFIER_JWKS_REFRESH_SECS";
-pub const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS";
-pub const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
-pub const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
-pub const ENV_WORKER_THREADS: &str = "MCPGW_VERIFIER_WORKER_THREADS";
-pub const ENV_SHUTDOWN_GRACE_SECS: &str = "MCPGW_VERIFIER_SHUTDOWN_GRACE_SECS";
-pub const ENV_LOG_ALLOW_SAMPLE: &str = "MCPGW_VERIFIER_LOG_ALLOW_SAMPLE";
-pub const ENV_AUTHORIZATION_SERVER_METADATA: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVER_METADATA";
+pub(crate) const ENV_CONFIG: &str = "MCPGW_VERIFIER_CONFIG";
+pub(crate) const ENV_HTTP_ADDR: &str = "MCPGW_VERIFIER_HTTP_ADDR";
+pub(crate) const ENV_GRPC_ADDR: &str = "MCPGW_VERIFIER_GRPC_ADDR";
+pub(crate) const ENV_METRICS_ADDR: &str = "MCPGW_VERIFIER_METRICS_ADDR";
+pub(crate) const ENV_ISSUERS: &str = "MCPGW_VERIFIER_ISSUERS";
+pub(crate) const ENV_JWKS_URI: &str = "MCPGW_VERIFIER_JWKS_URI";
+pub(crate) const ENV_RESOURCE: &str = "MCPGW_VERIFIER_RESOURCE";
+pub(crate) const ENV_RESOURCE_NAME: &str = "MCPGW_VERIFIER_RESOURCE_NAME";
+pub(crate) const ENV_AUTHORIZATION_SERVERS: &str = "MCPGW_VERIFIER_AUTHORIZATION_SERVERS";
+pub(crate) const ENV_REQUIRED_SCOPES: &str = "MCPGW_VERIFIER_REQUIRED_SCOPES";
+pub(crate) const ENV_SCOPES_SUPPORTED: &str = "MCPGW_VERIFIER_SCOPES_SUPPORTED";
+pub(crate) const ENV_REDIS_URL: &str = "MCPGW_VERIFIER_REDIS_URL";
+pub(crate) const ENV_REVOCATION_STALENESS_SECS: &str = "MCPGW_VERIFIER_REVOCATION_STALENESS_SECS";
+pub(crate) const ENV_MAX_TOKEN_LIFETIME_SECS: &str = "MCPGW_VERIFIER_MAX_TOKEN_LIFETIME_SECS";
+pub(crate) const ENV_LEEWAY_SECS: &str = "MCPGW_VERIFIER_LEEWAY_SECS";
+pub(crate) const ENV_REQUIRE_AT_JWT_TYP: &str = "MCPGW_VERIFIER_REQUIRE_AT_JWT_TYP";
+pub(crate) const ENV_ALLOW_PARENT_AUDIENCE: &str = "MCPGW_VERIFIER_ALLOW_PARENT_AUDIENCE";
+pub(crate) const ENV_TRUSTED_PROXIES: &str = "MCPGW_VERIFIER_TRUSTED_PROXIES";
+pub(crate) const ENV_FORWARD_AUTHORIZATION: &str = "MCPGW_VERIFIER_FORWARD_AUTHORIZATION";
+pub(crate) const ENV_HEADER_USER_ID: &str = "MCPGW_VERIFIER_HEADER_USER_ID";
+pub(crate) const ENV_HEADER_USER_NAME: &str = "MCPGW_VERIFIER_HEADER_USER_NAME";
+pub(crate) const ENV_HEADER_USER_EMAIL: &str = "MCPGW_VERIFIER_HEADER_USER_EMAIL";
+pub(crate) const ENV_HEADER_USER_SCOPES: &str = "MCPGW_VERIFIER_HEADER_USER_SCOPES";
+pub(crate) const ENV_HEADER_CLIENT_ID: &str = "MCPGW_VERIFIER_HEADER_CLIENT_ID";
+pub(crate) const ENV_JWKS_REFRESH_SECS: &str = "MCPGW_VERIFIER_JWKS_REFRESH_SECS";
+pub(crate) const ENV_JWKS_MIN_REFETCH_SECS: &str = "MCPGW_VERIFIER_JWKS_MIN_REFETCH_SECS";
+pub(crate) const ENV_JWKS_TIMEOUT_SECS: &str = "MCPGW_VERIFIER_JWKS_TIMEOUT_SECS";
+pub(crate) const ENV_TOKEN_CACHE_CAPACITY: &str = "MCPGW_VERIFIER_TOKEN_CACHE_CAPACITY";
+pub(crate) const ENV_WORKER_THREADS: &str = "MCPGW_VERIFIER_WORKER_THREADS";
+pub(crate) const ENV_SHUTDOWN_GRACE_SECS: &str = "MCPGW_VERIFIER_SHUTDOWN_GRACE_SECS";
+pub(crate) const ENV_LOG_ALLOW_SAMPLE: &str = "MCPGW_VERIFIER_LOG_ALLOW_SAMPLE";
+pub(crate) const ENV_AUTHORIZATION_SERVER_METADATA: &str =
+    "MCPGW_VERIFIER_AUTHORIZATION_SERVER_METADATA";
 
 /// A numeric default, named once: validation uses the value, the README's
 /// table ([`KEYS`]) its text.
@@ -56,17 +57,17 @@ macro_rules! default_number {
     };
 }
 
-pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8081";
-pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:9191";
+pub(crate) const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8081";
+pub(crate) const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:9191";
 /// Default `metrics_addr`.
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:8091";
+pub(crate) const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:8091";
 /// Loopback, comma-separated.
-pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
-pub const DEFAULT_HEADER_USER_ID: &str = "X-User-Id";
-pub const DEFAULT_HEADER_USER_NAME: &str = "X-User-Name";
-pub const DEFAULT_HEADER_USER_EMAIL: &str = "X-User-Email";
-pub const DEFAULT_HEADER_USER_SCOPES: &str = "X-User-Scopes";
-pub const DEFAULT_HEADER_CLIENT_ID: &str = "X-Client-Id";
+pub(crate) const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
+pub(crate) const DEFAULT_HEADER_USER_ID: &str = "X-User-Id";
+pub(crate) const DEFAULT_HEADER_USER_NAME: &str = "X-User-Name";
+pub(crate) const DEFAULT_HEADER_USER_EMAIL: &str = "X-User-Email";
+pub(crate) const DEFAULT_HEADER_USER_SCOPES: &str = "X-User-Scopes";
+pub(crate) const DEFAULT_HEADER_CLIENT_ID: &str = "X-Client-Id";
 default_number!(DEFAULT_REVOCATION_STALENESS_SECS: u64 = 30, REVOCATION_STALENESS_TEXT);
 default_number!(DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 86400, MAX_TOKEN_LIFETIME_TEXT);
 default_number!(DEFAULT_LEEWAY_SECS: u64 = 60, LEEWAY_TEXT);
@@ -92,7 +93,7 @@ const fn k(
 }
 
 /// Every key, in README order.
-pub const KEYS: &[KeyDoc] = &[
+pub(crate) const KEYS: &[KeyDoc] = &[
     KeyDoc { toml: "-", env: Some(ENV_CONFIG), doc: "Path of a TOML config file; environment variables override its values. Defaults to none (environment only).", default: "" },
     k("http_addr", ENV_HTTP_ADDR, "HTTP listen address (ForwardAuth `/auth`, protected-resource metadata, `/healthz`, `/readyz`). Defaults to 127.0.0.1:8081.", DEFAULT_HTTP_ADDR),
     k("grpc_addr", ENV_GRPC_ADDR, "gRPC listen address (Envoy ext_authz v3 and grpc.health.v1). Defaults to 127.0.0.1:9191.", DEFAULT_GRPC_ADDR),

@@ -53,35 +53,35 @@ pub struct RawConfig {
     /// Staleness bound in seconds. Defaults to 30.
     pub revocation_staleness_secs: Option<f64>,
     /// Longest token lifetime in seconds. Defaults to 86400.
-    pub max_token_lifetime_secs: Option<u64>,
+    pub(crate) max_token_lifetime_secs: Option<u64>,
     /// `exp`/`nbf`/`iat` leeway in seconds. Defaults to 60.
-    pub leeway_secs: Option<u64>,
+    pub(crate) leeway_secs: Option<u64>,
     /// Require `typ: at+jwt`. Defaults to false.
-    pub require_at_jwt_typ: Option<bool>,
+    pub(crate) require_at_jwt_typ: Option<bool>,
     /// Accept parent audiences. Defaults to false.
-    pub allow_parent_audience: Option<bool>,
+    pub(crate) allow_parent_audience: Option<bool>,
     /// Trusted proxy CIDRs. Defaults to loopback.
     pub trusted_proxies: Option<Vec<String>>,
     /// Forward Authorization upstream. Defaults to false.
-    pub forward_authorization: Option<bool>,
+    pub(crate) forward_authorization: Option<bool>,
     /// Header for `sub`. Defaults to X-User-Id.
-    pub header_user_id: Option<String>,
+    pub(crate) header_user_id: Option<String>,
     /// Header for the user name. Defaults to X-User-Name.
-    pub header_user_name: Option<String>,
+    pub(crate) header_user_name: Option<String>,
     /// Header for `email`. Defaults to X-User-Email.
-    pub header_user_email: Option<String>,
+    pub(crate) header_user_email: Option<String>,
     /// Header for scopes. Defaults to X-User-Scopes.
-    pub header_user_scopes: Option<String>,
+    pub(crate) header_user_scopes: Option<String>,
     /// Header for `client_id`. Defaults to X-Client-Id.
-    pub header_client_id: Option<String>,
+    pub(crate) header_client_id: Option<String>,
     /// JWKS refresh period (s). Defaults to 300.
-    pub jwks_refresh_secs: Option<f64>,
+    pub(crate) jwks_refresh_secs: Option<f64>,
     /// Least time between miss-triggered JWKS fetches (s). Defaults to 10.
     pub jwks_min_refetch_secs: Option<f64>,
     /// JWKS fetch time limit (s). Defaults to 5.
-    pub jwks_timeout_secs: Option<f64>,
+    pub(crate) jwks_timeout_secs: Option<f64>,
     /// Verified-token cache size. Defaults to 10000.
-    pub token_cache_capacity: Option<u64>,
+    pub(crate) token_cache_capacity: Option<u64>,
     /// Serving threads (0 = one per available CPU). Defaults to 0.
     pub worker_threads: Option<usize>,
     /// Longest drain of in-flight requests on shutdown (s). Defaults to 10.
@@ -108,7 +108,7 @@ pub struct VerifierConfig {
     /// The routes, in configuration order (the shorthand route last).
     pub routes: Vec<Route>,
     /// One RFC 9728 document per protected (non-public) route.
-    pub prm: Vec<PrmEntry>,
+    pub(crate) prm: Vec<PrmEntry>,
     /// Explicit JWKS URL of the single issuer (`None`: discovery).
     pub jwks_uri: Option<String>,
     pub authorization_servers: Vec<String>,
@@ -116,17 +116,17 @@ pub struct VerifierConfig {
     pub as_metadata: AsMetadataMode,
     pub redis_urls: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
-    pub forward_authorization: bool,
+    pub(crate) forward_authorization: bool,
     /// Upstream header names, in `verify::decision::IDENTITY_SLOTS` order.
-    pub identity_headers: [String; 5],
+    pub(crate) identity_headers: [String; 5],
     /// JWKS refresh (also the period of the AS metadata copy's refresh).
     pub jwks: JwksSettings,
-    pub jwks_timeout: Duration,
-    pub token_cache_capacity: u64,
+    pub(crate) jwks_timeout: Duration,
+    pub(crate) token_cache_capacity: u64,
     /// Serving threads; 0 = one per available CPU.
     pub worker_threads: usize,
     /// Longest drain of in-flight requests on shutdown.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Share of allows logged at info (0.0–1.0).
     pub log_allow_sample: f64,
 }

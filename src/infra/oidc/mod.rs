@@ -5,7 +5,7 @@
 //! provider's JWKS: signature, `iss`, `aud` = our client id, `azp`, `exp`
 //! (with leeway, against the injected clock) and `nonce`. Google is a preset.
 
-use crate::domain::clock::{unix_secs, Clock, SystemClock};
+use crate::domain::clock::{unix_secs, Clock};
 use crate::domain::secret::ct_eq;
 use crate::issue::upstream::{UpstreamAuthRequest, UpstreamError, UpstreamIdp, UpstreamUser};
 use async_trait::async_trait;
@@ -90,14 +90,6 @@ fn verified_flag(v: &Option<serde_json::Value>) -> bool {
 // === impl OidcIdp ===
 
 impl OidcIdp {
-    /// Fetches the provider's discovery document and JWKS.
-    pub async fn discover(
-        settings: OidcSettings,
-        http: reqwest::Client,
-    ) -> Result<Self, UpstreamError> {
-        Self::discover_with_clock(settings, http, Arc::new(SystemClock)).await
-    }
-
     pub async fn discover_with_clock(
         settings: OidcSettings,
         http: reqwest::Client,

@@ -25,7 +25,7 @@ pub struct OidcSettings {
     pub issuer: String,
     /// Other `iss` values accepted in ID tokens (Google also uses
     /// `accounts.google.com`). Defaults to none.
-    pub additional_issuers: Vec<String>,
+    pub(crate) additional_issuers: Vec<String>,
     pub client_id: String,
     pub client_secret: Option<ClientSecret>,
     /// Defaults to client_secret_basic.

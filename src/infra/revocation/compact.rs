@@ -46,7 +46,7 @@ struct Slot {
 type Marks = HashMap<Box<str>, (u64, u32)>;
 
 /// The verifier's in-memory revocation set (see the module docs).
-pub struct CompactRevocations {
+pub(crate) struct CompactRevocations {
     hasher: RandomState,
     shards: Box<[RwLock<HashTable<Slot>>]>,
     /// `jti`s not in the issuer's format: expiry as in [`Slot::exp`].
@@ -123,7 +123,7 @@ impl CompactRevocations {
     }
 
     /// Adds `r`, or raises what is held (scores only grow).
-    pub fn apply(&self, r: &Revocation) {
+    pub(crate) fn apply(&self, r: &Revocation) {
         let g = self.generation.load(Ordering::Relaxed);
         match r {
             Revocation::Jti { id, exp } => {
@@ -174,7 +174,7 @@ impl CompactRevocations {
 
     /// Whether `t` is revoked. A poisoned lock (a writer panicked) answers
     /// yes: fail closed.
-    pub fn is_revoked(&self, t: TokenRef<'_>) -> bool {
+    pub(super) fn is_revoked(&self, t: TokenRef<'_>) -> bool {
         let jti = match pack(t.jti) {
             Some(key) => {
                 let (h, shard) = self.shard(&key);
@@ -197,7 +197,7 @@ impl CompactRevocations {
 
     /// Drops entries that can no longer match a live token, one shard at a
     /// time.
-    pub fn prune(&self, now: u64, max_token_lifetime_secs: u64) {
+    pub(crate) fn prune(&self, now: u64, max_token_lifetime_secs: u64) {
         let mut removed = 0;
         for shard in self.shards.iter() {
             if let Ok(mut t) = shard.write() {
@@ -223,24 +223,20 @@ impl CompactRevocations {
     }
 
     /// Number of entries held.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Starts a full resync: entries applied from now on carry the new
     /// generation; see [`Self::unmarked`].
-    pub fn begin_generation(&self) {
+    pub(crate) fn begin_generation(&self) {
         self.generation.fetch_xor(1, Ordering::Relaxed);
     }
 
     /// Entries not applied (with a score at least the one held) since the
     /// last [`Self::begin_generation`] and for which `keep` holds: after a
     /// full resync, what Redis lacks.
-    pub fn unmarked(&self, keep: impl Fn(&Revocation) -> bool) -> Vec<Revocation> {
+    pub(crate) fn unmarked(&self, keep: impl Fn(&Revocation) -> bool) -> Vec<Revocation> {
         let g = self.generation.load(Ordering::Relaxed);
         let mut out = Vec::new();
         let mut push = |r: Revocation| {
@@ -348,7 +344,7 @@ mod tests {
         assert!(!s.is_revoked(tok("not-our-format", "w", 400)));
         assert_eq!(s.len(), 2);
         s.prune(10_000, 60);
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
     }
 
     #[test]

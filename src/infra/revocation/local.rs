@@ -30,7 +30,7 @@ impl LocalRevocations {
     }
 
     /// Records a revocation synchronously.
-    pub fn apply(&self, r: &Revocation) {
+    pub(crate) fn apply(&self, r: &Revocation) {
         let now = self.clock.unix();
         if let Ok(mut s) = self.set.write() {
             s.prune(now, self.max_token_lifetime_secs);

@@ -63,23 +63,23 @@ const LOG_PAGE: usize = 1_000;
 
 /// Settings for [`RedisRevocationMirror`].
 #[derive(Debug, Clone)]
-pub struct MirrorSettings {
+pub(crate) struct MirrorSettings {
     /// Redis URLs: one = standalone, several = cluster seed nodes.
     pub urls: Vec<String>,
     /// How often to PING over the subscription. Defaults to 1 s.
-    pub ping_interval: Duration,
+    pub(crate) ping_interval: Duration,
     /// How often to reconcile with Redis (read the revocation stream from
     /// the last entry applied, a full resync only when that cannot tell
     /// what was missed). Defaults to 5 s.
-    pub resync_interval: Duration,
+    pub(crate) resync_interval: Duration,
     /// Longest time between two full resyncs, a safety net for a writer
     /// that does not append to the stream. Defaults to 1 h.
-    pub full_resync_interval: Duration,
+    pub(crate) full_resync_interval: Duration,
     /// Longest access-token lifetime, bounding subject/client entries.
-    pub max_token_lifetime: Duration,
+    pub(crate) max_token_lifetime: Duration,
     /// Time limit for connecting and for each command (each page of a
     /// resync; a resync as a whole has none). Defaults to 2 s.
-    pub io_timeout: Duration,
+    pub(crate) io_timeout: Duration,
     /// Observes, per message, seconds from publication to application.
     /// Defaults to none.
     pub propagation: Option<Histogram>,
@@ -115,7 +115,7 @@ struct Position {
 }
 
 /// The verifier's revocation view, mirrored from Redis.
-pub struct RedisRevocationMirror {
+pub(crate) struct RedisRevocationMirror {
     shared: Arc<Shared>,
     ping_interval: Duration,
     /// Dropping it stops the mirror's thread.
@@ -127,7 +127,7 @@ use crate::domain::clock::unix_millis as millis;
 // === impl MirrorSettings ===
 
 impl MirrorSettings {
-    pub fn new(urls: Vec<String>, max_token_lifetime: Duration) -> Self {
+    pub(crate) fn new(urls: Vec<String>, max_token_lifetime: Duration) -> Self {
         Self {
             urls,
             ping_interval: Duration::from_secs(1),
@@ -147,7 +147,7 @@ impl MirrorSettings {
 impl RedisRevocationMirror {
     /// Starts the mirror on a thread of its own. The first connection is
     /// attempted at once; the view is stale until the first sync completes.
-    pub fn spawn(settings: MirrorSettings, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn spawn(settings: MirrorSettings, clock: Arc<dyn Clock>) -> Self {
         let shared = Arc::new(Shared {
             set: CompactRevocations::default(),
             last_contact_ms: AtomicU64::new(0),
@@ -188,17 +188,8 @@ impl RedisRevocationMirror {
     }
 
     /// Number of entries mirrored.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shared.set.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the subscription is currently up.
-    pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Relaxed)
     }
 }
 

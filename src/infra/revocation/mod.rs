@@ -7,7 +7,6 @@ mod local;
 mod mirror;
 mod sink;
 
-pub use compact::CompactRevocations;
 pub use local::LocalRevocations;
-pub use mirror::{MirrorSettings, RedisRevocationMirror};
+pub(crate) use mirror::{MirrorSettings, RedisRevocationMirror};
 pub use sink::RedisRevocationSink;

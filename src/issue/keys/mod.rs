@@ -76,7 +76,7 @@ pub(crate) const VERSION: &str = "meta:version";
 /// PEM key material from files: the signing key, optionally the key to
 /// pre-publish, and retired keys still to publish.
 #[derive(Debug, Clone, Default)]
-pub struct PemKeys {
+pub(crate) struct PemKeys {
     pub current: String,
     pub next: Option<String>,
     pub retired: Vec<String>,
@@ -208,7 +208,7 @@ fn new_record(alg: SigningAlg, state: KeyState, now: u64) -> Result<KeyRecord, K
 
 impl KeyManager {
     /// Keys from PEM files (never persisted; rotation is the operator's).
-    pub fn from_pem(
+    pub(crate) fn from_pem(
         alg: SigningAlg,
         pem: &PemKeys,
         store: Arc<dyn Store>,
@@ -231,7 +231,7 @@ impl KeyManager {
 
     /// Keys from the store, generating a current and a next key on first
     /// start. `retire_after` is how long a retired key stays published.
-    pub async fn from_store(
+    pub(crate) async fn from_store(
         alg: SigningAlg,
         store: Arc<dyn Store>,
         retire_after: Duration,
@@ -308,7 +308,7 @@ impl KeyManager {
 
     /// Reloads when another replica rotated (the stored version differs
     /// from our current kid); returns whether it reloaded.
-    pub async fn reload_if_rotated(&self) -> Result<bool, KeyError> {
+    pub(crate) async fn reload_if_rotated(&self) -> Result<bool, KeyError> {
         if self.file_managed {
             return Ok(false);
         }
@@ -413,12 +413,12 @@ impl KeyManager {
     }
 
     /// When the current key started signing (for automatic rotation).
-    pub fn current_since(&self) -> Option<u64> {
+    pub(crate) fn current_since(&self) -> Option<u64> {
         let keys = self.keys.read().ok()?;
         keys.first().and_then(|k| k.rec.activated_at)
     }
 
-    pub fn current_kid(&self) -> Option<String> {
+    pub(crate) fn current_kid(&self) -> Option<String> {
         let keys = self.keys.read().ok()?;
         keys.first().map(|k| k.rec.kid.clone())
     }
@@ -427,7 +427,7 @@ impl KeyManager {
         self.alg
     }
 
-    pub fn is_file_managed(&self) -> bool {
+    pub(crate) fn is_file_managed(&self) -> bool {
         self.file_managed
     }
 
