@@ -44,14 +44,14 @@ fn prm_serve(st: &VerifierState, peer: SocketAddr, headers: &HeaderMap, path: &s
 }
 
 fn as_answer(m: &AsMetadata, kind: AsDocKind) -> Response {
-    let Some(issuer) = &m.issuer else {
+    let Some(issuer) = m.issuer() else {
         return (
             StatusCode::NOT_FOUND,
             "no authorization server metadata here\n",
         )
             .into_response();
     };
-    if m.serve_copy {
+    if m.serve_copy() {
         if let Some(doc) = m.cached(kind) {
             return json_doc(doc);
         }

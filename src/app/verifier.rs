@@ -207,7 +207,7 @@ impl VerifierApp {
         let jwks = self.jwks.clone();
         tasks.push(tokio::spawn(async move { jwks.refresh_all().await }));
         tasks.push(self.jwks.spawn_refresher());
-        if self.state.as_metadata.serve_copy {
+        if self.state.as_metadata.serve_copy() {
             tasks.push(spawn_as_metadata_refresher(
                 self.state.clone(),
                 self.fetcher.clone(),
@@ -309,7 +309,7 @@ fn spawn_as_metadata_refresher(
     period: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let Some(issuer) = state.as_metadata.issuer.clone() else {
+        let Some(issuer) = state.as_metadata.issuer().map(str::to_owned) else {
             return;
         };
         loop {

@@ -373,10 +373,7 @@ mod tests {
         assert!(matches!(d.verdict, Verdict::Allow(Some(_))));
         assert_eq!(d.target.host.as_deref(), Some("r"));
         assert_eq!(d.target.path.as_deref(), Some("/mcp"));
-        assert_eq!(
-            d.target.route.map(|r| r.resource.as_str()),
-            Some("https://r/mcp")
-        );
+        assert_eq!(d.target.route.map(Route::resource), Some("https://r/mcp"));
         clock.advance(Duration::from_secs(159)); // exp 1100 + 60 leeway > 1159
         assert_eq!(reason(a.check(&req).await), None);
         revs.0.write().unwrap().apply(&Revocation::Jti {

@@ -18,27 +18,29 @@ pub struct ToolRule {
     pub scopes: Scopes,
 }
 
-/// One protected (or public) resource.
+/// One protected (or public) resource. Built by [`Route::new`] (which
+/// precomputes its challenges) and read by the decision; others see its
+/// name through the accessors.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Exact host (case-insensitive, no port); `None` matches any host.
-    pub host: Option<String>,
-    pub path_prefix: String,
+    pub(super) host: Option<String>,
+    pub(super) path_prefix: String,
     /// Canonical resource URI (RFC 8707), the expected `aud`.
-    pub resource: String,
-    pub required_scopes: Scopes,
-    pub tool_scopes: Vec<ToolRule>,
+    pub(super) resource: String,
+    pub(super) required_scopes: Scopes,
+    pub(super) tool_scopes: Vec<ToolRule>,
     /// The required scopes plus every tool rule's: what a request that
     /// cannot be classified needs on a route with tool rules.
-    pub(crate) strongest_scopes: Scopes,
-    pub public: bool,
-    pub fail_open_on_stale_revocation: bool,
+    pub(super) strongest_scopes: Scopes,
+    pub(super) public: bool,
+    pub(super) fail_open_on_stale_revocation: bool,
     /// URL of this resource's RFC 9728 metadata document.
-    pub(crate) prm_url: String,
+    pub(super) prm_url: String,
     /// Precomputed challenge for a request without a token.
-    pub(crate) challenge_missing: String,
+    pub(super) challenge_missing: String,
     /// Precomputed challenge for a rejected token.
-    pub(crate) challenge_invalid: String,
+    pub(super) challenge_invalid: String,
 }
 
 /// Routes, matched by host then longest path prefix at a segment boundary
@@ -96,6 +98,16 @@ impl Route {
             challenge_missing,
             challenge_invalid,
         }
+    }
+
+    /// The path prefix it matches (its name in the logs).
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+
+    /// Its canonical resource URI (RFC 8707), the expected `aud`.
+    pub fn resource(&self) -> &str {
+        &self.resource
     }
 
     /// Scopes needed for this request: the route's plus matching tool rules.

@@ -22,9 +22,9 @@ pub enum AsDocKind {
 #[derive(Debug, Default)]
 pub struct AsMetadata {
     /// The single authorization server; `None` = not served (404).
-    pub issuer: Option<String>,
+    issuer: Option<String>,
     /// Serve a copy when one is cached (else always redirect).
-    pub(crate) serve_copy: bool,
+    serve_copy: bool,
     docs: std::sync::RwLock<(Option<bytes::Bytes>, Option<bytes::Bytes>)>,
 }
 
@@ -73,6 +73,16 @@ impl AsDocKind {
 // === impl AsMetadata ===
 
 impl AsMetadata {
+    /// The single authorization server; `None` = not served (404).
+    pub(crate) fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// Serve a copy when one is cached (else always redirect).
+    pub(crate) fn serve_copy(&self) -> bool {
+        self.serve_copy
+    }
+
     pub fn new(issuer: Option<String>, serve_copy: bool) -> Self {
         Self {
             issuer,

@@ -481,7 +481,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.routes.len(), 1);
-        assert_eq!(c.routes[0].path_prefix, "/");
+        assert_eq!(c.routes[0].path_prefix(), "/");
         assert_eq!(c.prm[0].scopes_supported, vec!["mcp:read"]);
         assert_eq!(c.authorizer.jwt.leeway_secs, 60);
         assert_eq!(c.identity_headers[0], "x-user-id");
@@ -538,7 +538,7 @@ tool_scopes = [{ method = "tools/call", name = "delete_file", scopes = ["files:w
         )
         .unwrap();
         let c = raw.validate().unwrap();
-        assert_eq!(c.routes[0].path_prefix, "/mcp");
+        assert_eq!(c.routes[0].path_prefix(), "/mcp");
         assert_eq!(c.prm[0].scopes_supported, vec!["files:write", "mcp"]);
     }
 }
