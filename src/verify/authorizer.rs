@@ -70,28 +70,34 @@ pub struct Authorizer {
     clock: Arc<dyn Clock>,
 }
 
-fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Verdict {
+/// A denial; `identity`: the verified token refused, kept for the logs.
+fn refuse(
+    status: u16,
+    challenge: Option<&str>,
+    reason: DenyReason,
+    identity: Option<Arc<VerifiedToken>>,
+) -> Verdict {
     Verdict::Deny(Deny {
         status,
         challenge: challenge.map(str::to_owned),
         reason,
-        identity: None,
+        identity,
     })
 }
 
-/// A denial of a verified token (its identity kept for the logs).
+/// A denial before any token was verified.
+fn deny(status: u16, challenge: Option<&str>, reason: DenyReason) -> Verdict {
+    refuse(status, challenge, reason, None)
+}
+
+/// A denial of a verified token.
 fn deny_token(
     status: u16,
     challenge: Option<&str>,
     reason: DenyReason,
     vt: &Arc<VerifiedToken>,
 ) -> Verdict {
-    Verdict::Deny(Deny {
-        status,
-        challenge: challenge.map(str::to_owned),
-        reason,
-        identity: Some(vt.clone()),
-    })
+    refuse(status, challenge, reason, Some(vt.clone()))
 }
 
 // === impl Authorizer ===

@@ -96,7 +96,8 @@ impl OidcIdp {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, UpstreamError> {
         let issuer = settings.issuer.trim_end_matches('/');
-        let url = format!("{issuer}/.well-known/openid-configuration");
+        // OpenID Connect Discovery §4: appended to the issuer, path and all.
+        let url = format!("{issuer}{}", crate::domain::well_known::OIDC_METADATA_PATH);
         let resp = http.get(&url).send().await.map_err(unavailable)?;
         if !resp.status().is_success() {
             return Err(unavailable(format!("discovery {url}: {}", resp.status())));
