@@ -199,7 +199,7 @@ pub struct VerifierMetrics {
 // === impl VerifierMetrics ===
 
 impl VerifierMetrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut root = root_registry();
         let registry = root.sub_registry_with_prefix("mcpgate_verifier");
         register_build_info(registry);
@@ -281,7 +281,7 @@ impl VerifierMetrics {
     }
 
     /// Counts one decision; `reason` is `"ok"` for allows.
-    pub fn decision(&self, protocol: &'static str, allowed: bool, reason: &'static str) {
+    pub(crate) fn decision(&self, protocol: &'static str, allowed: bool, reason: &'static str) {
         let d = if allowed { "allow" } else { "deny" };
         self.decisions
             .get_or_create(&[("protocol", protocol), ("decision", d), ("reason", reason)])

@@ -26,7 +26,10 @@ pub struct HeaderPlan {
 impl HeaderPlan {
     /// Names must be valid header names (checked by config validation);
     /// invalid ones are skipped by the HTTP adapter.
-    pub fn new(identity: [String; IDENTITY_SLOTS.len()], remove_authorization: bool) -> Self {
+    pub(crate) fn new(
+        identity: [String; IDENTITY_SLOTS.len()],
+        remove_authorization: bool,
+    ) -> Self {
         let http_names = identity
             .iter()
             .map(|n| {
@@ -65,7 +68,7 @@ pub(crate) const DECISION_TARGET: &str = "mcpgate::decision";
 /// Correlation ids of one request, as the adapter found them (unchecked;
 /// [`clean_id`] bounds them before they are logged).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIds<'a> {
+pub(crate) struct RequestIds<'a> {
     /// `x-request-id`, else the proxy's own id (Envoy's `request.http.id`).
     pub request_id: Option<&'a str>,
     /// The W3C `traceparent` header.
@@ -136,7 +139,7 @@ impl VerifierState {
     /// computed for an allow that is not logged. Never logs the token or
     /// the query string. Host, path and route are the ones the decision
     /// was made on, as it names them.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         protocol: &'static str,
         req: &AuthzRequest<'_>,

@@ -33,7 +33,7 @@ pub struct ClaimMapping {
 /// A token's claims do not have the shape this issuer's mapping needs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("claim `{0}` is missing or malformed")]
-pub struct ClaimError(pub &'static str);
+pub(crate) struct ClaimError(pub &'static str);
 
 impl Default for ClaimMapping {
     fn default() -> Self {
@@ -83,7 +83,7 @@ impl ClaimMapping {
     /// union of the scope claims and the mapped roles. `iss`, `sub` (or
     /// the user id claim), `aud` and `exp` are required, `jti` if
     /// configured.
-    pub fn read(&self, payload: &[u8]) -> Result<AccessClaims, ClaimError> {
+    pub(crate) fn read(&self, payload: &[u8]) -> Result<AccessClaims, ClaimError> {
         let v: Value = serde_json::from_slice(payload).map_err(|_| ClaimError("payload"))?;
         let m = v.as_object().ok_or(ClaimError("payload"))?;
         let iss = string(m, "iss").ok_or(ClaimError("iss"))?.to_owned();

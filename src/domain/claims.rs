@@ -70,7 +70,7 @@ impl Audience {
 
 impl Scopes {
     /// Parses a space-delimited scope string; empty tokens are ignored.
-    pub fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         Self(
             s.split(' ')
                 .filter(|t| !t.is_empty())
@@ -84,21 +84,16 @@ impl Scopes {
         Self(it.into_iter().map(Into::into).collect())
     }
 
-    pub fn contains(&self, scope: &str) -> bool {
+    pub(crate) fn contains(&self, scope: &str) -> bool {
         self.0.contains(scope)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
-    }
-
-    /// Scopes in `required` that `self` lacks.
-    pub fn missing(&self, required: &Scopes) -> Scopes {
-        Self(required.0.difference(&self.0).cloned().collect())
     }
 
     pub(crate) fn is_superset(&self, other: &Scopes) -> bool {
@@ -136,10 +131,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_parse_and_missing() {
+    fn scopes_parse_and_superset() {
         let have = Scopes::parse("a  b c");
-        let need = Scopes::parse("b d");
-        assert_eq!(have.missing(&need).to_string(), "d");
+        assert!(!have.is_superset(&Scopes::parse("b d")));
+        assert!(have.is_superset(&Scopes::parse("c b")));
         assert_eq!(have.to_string(), "a b c");
     }
 

@@ -47,7 +47,7 @@ pub struct OAuthError {
 // === impl ErrorCode ===
 
 impl ErrorCode {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidClient => "invalid_client",
@@ -83,7 +83,7 @@ impl ErrorCode {
 // === impl OAuthError ===
 
 impl OAuthError {
-    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             code,
             description: Some(description.into()),
@@ -113,27 +113,27 @@ impl OAuthError {
         self
     }
 
-    pub fn invalid_request(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
     }
 
-    pub fn invalid_grant(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidGrant, d)
     }
 
-    pub fn invalid_client(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_client(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidClient, d)
     }
 
-    pub fn invalid_scope(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_scope(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidScope, d)
     }
 
-    pub fn invalid_target(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_target(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidTarget, d)
     }
 
-    pub fn invalid_token() -> Self {
+    pub(crate) fn invalid_token() -> Self {
         Self::bare(ErrorCode::InvalidToken)
     }
 

@@ -121,7 +121,7 @@ pub struct Issuer {
 
 impl Settings {
     /// An absolute URL on this issuer for an endpoint path.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
 

@@ -89,7 +89,7 @@ fn hash_with(a: Argon2<'_>, password: &str) -> Result<String, String> {
 
 impl StaticUsers {
     /// Validates every hash up front, so a typo fails at startup.
-    pub fn new(
+    pub(crate) fn new(
         id: impl Into<String>,
         display_name: impl Into<String>,
         users: Vec<StaticUser>,
@@ -171,7 +171,7 @@ impl StaticUsers {
 
     /// Checks a username and password (CPU-heavy: call from a blocking
     /// task). Unknown users cost the same as wrong passwords.
-    pub fn verify(&self, username: &str, password: &str) -> Option<UpstreamUser> {
+    pub(crate) fn verify(&self, username: &str, password: &str) -> Option<UpstreamUser> {
         let user = self.users.get(username);
         let hash = user.map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
         let ok = PasswordHash::new(hash).is_ok_and(|h| {
@@ -189,14 +189,6 @@ impl StaticUsers {
             name: user.name.clone(),
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
 }
 
 // === impl AllowList ===
@@ -213,7 +205,7 @@ impl AllowList {
     /// A bare name is a GitHub login when `bare_is_github` (GitHub is the
     /// only upstream provider), else refused: it used to match any
     /// provider's self-chosen username.
-    pub fn parse(entries: &[String], bare_is_github: bool) -> Result<Self, String> {
+    pub(crate) fn parse(entries: &[String], bare_is_github: bool) -> Result<Self, String> {
         let mut a = Self::default();
         for raw in entries {
             let e = raw.trim();
@@ -270,7 +262,7 @@ impl AllowList {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         !self.any
             && self.subjects.is_empty()
             && self.github_logins.is_empty()
@@ -285,7 +277,7 @@ impl AllowList {
 
     /// Whether `user` may log in. Email and domain entries only match
     /// verified emails; usernames only GitHub logins, through a pin.
-    pub fn check(&self, user: &UpstreamUser) -> Verdict {
+    pub(crate) fn check(&self, user: &UpstreamUser) -> Verdict {
         if self.any || self.subjects.contains(&user.subject) {
             return Verdict::Allow;
         }

@@ -103,7 +103,7 @@ fn deny_token(
 // === impl Authorizer ===
 
 impl Authorizer {
-    pub fn new(
+    pub(crate) fn new(
         settings: AuthorizerSettings,
         routes: Routes,
         keys: Arc<dyn KeySource>,
@@ -122,14 +122,14 @@ impl Authorizer {
     }
 
     /// The settings decided with.
-    pub fn settings(&self) -> &AuthorizerSettings {
+    pub(crate) fn settings(&self) -> &AuthorizerSettings {
         &self.settings
     }
 
     /// Decides one request. No I/O unless a signing key must be fetched.
     /// The decision names the canonical host, path and route it was made
     /// on.
-    pub async fn check<'a>(&'a self, req: &AuthzRequest<'a>) -> Decision<'a> {
+    pub(crate) async fn check<'a>(&'a self, req: &AuthzRequest<'a>) -> Decision<'a> {
         // Decide only on the canonical target (DESIGN.md §4): anything
         // without one is refused, never matched against a weaker route.
         let host = canonical_host(req.host).ok();

@@ -20,14 +20,14 @@ pub(crate) const ALLOWED_ALGS: [Algorithm; 3] =
 /// A public verification key bound to exactly one algorithm, parsed once
 /// (an RSA key's Montgomery setup is most of a verification's cost, so it
 /// is not redone per token).
-pub struct VerifyKey {
+pub(crate) struct VerifyKey {
     pub alg: Algorithm,
     key: ParsedPublicKey,
 }
 
 impl VerifyKey {
     /// An RS256 key from its modulus and exponent (big-endian bytes).
-    pub fn rs256(n: &[u8], e: &[u8]) -> Option<Self> {
+    pub(crate) fn rs256(n: &[u8], e: &[u8]) -> Option<Self> {
         let key = RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
             .ok()?;
@@ -38,7 +38,7 @@ impl VerifyKey {
     }
 
     /// An ES256 key from its P-256 point coordinates (32 bytes each).
-    pub fn es256(x: &[u8], y: &[u8]) -> Option<Self> {
+    pub(crate) fn es256(x: &[u8], y: &[u8]) -> Option<Self> {
         if x.len() != 32 || y.len() != 32 {
             return None;
         }
@@ -54,7 +54,7 @@ impl VerifyKey {
     }
 
     /// An EdDSA (Ed25519) key from its 32 raw bytes.
-    pub fn ed25519(x: &[u8]) -> Option<Self> {
+    pub(crate) fn ed25519(x: &[u8]) -> Option<Self> {
         let key = ParsedPublicKey::new(&ED25519, x).ok()?;
         Some(Self {
             alg: Algorithm::EdDSA,
@@ -70,7 +70,7 @@ impl VerifyKey {
 
 /// Why a key could not be produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("no key with that kid")]
     UnknownKid,
     #[error("issuer keys unavailable")]
@@ -79,7 +79,7 @@ pub enum KeyError {
 
 /// Where verification keys come from (the JWKS cache in `infra`).
 #[async_trait::async_trait]
-pub trait KeySource: Send + Sync + 'static {
+pub(crate) trait KeySource: Send + Sync + 'static {
     async fn key(&self, issuer: &str, kid: Option<&str>) -> Result<Arc<VerifyKey>, KeyError>;
 }
 

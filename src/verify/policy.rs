@@ -11,7 +11,7 @@ use std::borrow::Cow;
 /// Scopes an MCP operation needs, keyed by the `Mcp-Method` and optional
 /// `Mcp-Name` request headers.
 #[derive(Debug, Clone)]
-pub struct ToolRule {
+pub(crate) struct ToolRule {
     pub method: String,
     /// `None` matches every name of the method.
     pub name: Option<String>,
@@ -46,7 +46,7 @@ pub struct Route {
 /// Routes, matched by host then longest path prefix at a segment boundary
 /// (through an index built here, so the cost does not grow with the count).
 #[derive(Debug, Clone, Default)]
-pub struct Routes {
+pub(crate) struct Routes {
     routes: Vec<Route>,
     index: RouteIndex,
 }
@@ -57,7 +57,7 @@ impl Route {
     /// Builds a route, precomputing its challenges. `offline_access` is
     /// never offered in a challenge.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         host: Option<String>,
         path_prefix: String,
         resource: String,
@@ -101,12 +101,12 @@ impl Route {
     }
 
     /// The path prefix it matches (its name in the logs).
-    pub fn path_prefix(&self) -> &str {
+    pub(crate) fn path_prefix(&self) -> &str {
         &self.path_prefix
     }
 
     /// Its canonical resource URI (RFC 8707), the expected `aud`.
-    pub fn resource(&self) -> &str {
+    pub(crate) fn resource(&self) -> &str {
         &self.resource
     }
 
@@ -297,7 +297,7 @@ pub(crate) fn is_parent_resource(parent: &str, child: &str) -> bool {
 // === impl Routes ===
 
 impl Routes {
-    pub fn new(routes: Vec<Route>) -> Self {
+    pub(crate) fn new(routes: Vec<Route>) -> Self {
         let index = RouteIndex::new(
             routes
                 .iter()
@@ -309,7 +309,7 @@ impl Routes {
     /// The route for a canonical `host` and `path`: host-specific
     /// routes win over any-host ones, then the longest prefix, then the
     /// later route.
-    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+    pub(crate) fn find(&self, host: &str, path: &str) -> Option<&Route> {
         self.index.find(host, path).and_then(|i| self.routes.get(i))
     }
 
@@ -320,10 +320,6 @@ impl Routes {
             .iter()
             .filter(|r| r.matches(host, path))
             .max_by_key(|r| (r.host.is_some(), r.path_prefix.trim_end_matches('/').len()))
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter()
     }
 }
 

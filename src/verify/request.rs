@@ -13,7 +13,7 @@ use std::borrow::Cow;
 /// A protocol-neutral authorization question, borrowed from the wire
 /// request so the hot path copies nothing. Header values are untrusted.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AuthzRequest<'a> {
+pub(crate) struct AuthzRequest<'a> {
     /// HTTP method of the original request.
     pub method: &'a str,
     /// Host (authority) of the original request, as received (port,

@@ -9,7 +9,7 @@
 pub(crate) const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
 /// Which of the authorization server's documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsDocKind {
+pub(crate) enum AsDocKind {
     /// RFC 8414.
     OAuth,
     /// OpenID Connect Discovery.
@@ -83,7 +83,7 @@ impl AsMetadata {
         self.serve_copy
     }
 
-    pub fn new(issuer: Option<String>, serve_copy: bool) -> Self {
+    pub(crate) fn new(issuer: Option<String>, serve_copy: bool) -> Self {
         Self {
             issuer,
             serve_copy,
@@ -93,7 +93,7 @@ impl AsMetadata {
 
     /// Stores a fetched document; it must be a JSON object naming this
     /// issuer (RFC 8414 §3.3), else it is dropped.
-    pub fn store(&self, kind: AsDocKind, body: &[u8]) -> bool {
+    pub(crate) fn store(&self, kind: AsDocKind, body: &[u8]) -> bool {
         let Some(issuer) = &self.issuer else {
             return false;
         };
@@ -120,7 +120,7 @@ impl AsMetadata {
 
     /// The cached document of this kind (else of the other kind: both carry
     /// the endpoints an MCP client needs).
-    pub fn cached(&self, kind: AsDocKind) -> Option<bytes::Bytes> {
+    pub(crate) fn cached(&self, kind: AsDocKind) -> Option<bytes::Bytes> {
         let d = self.docs.read().ok()?;
         match kind {
             AsDocKind::OAuth => d.0.clone().or_else(|| d.1.clone()),

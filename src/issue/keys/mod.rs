@@ -31,7 +31,7 @@ pub enum SigningAlg {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("signing key: {0}")]
     Invalid(String),
     #[error("key storage: {0}")]
@@ -94,7 +94,7 @@ pub struct KeyManager {
 // === impl SigningAlg ===
 
 impl SigningAlg {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "RS256" => Some(Self::RS256),
             "ES256" => Some(Self::ES256),
@@ -103,7 +103,7 @@ impl SigningAlg {
         }
     }
 
-    pub fn jwt(self) -> Algorithm {
+    pub(crate) fn jwt(self) -> Algorithm {
         match self {
             Self::RS256 => Algorithm::RS256,
             Self::ES256 => Algorithm::ES256,
@@ -111,7 +111,7 @@ impl SigningAlg {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::RS256 => "RS256",
             Self::ES256 => "ES256",
@@ -342,7 +342,7 @@ impl KeyManager {
     }
 
     /// Re-reads the store (picks up another replica's rotation).
-    pub async fn reload(&self) -> Result<(), KeyError> {
+    pub(crate) async fn reload(&self) -> Result<(), KeyError> {
         if self.file_managed {
             return Ok(());
         }
@@ -369,7 +369,7 @@ impl KeyManager {
     /// Promotes `next` to `current`, retires the current key, generates a
     /// new `next`, and drops retired keys whose tokens have all expired.
     /// Returns the new current `kid`.
-    pub async fn rotate(&self, now: u64) -> Result<String, KeyError> {
+    pub(crate) async fn rotate(&self, now: u64) -> Result<String, KeyError> {
         if self.file_managed {
             return Err(KeyError::FileManaged);
         }
@@ -423,7 +423,7 @@ impl KeyManager {
         keys.first().map(|k| k.rec.kid.clone())
     }
 
-    pub fn alg(&self) -> SigningAlg {
+    pub(crate) fn alg(&self) -> SigningAlg {
         self.alg
     }
 
@@ -432,7 +432,7 @@ impl KeyManager {
     }
 
     /// Signs access-token claims (header `typ: at+jwt`, `kid`).
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
+    pub(crate) fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
         let keys = self.keys.read().map_err(|_| invalid("key lock poisoned"))?;
         let k = keys.first().ok_or_else(|| invalid("no signing key"))?;
         let mut header = Header::new(k.rec.alg.jwt());
@@ -442,7 +442,7 @@ impl KeyManager {
     }
 
     /// The public JWKS (current, next and retired keys).
-    pub fn jwks(&self) -> JwkSet {
+    pub(crate) fn jwks(&self) -> JwkSet {
         let keys = self
             .keys
             .read()
@@ -454,7 +454,7 @@ impl KeyManager {
 
     /// Verifies one of our own access tokens: signature, `typ`, `iss`.
     /// Expiry is the caller's business (it has the clock).
-    pub fn decode(&self, unverified: &str, issuer: &str) -> Option<AccessClaims> {
+    pub(crate) fn decode(&self, unverified: &str, issuer: &str) -> Option<AccessClaims> {
         let header = jsonwebtoken::decode_header(unverified).ok()?;
         if header.typ.as_deref() != Some(AT_JWT_TYP) {
             return None;
