@@ -9,7 +9,7 @@ use super::IssuerState;
 use crate::domain::secret::ct_eq;
 use crate::issue::authorize::{AuthorizeFailure, AuthorizeParams, Next};
 use crate::issue::error::OAuthError;
-use crate::issue::login::LoginOutcome;
+use crate::issue::login::{LoginOutcome, LoginView};
 use crate::issue::metadata::{issuer_path, CONSENT_PATH, LOGIN_PATH, LOGOUT_PATH};
 use crate::issue::records::random_token;
 use axum::body::Bytes;
@@ -23,6 +23,11 @@ type St = State<Arc<IssuerState>>;
 
 fn prefix(st: &IssuerState) -> String {
     issuer_path(&st.core.settings().issuer)
+}
+
+/// The login form for `view`, posting back to this issuer's login path.
+fn login_form(st: &IssuerState, view: &LoginView, csrf: &str) -> Response {
+    html::login_page(view, csrf, &format!("{}{LOGIN_PATH}", prefix(st)))
 }
 
 fn enc(s: &str) -> String {
@@ -156,11 +161,7 @@ pub(super) async fn authorize_login_get(
         let next = st.core.upstream_begin(&id, &csrf, only).await?;
         return Ok(go(&st, next));
     }
-    Ok(html::login_page(
-        &view,
-        &csrf,
-        &format!("{}{LOGIN_PATH}", prefix(&st)),
-    ))
+    Ok(login_form(&st, &view, &csrf))
 }
 
 /// `POST /login` with `req`, `csrf`, `username`, `password`.
@@ -191,7 +192,7 @@ pub(super) async fn authorize_login_post(
     match outcome? {
         LoginOutcome::Limited { view, retry_after } => {
             st.metrics.count("login", "too_many_requests");
-            let mut resp = html::login_page(&view, &csrf, &format!("{}{LOGIN_PATH}", prefix(&st)));
+            let mut resp = login_form(&st, &view, &csrf);
             *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -203,11 +204,7 @@ pub(super) async fn authorize_login_post(
         }
         LoginOutcome::Retry(view) => {
             st.metrics.count("login", "access_denied");
-            Ok(html::login_page(
-                &view,
-                &csrf,
-                &format!("{}{LOGIN_PATH}", prefix(&st)),
-            ))
+            Ok(login_form(&st, &view, &csrf))
         }
     }
 }
