@@ -3,7 +3,7 @@
 //! expired, revoked or not the caller's is just `{"active": false}`.
 
 use crate::domain::claims::Audience;
-use crate::issue::records::{get_json, hash_secret, AccessRecord, FamilyRecord, RefreshRecord};
+use crate::issue::records::{get_json, hash_secret, AccessRecord, RefreshRecord};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 use serde::Serialize;
@@ -94,11 +94,9 @@ impl Issuer {
             return Ok(inactive);
         };
         let g = &r.grant;
-        let family = get_json::<FamilyRecord>(store, Namespace::Families, &r.family_id).await?;
-        let live = family.is_some_and(|f| !f.revoked)
-            && may_see(who, &g.client_id)
+        let live = may_see(who, &g.client_id)
             && !self
-                .revoked_by_watermark(&g.user.subject, &g.client_id, r.issued_at)
+                .grant_revoked(&r.family_id, &g.user.subject, &g.client_id, r.issued_at)
                 .await?;
         if !live {
             return Ok(inactive);
