@@ -741,7 +741,8 @@ def section_issuer(a, tmp: Path) -> dict:
     chains, rounds = CHAINS, a.rounds
     codes_per_chain = 4 if q else 30
     seconds = 2 if q else 10
-    points = [1, 10, 100, 300] if q else [1, 100, 1000, 3000]
+    points = ([int(x) for x in a.chain_points.split(",")] if a.chain_points
+              else [1, 10, 100, 300] if q else [1, 100, 1000, 3000])
     rss_after = a.rss_refreshes or (2000 if q else 100_000)
     stores = [s for s in a.stores.split(",") if s]
     meter = Meter()
@@ -1309,6 +1310,7 @@ def main() -> None:
     ap.add_argument("--route-sizes")
     ap.add_argument("--cache-sizes")
     ap.add_argument("--envoy-rate", type=int, default=2000)
+    ap.add_argument("--chain-points", help="chain lengths of the cost-per-refresh curve (1,100,1000,3000; quick 1,10,100,300)")
     ap.add_argument("--rss-refreshes", type=int, help="refreshes before the issuer RSS figure (100,000; quick 2,000)")
     ap.add_argument("--node-modules", help="dir holding node `oidc-provider` (default: tests/e2e/oidc/node_modules)")
     ap.add_argument("--out", type=Path, default=REPO / "benches" / "scale.json")
