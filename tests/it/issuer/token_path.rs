@@ -313,7 +313,7 @@ async fn long_chain_keeps_a_bounded_family_and_revokes_every_token() {
 /// family as long as they have not expired.
 #[tokio::test]
 async fn family_revocation_reaches_tokens_of_earlier_buckets() {
-    let clock = Arc::new(FixedClock::at_unix(1_900_000_000));
+    let clock = Arc::new(FixedClock::at_unix(1_900_000_400));
     let toml = format!("access_token_ttl_secs = 600\n{}", base_toml());
     let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
     let revocations = LocalRevocations::new(clock.clone(), Duration::from_secs(7200));
@@ -334,7 +334,9 @@ async fn family_revocation_reaches_tokens_of_earlier_buckets() {
     assert_eq!(st, StatusCode::OK, "{first}");
     let mut ats = vec![first["access_token"].as_str().unwrap().to_owned()];
     let mut rt = first["refresh_token"].as_str().unwrap().to_owned();
-    // Bucket width = 600 s + 300 s skew; step by 400 s: 1..4 buckets on.
+    // Bucket width = 600 s + 300 s skew = 900 s, boundaries 400 s, 1,300 s
+    // and 2,200 s after the start: the live tokens (issued at 2,000 s and
+    // 2,400 s) straddle the last one.
     for _ in 0..6 {
         clock.advance(Duration::from_secs(400));
         for _ in 0..2 {
