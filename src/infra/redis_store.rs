@@ -356,6 +356,9 @@ impl Store for RedisStore {
     /// for the listable namespaces, whose index needs a script) the ops run
     /// one by one, each acknowledged before the next is sent.
     async fn batch(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
         if self.is_cluster() || ops.iter().any(|op| listable(op.namespace())) {
             return batch_one_by_one(self, ops).await;
         }
