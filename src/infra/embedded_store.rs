@@ -17,7 +17,7 @@
 //! RSS went).
 
 use crate::domain::clock::{Clock, SystemClock};
-use crate::issue::store::{Namespace, Op, OpResult, Store, StoreError};
+use crate::issue::store::{counter_from_be, Namespace, Op, OpResult, Store, StoreError};
 use async_trait::async_trait;
 use redb::{
     Database, ReadableDatabase, ReadableTable, TableDefinition, TableError, WriteTransaction,
@@ -80,6 +80,7 @@ enum OwnedOp {
     Take(Namespace, String),
     Delete(Namespace, String),
     Incr(Namespace, String, Duration),
+    Count(Namespace, String),
 }
 
 type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
@@ -429,7 +430,8 @@ fn apply(txn: &WriteTransaction, op: OwnedOp, now: u64) -> Result<OpResult, Stor
         | OwnedOp::PutIfAbsent(ns, ..)
         | OwnedOp::Take(ns, ..)
         | OwnedOp::Delete(ns, ..)
-        | OwnedOp::Incr(ns, ..) => *ns,
+        | OwnedOp::Incr(ns, ..)
+        | OwnedOp::Count(ns, ..) => *ns,
     };
     let mut t = txn.open_table(table(ns)).map_err(db_err)?;
     Ok(match op {
@@ -467,6 +469,13 @@ fn apply(txn: &WriteTransaction, op: OwnedOp, now: u64) -> Result<OpResult, Stor
                 None => false,
             })
         }
+        OwnedOp::Count(_, key) => match t.get(key.as_str()).map_err(db_err)? {
+            Some(v) => match live_payload(v.value(), now)? {
+                Some(p) => OpResult::Count(counter_from_be(&p)?),
+                None => OpResult::Count(0),
+            },
+            None => OpResult::Count(0),
+        },
         OwnedOp::Incr(_, key, window) => {
             let current = match t.get(key.as_str()).map_err(db_err)? {
                 Some(v) => {
@@ -511,6 +520,7 @@ fn owned(op: &Op<'_>) -> OwnedOp {
         Op::Take { ns, key } => OwnedOp::Take(ns, key.to_owned()),
         Op::Delete { ns, key } => OwnedOp::Delete(ns, key.to_owned()),
         Op::Incr { ns, key, window } => OwnedOp::Incr(ns, key.to_owned(), window),
+        Op::Count { ns, key } => OwnedOp::Count(ns, key.to_owned()),
     }
 }
 
@@ -617,10 +627,12 @@ impl Store for EmbeddedStore {
     /// commit for the whole batch.
     async fn batch(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {
         if ops.iter().all(Op::is_read) {
-            let keys: Vec<(Namespace, String)> = ops
+            // (namespace, key, whether it is a counter)
+            let keys: Vec<(Namespace, String, bool)> = ops
                 .iter()
                 .filter_map(|op| match *op {
-                    Op::Get { ns, key } => Some((ns, key.to_owned())),
+                    Op::Get { ns, key } => Some((ns, key.to_owned(), false)),
+                    Op::Count { ns, key } => Some((ns, key.to_owned(), true)),
                     _ => None,
                 })
                 .collect();
@@ -628,21 +640,20 @@ impl Store for EmbeddedStore {
                 .blocking(move |db, now| {
                     let txn = db.begin_read().map_err(db_err)?;
                     let mut out = Vec::with_capacity(keys.len());
-                    for (ns, key) in keys {
-                        let t = match txn.open_table(table(ns)) {
-                            Ok(t) => t,
-                            Err(TableError::TableDoesNotExist(_)) => {
-                                out.push(OpResult::Value(None));
-                                continue;
-                            }
-                            Err(e) => return Err(db_err(e)),
-                        };
-                        out.push(OpResult::Value(
-                            match t.get(key.as_str()).map_err(db_err)? {
+                    for (ns, key, counter) in keys {
+                        let value = match txn.open_table(table(ns)) {
+                            Ok(t) => match t.get(key.as_str()).map_err(db_err)? {
                                 Some(v) => live_payload(v.value(), now)?,
                                 None => None,
                             },
-                        ));
+                            Err(TableError::TableDoesNotExist(_)) => None,
+                            Err(e) => return Err(db_err(e)),
+                        };
+                        out.push(match (counter, value) {
+                            (false, v) => OpResult::Value(v),
+                            (true, Some(v)) => OpResult::Count(counter_from_be(&v)?),
+                            (true, None) => OpResult::Count(0),
+                        });
                     }
                     Ok(out)
                 })

@@ -226,6 +226,9 @@ impl RedisStore {
                 Op::Delete { ns, key } => {
                     pipe.cmd("DEL").arg(value_key(ns, key));
                 }
+                Op::Count { ns, key } => {
+                    pipe.cmd("GET").arg(value_key(ns, key));
+                }
                 Op::Incr { ns, key, window } => {
                     // EVAL with the text: no NOSCRIPT to recover from in a
                     // pipeline, and the script is short.
@@ -255,6 +258,15 @@ impl RedisStore {
     }
 }
 
+/// A counter as `INCR` keeps it: decimal digits.
+fn redis_counter(b: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(|n| n.max(0) as u64)
+        .ok_or_else(|| StoreError::Corrupt("redis: a counter is not an integer".into()))
+}
+
 /// Reads one pipeline reply as the result of its op.
 fn op_result(op: &Op<'_>, v: redis::Value) -> Result<OpResult, StoreError> {
     use redis::Value as V;
@@ -269,6 +281,8 @@ fn op_result(op: &Op<'_>, v: redis::Value) -> Result<OpResult, StoreError> {
         (Op::PutIfAbsent { .. }, V::Nil) => OpResult::Written(false),
         (Op::Delete { .. }, V::Int(n)) => OpResult::Written(n > 0),
         (Op::Incr { .. }, V::Int(n)) => OpResult::Count(n.max(0) as u64),
+        (Op::Count { .. }, V::Nil) => OpResult::Count(0),
+        (Op::Count { .. }, V::BulkString(b)) => OpResult::Count(redis_counter(&b)?),
         (_, V::ServerError(e)) => {
             return Err(StoreError::Unavailable(format!("redis: {e:?}")));
         }
@@ -349,6 +363,13 @@ impl Store for RedisStore {
         let mut inv = self.incr.key(value_key(ns, key));
         inv.arg(ttl_ms(Some(window)));
         self.invoke(&inv).await.map_err(redis_err)
+    }
+
+    async fn count(&self, ns: Namespace, key: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(value_key(ns, key));
+        let v: Option<Vec<u8>> = self.query(&cmd).await.map_err(redis_err)?;
+        v.map_or(Ok(0), |b| redis_counter(&b))
     }
 
     /// Standalone: one pipeline. A cluster routes each key to its own node,

@@ -181,6 +181,10 @@ impl Store for SealedKeys {
         self.inner.incr(ns, key, window).await
     }
 
+    async fn count(&self, ns: Namespace, key: &str) -> Result<u64, StoreError> {
+        self.inner.count(ns, key).await
+    }
+
     /// Passed through whole unless it touches the signing keys (then one
     /// by one, through the sealing above).
     async fn batch(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {

@@ -428,9 +428,17 @@ impl Issuer {
         let store = self.store.as_ref();
         if let Ok(Some(r)) = get_json::<RotatedRefresh>(store, Namespace::RotatedRefresh, key).await
         {
-            let (client_id, sub) = r.grant.as_ref().map_or(("", ""), |g| {
-                (g.client_id.as_str(), g.user.subject.as_str())
-            });
+            // The tombstone is small (no grant); the family record names
+            // who the chain belongs to.
+            let (client_id, sub) = match r.grant.as_ref() {
+                Some(g) => (g.client_id.clone(), g.user.subject.clone()),
+                None => get_json::<FamilyRecord>(store, Namespace::Families, &r.family_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|f| (f.client_id, f.sub))
+                    .unwrap_or_default(),
+            };
             // An audit event (target `mcpgate::audit`, see the issuer adapter's audit module).
             tracing::warn!(target: "mcpgate::audit", event = "refresh_reuse_detected", result = "family_revoked", family = %r.family_id, client_id = %client_id, sub = %sub, "rotated refresh token reused; revoking the family");
             if let Err(e) = self.revoke_family(&r.family_id).await {

@@ -72,16 +72,14 @@ impl Issuer {
             .iter()
             .map(|b| generation_key(family_id, *b))
             .collect();
-        // The counters are read by incrementing them: atomic on every
-        // backend, whatever the counter's encoding, and the generation this
-        // takes is simply never issued. Tokens hold generations 1..count.
-        let window = std::time::Duration::from_secs(width * 4);
+        // Tokens hold generations 1..=count. A refresh that counts after
+        // this read finds the tombstone written above when it re-checks
+        // before answering, and revokes its own token (see issue_tokens).
         let mut ops: Vec<Op<'_>> = keys
             .iter()
-            .map(|k| Op::Incr {
+            .map(|k| Op::Count {
                 ns: Namespace::Families,
                 key: k,
-                window,
             })
             .collect();
         ops.push(Op::Get {
@@ -101,7 +99,7 @@ impl Issuer {
         let exp = now + self.max_token_lifetime().as_secs();
         let mut revoked = 0u64;
         for (b, r) in buckets.iter().zip(&res) {
-            for n in 1..r.count() {
+            for n in 1..=r.count() {
                 self.revoke_jti(&derived_jti(family_id, *b, n), exp).await?;
                 revoked += 1;
             }

@@ -86,6 +86,16 @@ pub trait Store: Send + Sync + 'static {
     /// returns the new count.
     async fn incr(&self, ns: Namespace, key: &str, window: Duration) -> Result<u64, StoreError>;
 
+    /// The current value of a counter kept by [`Store::incr`], without
+    /// changing it (0 if absent or expired). The default reads the value
+    /// as the 8-byte big-endian count the in-process stores keep.
+    async fn count(&self, ns: Namespace, key: &str) -> Result<u64, StoreError> {
+        match self.get(ns, key).await? {
+            Some(v) => counter_from_be(&v),
+            None => Ok(0),
+        }
+    }
+
     /// Runs `ops` in order, each as atomic as its single-operation method,
     /// and returns one result per op. A backend answers the whole batch in
     /// one round trip where it can (one Redis pipeline, one embedded write
@@ -97,6 +107,13 @@ pub trait Store: Send + Sync + 'static {
     async fn batch(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {
         batch_one_by_one(self, ops).await
     }
+}
+
+/// A counter stored as 8 big-endian bytes.
+pub fn counter_from_be(v: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a counter is not a u64".into()))
 }
 
 /// One step of a [`Store::batch`]: the same operations as the trait's
@@ -132,6 +149,11 @@ pub enum Op<'a> {
         key: &'a str,
         window: Duration,
     },
+    /// Reads a counter ([`Store::count`]).
+    Count {
+        ns: Namespace,
+        key: &'a str,
+    },
 }
 
 /// What one [`Op`] returned.
@@ -142,7 +164,7 @@ pub enum OpResult {
     /// `Put` (always true), `PutIfAbsent` (whether it wrote), `Delete`
     /// (whether a live value was there).
     Written(bool),
-    /// `Incr`: the new count.
+    /// `Incr`: the new count; `Count`: the current one.
     Count(u64),
 }
 
@@ -174,6 +196,7 @@ pub async fn batch_one_by_one<S: Store + ?Sized>(
             Op::Take { ns, key } => OpResult::Value(s.take(ns, key).await?),
             Op::Delete { ns, key } => OpResult::Written(s.delete(ns, key).await?),
             Op::Incr { ns, key, window } => OpResult::Count(s.incr(ns, key, window).await?),
+            Op::Count { ns, key } => OpResult::Count(s.count(ns, key).await?),
         });
     }
     Ok(out)
@@ -190,13 +213,14 @@ impl Op<'_> {
             | Op::PutIfAbsent { ns, .. }
             | Op::Take { ns, .. }
             | Op::Delete { ns, .. }
-            | Op::Incr { ns, .. } => ns,
+            | Op::Incr { ns, .. }
+            | Op::Count { ns, .. } => ns,
         }
     }
 
     /// Whether the op only reads.
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Get { .. })
+        matches!(self, Op::Get { .. } | Op::Count { .. })
     }
 }
 

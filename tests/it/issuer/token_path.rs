@@ -5,16 +5,12 @@
 //! older issuer (an upgrade in place).
 
 use super::harness::*;
-use super::store_suite::{redis_available, start_cluster, start_redis};
+use crate::redis::{available as redis_available, start_cluster, RedisServer};
 use base64::Engine;
-use mcpgate::app::issuer::{spawn, IssuerDeps};
-use mcpgate::config::issuer::RawConfig;
-use mcpgate::domain::clock::FixedClock;
 use mcpgate::domain::revocation::{RevocationView, TokenRef};
 use mcpgate::infra::embedded_store::EmbeddedStore;
 use mcpgate::infra::memory_store::MemoryStore;
 use mcpgate::infra::redis_store::RedisStore;
-use mcpgate::infra::revocation::LocalRevocations;
 use mcpgate::issue::records::{hash_secret, AccessRecord, RefreshRecord};
 use mcpgate::issue::store::{Namespace, Op, OpResult, Store};
 use reqwest::StatusCode;
@@ -56,7 +52,7 @@ async fn family_of(h: &Harness, at: &str) -> String {
     let rec = h
         .running
         .core
-        .store
+        .store()
         .get(Namespace::AccessTokens, &jti)
         .await
         .unwrap()
@@ -95,6 +91,14 @@ async fn batch_semantics(s: &dyn Store) {
             key: "gen:x",
             window: w,
         },
+        Op::Count {
+            ns: Namespace::Families,
+            key: "gen:x",
+        },
+        Op::Count {
+            ns: Namespace::Families,
+            key: "gen:none",
+        },
         Op::Take {
             ns: Namespace::Refresh,
             key: "a",
@@ -131,6 +135,8 @@ async fn batch_semantics(s: &dyn Store) {
             OpResult::Value(Some(b"one".to_vec())),
             OpResult::Count(1),
             OpResult::Count(2),
+            OpResult::Count(2),
+            OpResult::Count(0),
             OpResult::Value(Some(b"one".to_vec())),
             OpResult::Value(None),
             OpResult::Written(false),
@@ -145,6 +151,15 @@ async fn batch_semantics(s: &dyn Store) {
         3,
         "the counter is the same under batch and incr"
     );
+    // Reading a counter leaves it as it is, alone, in a read-only batch or
+    // in one that writes.
+    assert_eq!(s.count(Namespace::Families, "gen:x").await.unwrap(), 3);
+    assert_eq!(s.count(Namespace::Families, "gen:none").await.unwrap(), 0);
+    let counted = [Op::Count {
+        ns: Namespace::Families,
+        key: "gen:x",
+    }];
+    assert_eq!(s.batch(&counted).await.unwrap(), vec![OpResult::Count(3)]);
     let reads = [
         Op::Get {
             ns: Namespace::RotatedRefresh,
@@ -226,11 +241,10 @@ async fn batch_on_memory_and_embedded_stores() {
 
 #[tokio::test]
 async fn batch_on_redis_standalone_and_cluster() {
-    if !redis_available("batch_on_redis_standalone_and_cluster") {
+    if !redis_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_redis(dir.path(), false).await;
+    let server = RedisServer::start().unwrap();
     let one = RedisStore::connect(&[format!("redis://127.0.0.1:{}/", server.port)])
         .await
         .unwrap();
@@ -247,7 +261,9 @@ async fn batch_on_redis_standalone_and_cluster() {
             .unwrap();
         assert!(pttl > 0 && pttl <= 60_000, "{key} has pttl {pttl}");
     }
-    let nodes = start_cluster(dir.path()).await;
+    let Some(nodes) = start_cluster().await else {
+        return;
+    };
     let urls: Vec<String> = nodes
         .iter()
         .map(|n| format!("redis://127.0.0.1:{}/", n.port))
@@ -267,7 +283,7 @@ async fn long_chain_keeps_a_bounded_family_and_revokes_every_token() {
     let (st, first) = exchange(&h, &id, &secret, &code, &verifier).await;
     assert_eq!(st, StatusCode::OK, "{first}");
     let fid = family_of(&h, first["access_token"].as_str().unwrap()).await;
-    let store = h.running.core.store.clone();
+    let store = h.running.core.store();
     let size = || async {
         store
             .get(Namespace::Families, &fid)
@@ -313,22 +329,16 @@ async fn long_chain_keeps_a_bounded_family_and_revokes_every_token() {
 /// family as long as they have not expired.
 #[tokio::test]
 async fn family_revocation_reaches_tokens_of_earlier_buckets() {
-    let clock = Arc::new(FixedClock::at_unix(1_900_000_400));
+    let clock = TestClock::at_unix(1_900_000_400);
     let toml = format!("access_token_ttl_secs = 600\n{}", base_toml());
-    let config = RawConfig::from_toml(&toml).unwrap().validate().unwrap();
-    let revocations = LocalRevocations::new(clock.clone(), Duration::from_secs(7200));
-    let deps = IssuerDeps {
-        clock: Some(clock.clone()),
-        revocations: Some(Arc::new(revocations.clone())),
-        ..Default::default()
-    };
-    let running = spawn(config, deps).await.unwrap();
-    let h = Harness {
-        base: running.issuer.clone(),
-        running,
-        http: client(),
-        revocations,
-    };
+    let h = start_with(
+        &toml,
+        Deps {
+            clock: Some(clock.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
     let (id, secret, code, verifier) = confidential_code(&h).await;
     let (st, first) = exchange(&h, &id, &secret, &code, &verifier).await;
     assert_eq!(st, StatusCode::OK, "{first}");
@@ -372,7 +382,7 @@ async fn family_revocation_reaches_tokens_of_earlier_buckets() {
 #[tokio::test]
 async fn records_of_an_older_issuer_keep_working() {
     let h = start().await;
-    let store = h.running.core.store.clone();
+    let store = h.running.core.store();
     let now = h.running.core.now();
     for expired_record in [false, true] {
         let (id, secret, code, verifier) = confidential_code(&h).await;
