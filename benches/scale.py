@@ -735,6 +735,21 @@ def chain_curve(t: Target, points: list[int], sample: int) -> list[dict]:
     return out
 
 
+def signing_ceiling(bin_dir: Path) -> dict | None:
+    """Tokens signed per second on one thread (benches/sign_speed.rs, on the
+    servers' CPU): no token endpoint issues more per core than this."""
+    exe = bin_dir / "examples" / "sign_speed"
+    if not exe.exists():
+        log("issuer: no examples/sign_speed in the bin dir; skipping the signing ceiling")
+        return None
+    r = subprocess.run(["taskset", "-c", SERVER_CPU, exe, "3000"], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        fail(f"sign_speed failed: {r.stderr[-500:]}")
+    res = json.loads(r.stdout)
+    log(f"issuer: signing alone, per core: {res}")
+    return res
+
+
 def section_issuer(a, tmp: Path) -> dict:
     nm = find_node_modules(a.node_modules)
     q = a.quick
@@ -785,6 +800,7 @@ def section_issuer(a, tmp: Path) -> dict:
     for t in targets:
         t.proc.stop()
     cleanup_redis_clients(targets)
+    out["signing"] = signing_ceiling(a.bin_dir)
     out["foreign_cores"] = meter.foreign_cores()
     return out
 

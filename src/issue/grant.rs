@@ -10,8 +10,8 @@ use crate::issue::clients::ClientCredentials;
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::pkce;
 use crate::issue::records::{
-    derived_jti, generation_key, get_json, hash_secret, random_token, take_json, AccessRecord,
-    ClientRecord, CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
+    derived_jti, generation_key, get_json, hash_secret, random_token, take_json, ClientRecord,
+    CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
 };
 use crate::issue::service::Issuer;
 use crate::issue::store::{Namespace, Op, OpResult, StoreError};
@@ -530,12 +530,6 @@ impl Issuer {
         };
         let jti = derived_jti(family_id, generation.bucket, generation.n);
         let (access_token, claims) = self.sign_access(g, jti)?;
-        let access = to_json(&AccessRecord {
-            client_id: g.client_id.clone(),
-            sub: g.user.subject.clone(),
-            family_id: Some(family_id.to_owned()),
-            exp: claims.exp,
-        })?;
         let mut refresh_token = None;
         let mut refresh_key = None;
         let mut refresh_rec = Vec::new();
@@ -550,13 +544,10 @@ impl Issuer {
             refresh_token = Some(rt);
         }
         let tomb = crate::issue::revoke::family_tombstone(family_id);
+        // No record of the access token itself: it is a signed JWT, and
+        // what can make it inactive before it expires is a revocation,
+        // which the revocation records hold (see introspect).
         let mut ops = vec![
-            Op::Put {
-                ns: Namespace::AccessTokens,
-                key: &claims.jti,
-                value: &access,
-                ttl: Some(self.settings.access_ttl),
-            },
             Op::Get {
                 ns: Namespace::Families,
                 key: &tomb,
@@ -568,7 +559,7 @@ impl Issuer {
         ];
         if let Some(k) = refresh_key.as_deref() {
             ops.insert(
-                1,
+                0,
                 Op::Put {
                     ns: Namespace::Refresh,
                     key: k,

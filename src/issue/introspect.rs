@@ -3,7 +3,8 @@
 //! expired, revoked or not the caller's is just `{"active": false}`.
 
 use crate::domain::claims::Audience;
-use crate::issue::records::{get_json, hash_secret, AccessRecord, RefreshRecord};
+use crate::domain::revocation::Revocation;
+use crate::issue::records::{get_json, hash_secret, RefreshRecord};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 use serde::Serialize;
@@ -64,10 +65,16 @@ impl Issuer {
         let inactive = Introspection::default();
         if let Some(c) = self.keys.decode(token, &self.settings.issuer) {
             let client_id = c.client_id.clone().unwrap_or_default();
-            let rec: Option<AccessRecord> =
-                get_json(self.store.as_ref(), Namespace::AccessTokens, &c.jti).await?;
+            // Revoked = a revocation record for its jti (written before
+            // the revocation is published, kept until the token expires).
+            let key = Revocation::Jti {
+                id: c.jti.clone(),
+                exp: c.exp,
+            }
+            .record_key();
+            let revoked = self.store.get(Namespace::Revocations, &key).await?;
             let live = c.exp > now
-                && rec.is_some()
+                && revoked.is_none()
                 && may_see(who, &client_id)
                 && !self.revoked_by_watermark(&c.sub, &client_id, c.iat).await?;
             if !live {

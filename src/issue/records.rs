@@ -152,16 +152,6 @@ pub fn derived_jti(family_id: &str, bucket: u64, n: u64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
 }
 
-/// An issued access token (keyed by `jti` in [`Namespace::AccessTokens`]);
-/// its absence means revoked or expired.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessRecord {
-    pub client_id: String,
-    pub sub: String,
-    pub family_id: Option<String>,
-    pub exp: u64,
-}
-
 /// An authorization request waiting for login and consent (keyed by its
 /// random id in [`Namespace::Pending`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]

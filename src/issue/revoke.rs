@@ -198,15 +198,14 @@ impl Issuer {
         Ok(false)
     }
 
-    /// Revokes one access token everywhere: recorded, published, and only
-    /// then forgotten by introspection.
+    /// Revokes one access token everywhere: recorded (which is what
+    /// introspection reads), then published.
     pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), OAuthError> {
         self.record_and_publish(Revocation::Jti {
             id: jti.to_owned(),
             exp,
         })
         .await?;
-        self.store.delete(Namespace::AccessTokens, jti).await?;
         tracing::info!(jti, "access token revoked");
         Ok(())
     }

@@ -29,7 +29,9 @@ pub enum Namespace {
     Sessions,
     /// Signing keys (current, next, retired). Listable.
     Keys,
-    /// Issued access tokens' metadata by `jti` (for introspection/revocation).
+    /// Access-token records of older versions (by `jti`), no longer written
+    /// or read: introspection reads the revocation records. Kept so that
+    /// existing entries still expire and are swept.
     AccessTokens,
     /// Cached Client ID Metadata Documents, keyed by URL.
     ClientMetadataCache,

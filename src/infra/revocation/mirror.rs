@@ -58,6 +58,9 @@ pub const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
 const SKEW_MARGIN: u64 = 60;
 /// Members asked for per `ZRANGE` page, and per write-back command.
 const PAGE: usize = 10_000;
+/// Members asked for per page of one score's ties: Redis walks past the
+/// offset member by member, so the pages of a long tie are large.
+const TIE_PAGE: usize = 100_000;
 /// Stream entries read per XRANGE page.
 const LOG_PAGE: usize = 1_000;
 
@@ -507,7 +510,7 @@ fn score(s: f64) -> u64 {
     }
 }
 
-/// One page of `ZRANGE key <min> <max> BYSCORE LIMIT <offset> PAGE
+/// One page of `ZRANGE key <min> <max> BYSCORE LIMIT <offset> <count>
 /// WITHSCORES`: `(member, score as Redis wrote it)`.
 async fn score_page(
     t: Duration,
@@ -516,6 +519,7 @@ async fn score_page(
     min: &[u8],
     max: &[u8],
     offset: usize,
+    count: usize,
 ) -> redis::RedisResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut cmd = redis::cmd("ZRANGE");
     cmd.arg(key)
@@ -524,7 +528,7 @@ async fn score_page(
         .arg("BYSCORE")
         .arg("LIMIT")
         .arg(offset)
-        .arg(PAGE)
+        .arg(count)
         .arg("WITHSCORES");
     let v: redis::Value = within(t, conn.query(&cmd)).await?;
     let redis::Value::Array(items) = v else {
@@ -571,7 +575,7 @@ fn score_of(raw: &[u8]) -> u64 {
 /// with a score at least the last score seen (inclusive, so that score's
 /// members are read again rather than skipped by a count that a concurrent
 /// removal would shift). A page of a single score `s` (ties of `PAGE` or
-/// more members) is finished with `s s` pages by offset, which only a
+/// more members) is finished with `s s` pages by offset (of `TIE_PAGE`), which only a
 /// removal of members of that same score could shift, and the issuer
 /// removes only expired scores, all members of a score at once; the scan
 /// then goes on from `(s`. Members
@@ -586,7 +590,7 @@ async fn scan_by_score(
     let mut rows = 0usize;
     let mut min: Vec<u8> = b"-inf".to_vec();
     loop {
-        let page = score_page(t, conn, key, &min, b"+inf", 0).await?;
+        let page = score_page(t, conn, key, &min, b"+inf", 0, PAGE).await?;
         rows += page.len();
         for (m, s) in &page {
             each(m, score_of(s));
@@ -602,14 +606,14 @@ async fn scan_by_score(
             // One score fills the page: read the rest of its members.
             let mut offset = page.len();
             loop {
-                let tie = score_page(t, conn, key, last, last, offset).await?;
+                let tie = score_page(t, conn, key, last, last, offset, TIE_PAGE).await?;
                 rows += tie.len();
                 for (m, s) in &tie {
                     each(m, score_of(s));
                 }
                 page_done();
                 offset += tie.len();
-                if tie.len() < PAGE {
+                if tie.len() < TIE_PAGE {
                     break;
                 }
             }

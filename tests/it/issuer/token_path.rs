@@ -11,7 +11,7 @@ use mcpgate::domain::revocation::{RevocationView, TokenRef};
 use mcpgate::infra::embedded_store::EmbeddedStore;
 use mcpgate::infra::memory_store::MemoryStore;
 use mcpgate::infra::redis_store::RedisStore;
-use mcpgate::issue::records::{hash_secret, AccessRecord, RefreshRecord};
+use mcpgate::issue::records::{hash_secret, RefreshRecord};
 use mcpgate::issue::store::{Namespace, Op, OpResult, Store};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -47,18 +47,17 @@ async fn refresh(h: &Harness, id: &str, secret: &str, rt: &str) -> Value {
     t
 }
 
-async fn family_of(h: &Harness, at: &str) -> String {
-    let jti = claims(at)["jti"].as_str().unwrap().to_owned();
+async fn family_of(h: &Harness, rt: &str) -> String {
     let rec = h
         .running
         .core
         .store()
-        .get(Namespace::AccessTokens, &jti)
+        .get(Namespace::Refresh, &hash_secret(rt))
         .await
         .unwrap()
         .unwrap();
-    let rec: AccessRecord = serde_json::from_slice(&rec).unwrap();
-    rec.family_id.unwrap()
+    let rec: RefreshRecord = serde_json::from_slice(&rec).unwrap();
+    rec.family_id
 }
 
 /// The ops of one batch, in order, with what each must return.
@@ -282,7 +281,7 @@ async fn long_chain_keeps_a_bounded_family_and_revokes_every_token() {
     let (id, secret, code, verifier) = confidential_code(&h).await;
     let (st, first) = exchange(&h, &id, &secret, &code, &verifier).await;
     assert_eq!(st, StatusCode::OK, "{first}");
-    let fid = family_of(&h, first["access_token"].as_str().unwrap()).await;
+    let fid = family_of(&h, first["refresh_token"].as_str().unwrap()).await;
     let store = h.running.core.store();
     let size = || async {
         store
@@ -390,7 +389,7 @@ async fn records_of_an_older_issuer_keep_working() {
         assert_eq!(st, StatusCode::OK, "{first}");
         let at = first["access_token"].as_str().unwrap().to_owned();
         let rt = first["refresh_token"].as_str().unwrap().to_owned();
-        let fid = family_of(&h, &at).await;
+        let fid = family_of(&h, &rt).await;
         let rkey = hash_secret(&rt);
         // The refresh record's format is unchanged; check it reads.
         let r: RefreshRecord =
