@@ -95,6 +95,18 @@ def issuer(doc: dict, w) -> None:
     if red:
         w("| family record (Redis store) | " + " | ".join(f"{c['family_bytes']:,} B" for c in red["chain"]) + " |")
     w("")
+    sig = doc.get("signing")
+    if sig and rr:
+        w(f"Signing alone (benches/sign_speed.rs: one thread on the servers' CPU, in the same run), against the "
+          f"target of 3x `oidc-provider`'s refresh grants per core ({3 * rr:,.0f}/s): a token endpoint cannot "
+          "issue more tokens per core than its signer signs. `jsonwebtoken::encode` is the library call the "
+          "issuer used before, which parses the private key again for every token.\n")
+        w("| Algorithm | Signer, tokens/s per core | vs 3x `oidc-provider` refreshes | `jsonwebtoken::encode`, tokens/s |")
+        w("|---|---:|---:|---:|")
+        for alg, v in sig.items():
+            w(f"| {alg} | {v['signer_per_s']:,.0f} | {v['signer_per_s'] / (3 * rr):.2f}x | "
+              f"{v['jsonwebtoken_encode_per_s']:,.0f} |")
+        w("")
     w("Memory after the runs (and after topping up to the stated number of refreshes over 16 chains):\n")
     w("| Server | Refreshes | RSS | Peak RSS | Threads | Store size |")
     w("|---|---:|---:|---:|---:|---:|")

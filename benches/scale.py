@@ -426,8 +426,11 @@ def toml_dumps(doc: dict, prefix: str = "") -> str:
     return "\n".join(x for x in out if x) + "\n"
 
 
-def start_issuer(bin_dir: Path, tmp: Path, store: str) -> Target:
+def start_issuer(bin_dir: Path, tmp: Path, spec: str) -> Target:
+    """spec: a store (memory, embedded, redis), optionally with a signing
+    algorithm: "redis/ES256" (the default is RS256, like oidc-provider's)."""
     from argon2 import PasswordHasher
+    store, _, alg = spec.partition("/")
     pw = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("bench-pw")
     port = B.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -449,12 +452,15 @@ def start_issuer(bin_dir: Path, tmp: Path, store: str) -> Target:
         cfg["revocation"] = {"kind": "redis", "redis_urls": [url]}
         rc = Resp(rport)
     elif store == "embedded":
-        cfg["storage"] = {"kind": "embedded", "path": str(tmp / "issuer-bench.redb")}
+        cfg["storage"] = {"kind": "embedded", "path": str(tmp / f"issuer-bench-{alg or 'RS256'}.redb")}
     else:
         cfg["storage"] = {"kind": "memory"}
-    path = tmp / f"issuer-{store}.toml"
+    if alg:
+        cfg["signing"] = {"alg": alg}
+    tag = store + (f"-{alg}" if alg else "")
+    path = tmp / f"issuer-{tag}.toml"
     path.write_text(toml_dumps(cfg))
-    p = spawn(tmp, f"issuer-{store}", [bin_dir / "issuer", "--config", path], env={"RUST_LOG": "warn"})
+    p = spawn(tmp, f"issuer-{tag}", [bin_dir / "issuer", "--config", path], env={"RUST_LOG": "warn"})
     wait_until(p, "/healthz", lambda: B.http_status(f"{base}/healthz") == 200)
     md = json.loads(urllib.request.urlopen(f"{base}/.well-known/oauth-authorization-server", timeout=10).read())
     redirect = f"http://127.0.0.1:{B.free_port()}/callback"
@@ -467,9 +473,11 @@ def start_issuer(bin_dir: Path, tmp: Path, store: str) -> Target:
     except urllib.error.HTTPError as e:
         fail(f"issuer-{store}: registration refused ({e.code}): {e.read()[:300]!r}")
     pids = [p.pid] + ([redis_proc.pid] if redis_proc else [])
-    t = Target(f"issuer ({store})", base, pids, p, urlparse(md["authorization_endpoint"]).path,
+    name = f"issuer ({store}{', ' + alg if alg else ''})"
+    t = Target(name, base, pids, p, urlparse(md["authorization_endpoint"]).path,
                urlparse(md["token_endpoint"]).path, client["client_id"], redirect, rc, "bench-pw")
-    t.extra = {"store": store, "file": str(tmp / "issuer-bench.redb") if store == "embedded" else None}
+    t.extra = {"store": store, "alg": alg or "RS256",
+               "file": cfg["storage"]["path"] if store == "embedded" else None}
     return t
 
 
@@ -700,8 +708,9 @@ def chain_curve(t: Target, points: list[int], sample: int) -> list[dict]:
         fail(f"{t.name}: the access token is not a JWT")
     head = json.loads(base64.urlsafe_b64decode(at[0] + "=" * (-len(at[0]) % 4)))
     claims = json.loads(base64.urlsafe_b64decode(at[1] + "=" * (-len(at[1]) % 4)))
-    if head.get("alg") != "RS256" or claims.get("aud") not in (RESOURCE, [RESOURCE]):
-        fail(f"{t.name}: access token alg {head.get('alg')}, aud {claims.get('aud')}; want RS256 for {RESOURCE}")
+    want = t.extra.get("alg", "RS256")
+    if head.get("alg") != want or claims.get("aud") not in (RESOURCE, [RESOURCE]):
+        fail(f"{t.name}: access token alg {head.get('alg')}, aud {claims.get('aud')}; want {want} for {RESOURCE}")
     rt = first["refresh_token"]
     nxt = refresh(h, t, rt)
     if nxt == rt:
@@ -726,13 +735,29 @@ def chain_curve(t: Target, points: list[int], sample: int) -> list[dict]:
     return out
 
 
+def signing_ceiling(bin_dir: Path) -> dict | None:
+    """Tokens signed per second on one thread (benches/sign_speed.rs, on the
+    servers' CPU): no token endpoint issues more per core than this."""
+    exe = bin_dir / "examples" / "sign_speed"
+    if not exe.exists():
+        log("issuer: no examples/sign_speed in the bin dir; skipping the signing ceiling")
+        return None
+    r = subprocess.run(["taskset", "-c", SERVER_CPU, exe, "3000"], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        fail(f"sign_speed failed: {r.stderr[-500:]}")
+    res = json.loads(r.stdout)
+    log(f"issuer: signing alone, per core: {res}")
+    return res
+
+
 def section_issuer(a, tmp: Path) -> dict:
     nm = find_node_modules(a.node_modules)
     q = a.quick
     chains, rounds = CHAINS, a.rounds
     codes_per_chain = 4 if q else 30
     seconds = 2 if q else 10
-    points = [1, 10, 100, 300] if q else [1, 100, 1000, 3000]
+    points = ([int(x) for x in a.chain_points.split(",")] if a.chain_points
+              else [1, 10, 100, 300] if q else [1, 100, 1000, 3000])
     rss_after = a.rss_refreshes or (2000 if q else 100_000)
     stores = [s for s in a.stores.split(",") if s]
     meter = Meter()
@@ -775,6 +800,7 @@ def section_issuer(a, tmp: Path) -> dict:
     for t in targets:
         t.proc.stop()
     cleanup_redis_clients(targets)
+    out["signing"] = signing_ceiling(a.bin_dir)
     out["foreign_cores"] = meter.foreign_cores()
     return out
 
@@ -1294,11 +1320,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, short runs (a couple of minutes)")
     ap.add_argument("--only", default="issuer,envoy,revocation,routes,cache")
     ap.add_argument("--rounds", type=int)
-    ap.add_argument("--stores", default="memory,embedded,redis")
+    ap.add_argument("--stores", default="memory,embedded,redis",
+                    help="issuer targets: stores, each optionally /ALG (e.g. redis/ES256; default RS256)")
     ap.add_argument("--revocation-sizes")
     ap.add_argument("--route-sizes")
     ap.add_argument("--cache-sizes")
     ap.add_argument("--envoy-rate", type=int, default=2000)
+    ap.add_argument("--chain-points", help="chain lengths of the cost-per-refresh curve (1,100,1000,3000; quick 1,10,100,300)")
     ap.add_argument("--rss-refreshes", type=int, help="refreshes before the issuer RSS figure (100,000; quick 2,000)")
     ap.add_argument("--node-modules", help="dir holding node `oidc-provider` (default: tests/e2e/oidc/node_modules)")
     ap.add_argument("--out", type=Path, default=REPO / "benches" / "scale.json")

@@ -158,6 +158,20 @@ impl RedisConn {
         }
     }
 
+    /// Sends a pipeline in one round trip to a single node, never retried
+    /// (its commands need not be idempotent). `None` on a cluster, whose
+    /// keys may live on different nodes that answer in no set order.
+    pub async fn pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Option<redis::RedisResult<Vec<redis::Value>>> {
+        Some(match self.clone() {
+            RedisConn::Managed { mut conn, .. } => pipe.query_async(&mut conn).await,
+            RedisConn::Plain(mut c) => pipe.query_async(&mut c).await,
+            RedisConn::Cluster(_) => return None,
+        })
+    }
+
     /// Runs a Lua script (EVALSHA, loading it when the server lacks it).
     pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,

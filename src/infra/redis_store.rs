@@ -10,7 +10,7 @@
 
 use crate::infra::embedded_store::namespace_name;
 use crate::infra::redis_conn::{RedisConn, SingleNode};
-use crate::issue::store::{Namespace, Store, StoreError};
+use crate::issue::store::{batch_one_by_one, Namespace, Op, OpResult, Store, StoreError};
 use async_trait::async_trait;
 use redis::aio::ConnectionManagerConfig;
 use redis::{RedisResult, Script};
@@ -189,6 +189,105 @@ impl RedisStore {
         let written: i64 = self.invoke(&inv).await.map_err(redis_err)?;
         Ok(written == 1)
     }
+
+    /// One pipeline for a batch: one round trip, run in order by the server
+    /// (a connection's commands are never reordered). Only for standalone
+    /// Redis and non-listable namespaces (plain single-key commands).
+    async fn pipelined(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {
+        let mut pipe = redis::pipe();
+        for op in ops {
+            match *op {
+                Op::Get { ns, key } => {
+                    pipe.cmd("GET").arg(value_key(ns, key));
+                }
+                Op::Put {
+                    ns,
+                    key,
+                    value,
+                    ttl,
+                }
+                | Op::PutIfAbsent {
+                    ns,
+                    key,
+                    value,
+                    ttl,
+                } => {
+                    let c = pipe.cmd("SET").arg(value_key(ns, key)).arg(value);
+                    if ttl.is_some() {
+                        c.arg("PX").arg(ttl_ms(ttl));
+                    }
+                    if matches!(op, Op::PutIfAbsent { .. }) {
+                        c.arg("NX");
+                    }
+                }
+                Op::Take { ns, key } => {
+                    pipe.cmd("GETDEL").arg(value_key(ns, key));
+                }
+                Op::Delete { ns, key } => {
+                    pipe.cmd("DEL").arg(value_key(ns, key));
+                }
+                Op::Count { ns, key } => {
+                    pipe.cmd("GET").arg(value_key(ns, key));
+                }
+                Op::Incr { ns, key, window } => {
+                    // EVAL with the text: no NOSCRIPT to recover from in a
+                    // pipeline, and the script is short.
+                    pipe.cmd("EVAL")
+                        .arg(INCR_LUA)
+                        .arg(1)
+                        .arg(value_key(ns, key))
+                        .arg(ttl_ms(Some(window)));
+                }
+            }
+        }
+        let Some(replies) = self.conn.pipeline(&pipe).await else {
+            return batch_one_by_one(self, ops).await;
+        };
+        let replies = replies.map_err(redis_err)?;
+        if replies.len() != ops.len() {
+            return Err(StoreError::Corrupt(format!(
+                "redis pipeline: {} replies to {} commands",
+                replies.len(),
+                ops.len()
+            )));
+        }
+        ops.iter()
+            .zip(replies)
+            .map(|(op, v)| op_result(op, v))
+            .collect()
+    }
+}
+
+/// A counter as `INCR` keeps it: decimal digits.
+fn redis_counter(b: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(|n| n.max(0) as u64)
+        .ok_or_else(|| StoreError::Corrupt("redis: a counter is not an integer".into()))
+}
+
+/// Reads one pipeline reply as the result of its op.
+fn op_result(op: &Op<'_>, v: redis::Value) -> Result<OpResult, StoreError> {
+    use redis::Value as V;
+    let odd = |v: &V| StoreError::Corrupt(format!("redis: unexpected reply {v:?}"));
+    Ok(match (op, v) {
+        (Op::Get { .. } | Op::Take { .. }, V::Nil) => OpResult::Value(None),
+        (Op::Get { .. } | Op::Take { .. }, V::BulkString(b)) => OpResult::Value(Some(b)),
+        (Op::Put { .. } | Op::PutIfAbsent { .. }, V::Okay) => OpResult::Written(true),
+        (Op::Put { .. } | Op::PutIfAbsent { .. }, V::SimpleString(s)) if s == "OK" => {
+            OpResult::Written(true)
+        }
+        (Op::PutIfAbsent { .. }, V::Nil) => OpResult::Written(false),
+        (Op::Delete { .. }, V::Int(n)) => OpResult::Written(n > 0),
+        (Op::Incr { .. }, V::Int(n)) => OpResult::Count(n.max(0) as u64),
+        (Op::Count { .. }, V::Nil) => OpResult::Count(0),
+        (Op::Count { .. }, V::BulkString(b)) => OpResult::Count(redis_counter(&b)?),
+        (_, V::ServerError(e)) => {
+            return Err(StoreError::Unavailable(format!("redis: {e:?}")));
+        }
+        (_, v) => return Err(odd(&v)),
+    })
 }
 
 #[async_trait]
@@ -264,6 +363,27 @@ impl Store for RedisStore {
         let mut inv = self.incr.key(value_key(ns, key));
         inv.arg(ttl_ms(Some(window)));
         self.invoke(&inv).await.map_err(redis_err)
+    }
+
+    async fn count(&self, ns: Namespace, key: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(value_key(ns, key));
+        let v: Option<Vec<u8>> = self.query(&cmd).await.map_err(redis_err)?;
+        v.map_or(Ok(0), |b| redis_counter(&b))
+    }
+
+    /// Standalone: one pipeline. A cluster routes each key to its own node,
+    /// and the nodes of one pipeline answer in no set order, so there (and
+    /// for the listable namespaces, whose index needs a script) the ops run
+    /// one by one, each acknowledged before the next is sent.
+    async fn batch(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.is_cluster() || ops.iter().any(|op| listable(op.namespace())) {
+            return batch_one_by_one(self, ops).await;
+        }
+        self.pipelined(ops).await
     }
 }
 

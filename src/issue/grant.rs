@@ -10,11 +10,11 @@ use crate::issue::clients::ClientCredentials;
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::pkce;
 use crate::issue::records::{
-    get_json, hash_secret, put_json, random_token, take_json, AccessRecord, ClientRecord,
+    derived_jti, generation_key, get_json, hash_secret, random_token, take_json, ClientRecord,
     CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
 };
 use crate::issue::service::Issuer;
-use crate::issue::store::Namespace;
+use crate::issue::store::{Namespace, Op, OpResult, StoreError};
 use serde::Serialize;
 
 /// A token request, as sent (form fields; `resource` may repeat).
@@ -54,6 +54,37 @@ pub struct IssuedTo {
 
 fn redeemed_key(code_hash: &str) -> String {
     format!("redeemed:{code_hash}")
+}
+
+/// The record (in [`Namespace::RotatedRefresh`]) that answers a retry of
+/// a rotated refresh token within the grace window.
+fn grace_key(refresh_hash: &str) -> String {
+    format!("grace:{refresh_hash}")
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, OAuthError> {
+    serde_json::to_vec(v).map_err(OAuthError::server_error)
+}
+
+/// A record from a batch result.
+fn parse<T: serde::de::DeserializeOwned>(
+    r: Option<OpResult>,
+    ns: Namespace,
+) -> Result<Option<T>, StoreError> {
+    match r.and_then(OpResult::into_value) {
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Where a new access token's `jti` comes from: a family's generation
+/// counter (bucket, count), see [`derived_jti`].
+#[derive(Debug, Clone, Copy)]
+struct Generation {
+    bucket: u64,
+    n: u64,
 }
 
 // === impl Issuer ===
@@ -125,18 +156,50 @@ impl Issuer {
             return Err(self.code_replayed(&key).await);
         }
         let family_id = random_token(16)?;
-        let tomb = RedeemedCode {
+        let tomb = to_json(&RedeemedCode {
             family_id: family_id.clone(),
-        };
-        let ttl = Some(self.settings.refresh_ttl);
-        put_json(store, Namespace::Codes, &redeemed_key(&key), &tomb, ttl).await?;
+        })?;
+        let family = to_json(&FamilyRecord {
+            client_id: g.client_id.clone(),
+            sub: g.user.subject.clone(),
+            created_at: self.now(),
+            revoked: false,
+            current_refresh: None,
+            access: Vec::new(),
+        })?;
+        let bucket = self.generation_bucket();
+        let gen_key = generation_key(&family_id, bucket);
+        let res = store
+            .batch(&[
+                Op::Put {
+                    ns: Namespace::Codes,
+                    key: &redeemed_key(&key),
+                    value: &tomb,
+                    ttl: Some(self.settings.refresh_ttl),
+                },
+                Op::Put {
+                    ns: Namespace::Families,
+                    key: &family_id,
+                    value: &family,
+                    ttl: Some(self.family_ttl()),
+                },
+                self.generation_op(&gen_key),
+            ])
+            .await?;
+        let n = res.get(2).map(OpResult::count).unwrap_or(0);
         let with_refresh = client
             .metadata
             .grant_types
             .iter()
             .any(|g| g == GRANT_REFRESH);
-        self.issue_tokens(&rec.grant, &rec.grant, &family_id, with_refresh)
-            .await
+        self.issue_tokens(
+            &rec.grant,
+            &rec.grant,
+            &family_id,
+            with_refresh,
+            Some(Generation { bucket, n }),
+        )
+        .await
     }
 
     /// An unknown code: if it was redeemed before, revoke what it produced
@@ -188,24 +251,60 @@ impl Issuer {
         // The tombstone goes in before the token is taken, so that a
         // parallel refresh losing the take below finds it (and its grace
         // window); put_if_absent keeps the first rotation time.
-        let rotated = RotatedRefresh {
+        // The long-lived tombstone (reuse detection, for the refresh
+        // lifetime) stays small; the grant that answers a retry within the
+        // grace window goes in a record that lives as long as the window.
+        let now = self.now();
+        let tombstone = to_json(&RotatedRefresh {
             family_id: rec.family_id.clone(),
-            rotated_at: self.now(),
+            rotated_at: now,
+            grant: None,
+            issued_at: rec.issued_at,
+        })?;
+        let grace = self.settings.refresh_grace;
+        let in_grace = to_json(&RotatedRefresh {
+            family_id: rec.family_id.clone(),
+            rotated_at: now,
             grant: Some(rec.grant.clone()),
             issued_at: rec.issued_at,
-        };
+        })?;
+        let gkey = grace_key(&key);
         let ttl = Some(self.settings.refresh_ttl);
-        let bytes = serde_json::to_vec(&rotated).map_err(OAuthError::server_error)?;
-        store
-            .put_if_absent(Namespace::RotatedRefresh, &key, &bytes, ttl)
-            .await?;
-        if take_json::<RefreshRecord>(store, Namespace::Refresh, &key)
-            .await?
-            .is_none()
-        {
+        let bucket = self.generation_bucket();
+        let gen_key = generation_key(&rec.family_id, bucket);
+        // One round trip: the tombstones, the take, and the new access
+        // token's generation (wasted if the take loses: a jti that is
+        // never issued costs a revocation nothing but an extra entry).
+        let mut ops = vec![
+            Op::PutIfAbsent {
+                ns: Namespace::RotatedRefresh,
+                key: &key,
+                value: &tombstone,
+                ttl,
+            },
+            Op::Take {
+                ns: Namespace::Refresh,
+                key: &key,
+            },
+            self.generation_op(&gen_key),
+        ];
+        if !grace.is_zero() {
+            // Two seconds past the window: it is counted in whole seconds.
+            ops.push(Op::PutIfAbsent {
+                ns: Namespace::RotatedRefresh,
+                key: &gkey,
+                value: &in_grace,
+                ttl: Some(grace + std::time::Duration::from_secs(2)),
+            });
+        }
+        let res = store.batch(&ops).await?;
+        let n = res.get(2).map(OpResult::count).unwrap_or(0);
+        let taken: Option<RefreshRecord> = parse(res.into_iter().nth(1), Namespace::Refresh)?;
+        if taken.is_none() {
             return self.refresh_rotated(&key, &req, client).await;
         }
-        self.issue_refreshed(&rec, scope).await
+        self.issue_refreshed(&rec, scope, Some(Generation { bucket, n }))
+            .await
     }
 
     /// The checks every refresh passes (also one within the grace window):
@@ -223,10 +322,9 @@ impl Issuer {
                 "refresh token was issued to another client",
             ));
         }
-        if self.family_revoked(&rec.family_id).await?
-            || self
-                .revoked_by_watermark(&g.user.subject, &g.client_id, rec.issued_at)
-                .await?
+        if self
+            .grant_revoked(&rec.family_id, &g.user.subject, &g.client_id, rec.issued_at)
+            .await?
         {
             return Err(OAuthError::invalid_grant("refresh token revoked"));
         }
@@ -258,6 +356,7 @@ impl Issuer {
         &self,
         rec: &RefreshRecord,
         scope: Scopes,
+        generation: Option<Generation>,
     ) -> Result<TokenResponse, OAuthError> {
         // The refresh token keeps the original grant, so later refreshes may
         // widen back up to it; the access token gets the narrowed scope.
@@ -265,7 +364,7 @@ impl Issuer {
             scope: scope.to_string(),
             ..rec.grant.clone()
         };
-        self.issue_tokens(&access_grant, &rec.grant, &rec.family_id, true)
+        self.issue_tokens(&access_grant, &rec.grant, &rec.family_id, true, generation)
             .await
     }
 
@@ -281,7 +380,27 @@ impl Issuer {
     ) -> Result<TokenResponse, OAuthError> {
         let grace = self.settings.refresh_grace.as_secs();
         let store = self.store.as_ref();
-        let tomb = get_json::<RotatedRefresh>(store, Namespace::RotatedRefresh, key).await?;
+        let gkey = grace_key(key);
+        let res = store
+            .batch(&[
+                Op::Get {
+                    ns: Namespace::RotatedRefresh,
+                    key,
+                },
+                Op::Get {
+                    ns: Namespace::RotatedRefresh,
+                    key: &gkey,
+                },
+            ])
+            .await?;
+        let mut it = res.into_iter();
+        let tomb: Option<RotatedRefresh> = parse(it.next(), Namespace::RotatedRefresh)?;
+        let in_grace: Option<RotatedRefresh> = parse(it.next(), Namespace::RotatedRefresh)?;
+        // Older issuers kept the grant in the tombstone itself.
+        let tomb = match (tomb, in_grace) {
+            (Some(t), Some(g)) if t.grant.is_none() && g.family_id == t.family_id => Some(g),
+            (t, _) => t,
+        };
         if let Some(RotatedRefresh {
             family_id,
             rotated_at,
@@ -297,7 +416,7 @@ impl Issuer {
                 };
                 let scope = self.refresh_checks(&rec, req, client).await?;
                 tracing::info!(family = %rec.family_id, client_id = %client.client_id, "rotated refresh token used again within the grace window; issuing a fresh pair");
-                return self.issue_refreshed(&rec, scope).await;
+                return self.issue_refreshed(&rec, scope, None).await;
             }
         }
         Err(self.refresh_reused(key).await)
@@ -309,9 +428,17 @@ impl Issuer {
         let store = self.store.as_ref();
         if let Ok(Some(r)) = get_json::<RotatedRefresh>(store, Namespace::RotatedRefresh, key).await
         {
-            let (client_id, sub) = r.grant.as_ref().map_or(("", ""), |g| {
-                (g.client_id.as_str(), g.user.subject.as_str())
-            });
+            // The tombstone is small (no grant); the family record names
+            // who the chain belongs to.
+            let (client_id, sub) = match r.grant.as_ref() {
+                Some(g) => (g.client_id.clone(), g.user.subject.clone()),
+                None => get_json::<FamilyRecord>(store, Namespace::Families, &r.family_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|f| (f.client_id, f.sub))
+                    .unwrap_or_default(),
+            };
             // An audit event (target `mcpgate::audit`, see the issuer adapter's audit module).
             tracing::warn!(target: "mcpgate::audit", event = "refresh_reuse_detected", result = "family_revoked", family = %r.family_id, client_id = %client_id, sub = %sub, "rotated refresh token reused; revoking the family");
             if let Err(e) = self.revoke_family(&r.family_id).await {
@@ -324,12 +451,38 @@ impl Issuer {
         OAuthError::invalid_grant("invalid or expired refresh token")
     }
 
-    /// Signs an access token for a grant and records its `jti`.
-    pub async fn mint_access(
-        &self,
-        g: &Grant,
-        family_id: Option<&str>,
-    ) -> Result<(String, AccessClaims), OAuthError> {
+    /// The generation bucket of now; buckets are as long as an access
+    /// token is accepted for (see [`derived_jti`]).
+    pub(crate) fn generation_bucket(&self) -> u64 {
+        crate::issue::records::generation_bucket(self.now(), self.generation_width())
+    }
+
+    /// The length of a generation bucket, in seconds.
+    pub(crate) fn generation_width(&self) -> u64 {
+        self.max_token_lifetime().as_secs().max(1)
+    }
+
+    /// Increments a family's generation counter for a bucket; the counter
+    /// outlives every token of its bucket and the revocations that read it.
+    fn generation_op<'a>(&self, gen_key: &'a str) -> Op<'a> {
+        Op::Incr {
+            ns: Namespace::Families,
+            key: gen_key,
+            window: std::time::Duration::from_secs(self.generation_width() * 4),
+        }
+    }
+
+    /// How long a family record is kept: past the end of the grant's
+    /// absolute lifetime and its last access token.
+    pub(crate) fn family_ttl(&self) -> std::time::Duration {
+        self.settings
+            .refresh_max_lifetime
+            .max(self.settings.refresh_ttl)
+            + self.max_token_lifetime()
+    }
+
+    /// Signs an access token for a grant with the given `jti`.
+    fn sign_access(&self, g: &Grant, jti: String) -> Result<(String, AccessClaims), OAuthError> {
         let now = self.now();
         let exp = now + self.settings.access_ttl.as_secs();
         let claims = AccessClaims {
@@ -339,7 +492,7 @@ impl Issuer {
             exp,
             iat: now,
             nbf: None,
-            jti: random_token(16)?,
+            jti,
             client_id: Some(g.client_id.clone()),
             scope: Some(g.scope.clone()).filter(|s| !s.is_empty()),
             username: g.user.username.clone(),
@@ -347,89 +500,86 @@ impl Issuer {
             name: g.user.name.clone(),
         };
         let token = self.keys.sign(&claims).map_err(OAuthError::server_error)?;
-        let rec = AccessRecord {
-            client_id: g.client_id.clone(),
-            sub: g.user.subject.clone(),
-            family_id: family_id.map(str::to_owned),
-            exp,
-        };
-        let ttl = Some(self.settings.access_ttl);
-        put_json(
-            self.store.as_ref(),
-            Namespace::AccessTokens,
-            &claims.jti,
-            &rec,
-            ttl,
-        )
-        .await?;
-        if let Some(fid) = family_id {
-            self.family_add_access(fid, g, &claims.jti, exp).await?;
-        }
         Ok((token, claims))
     }
 
-    async fn family_add_access(
-        &self,
-        fid: &str,
-        g: &Grant,
-        jti: &str,
-        exp: u64,
-    ) -> Result<(), OAuthError> {
-        let store = self.store.as_ref();
-        let now = self.now();
-        let mut f = get_json::<FamilyRecord>(store, Namespace::Families, fid)
-            .await?
-            .unwrap_or(FamilyRecord {
-                client_id: g.client_id.clone(),
-                sub: g.user.subject.clone(),
-                created_at: now,
-                revoked: false,
-                current_refresh: None,
-                access: Vec::new(),
-            });
-        f.access.retain(|(_, e)| *e > now);
-        f.access.push((jti.to_owned(), exp));
-        let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
-        put_json(store, Namespace::Families, fid, &f, ttl).await?;
-        Ok(())
-    }
-
     /// Issues an access token for `g` (and a refresh token carrying
-    /// `refresh_grant` in `family_id`).
+    /// `refresh_grant` in `family_id`). `generation` is the access token's
+    /// place in the family, if the caller already counted it.
     async fn issue_tokens(
         &self,
         g: &Grant,
         refresh_grant: &Grant,
         family_id: &str,
         with_refresh: bool,
+        generation: Option<Generation>,
     ) -> Result<TokenResponse, OAuthError> {
-        let (access_token, claims) = self.mint_access(g, Some(family_id)).await?;
+        let store = self.store.as_ref();
+        let generation = match generation {
+            Some(gen) if gen.n > 0 => gen,
+            _ => {
+                let bucket = self.generation_bucket();
+                let gen_key = generation_key(family_id, bucket);
+                let res = store.batch(&[self.generation_op(&gen_key)]).await?;
+                let n = res.first().map(OpResult::count).unwrap_or(0);
+                if n == 0 {
+                    return Err(OAuthError::server_error("generation counter failed"));
+                }
+                Generation { bucket, n }
+            }
+        };
+        let jti = derived_jti(family_id, generation.bucket, generation.n);
+        let (access_token, claims) = self.sign_access(g, jti)?;
         let mut refresh_token = None;
+        let mut refresh_key = None;
+        let mut refresh_rec = Vec::new();
         if with_refresh {
             let rt = random_token(32)?;
-            let key = hash_secret(&rt);
-            let rec = RefreshRecord {
+            refresh_key = Some(hash_secret(&rt));
+            refresh_rec = to_json(&RefreshRecord {
                 family_id: family_id.to_owned(),
                 grant: refresh_grant.clone(),
                 issued_at: self.now(),
-            };
-            let ttl = Some(self.settings.refresh_ttl);
-            put_json(self.store.as_ref(), Namespace::Refresh, &key, &rec, ttl).await?;
-            let store = self.store.as_ref();
-            if let Some(mut f) =
-                get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?
-            {
-                f.current_refresh = Some(key);
-                put_json(store, Namespace::Families, family_id, &f, ttl).await?;
-            }
+            })?;
             refresh_token = Some(rt);
         }
-        // A revocation that raced with this issue either saw the new
-        // tokens in the family record or left its tombstone for us to see.
-        if self.family_revoked(family_id).await? {
-            // This token may be missing from a family record saved by the
-            // racing revocation: publish it by itself first.
+        let tomb = crate::issue::revoke::family_tombstone(family_id);
+        // No record of the access token itself: it is a signed JWT, and
+        // what can make it inactive before it expires is a revocation,
+        // which the revocation records hold (see introspect).
+        let mut ops = vec![
+            Op::Get {
+                ns: Namespace::Families,
+                key: &tomb,
+            },
+            Op::Get {
+                ns: Namespace::Families,
+                key: family_id,
+            },
+        ];
+        if let Some(k) = refresh_key.as_deref() {
+            ops.insert(
+                0,
+                Op::Put {
+                    ns: Namespace::Refresh,
+                    key: k,
+                    value: &refresh_rec,
+                    ttl: Some(self.settings.refresh_ttl),
+                },
+            );
+        }
+        let mut res = store.batch(&ops).await?;
+        // A revocation that raced with this issue either counted this
+        // token's generation (it read the counter after our increment) or
+        // wrote its tombstone before that read, so before our increment,
+        // and so before the read just above.
+        let family: Option<FamilyRecord> = parse(res.pop(), Namespace::Families)?;
+        let tombstone = res.pop().and_then(OpResult::into_value).is_some();
+        if tombstone || family.is_some_and(|f| f.revoked) {
             self.revoke_jti(&claims.jti, claims.exp).await?;
+            if let Some(k) = refresh_key.as_deref() {
+                store.delete(Namespace::Refresh, k).await?;
+            }
             self.revoke_family(family_id).await?;
             return Err(OAuthError::invalid_grant("refresh token revoked"));
         }

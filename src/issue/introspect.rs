@@ -3,7 +3,8 @@
 //! expired, revoked or not the caller's is just `{"active": false}`.
 
 use crate::domain::claims::Audience;
-use crate::issue::records::{get_json, hash_secret, AccessRecord, FamilyRecord, RefreshRecord};
+use crate::domain::revocation::Revocation;
+use crate::issue::records::{get_json, hash_secret, RefreshRecord};
 use crate::issue::service::Issuer;
 use crate::issue::store::Namespace;
 use serde::Serialize;
@@ -64,10 +65,16 @@ impl Issuer {
         let inactive = Introspection::default();
         if let Some(c) = self.keys.decode(token, &self.settings.issuer) {
             let client_id = c.client_id.clone().unwrap_or_default();
-            let rec: Option<AccessRecord> =
-                get_json(self.store.as_ref(), Namespace::AccessTokens, &c.jti).await?;
+            // Revoked = a revocation record for its jti (written before
+            // the revocation is published, kept until the token expires).
+            let key = Revocation::Jti {
+                id: c.jti.clone(),
+                exp: c.exp,
+            }
+            .record_key();
+            let revoked = self.store.get(Namespace::Revocations, &key).await?;
             let live = c.exp > now
-                && rec.is_some()
+                && revoked.is_none()
                 && may_see(who, &client_id)
                 && !self.revoked_by_watermark(&c.sub, &client_id, c.iat).await?;
             if !live {
@@ -94,11 +101,9 @@ impl Issuer {
             return Ok(inactive);
         };
         let g = &r.grant;
-        let family = get_json::<FamilyRecord>(store, Namespace::Families, &r.family_id).await?;
-        let live = family.is_some_and(|f| !f.revoked)
-            && may_see(who, &g.client_id)
+        let live = may_see(who, &g.client_id)
             && !self
-                .revoked_by_watermark(&g.user.subject, &g.client_id, r.issued_at)
+                .grant_revoked(&r.family_id, &g.user.subject, &g.client_id, r.issued_at)
                 .await?;
         if !live {
             return Ok(inactive);

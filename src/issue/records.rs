@@ -93,27 +93,63 @@ pub struct RotatedRefresh {
     pub issued_at: u64,
 }
 
-/// One grant's chain of tokens.
+/// One grant's chain of tokens: written once, when the code is redeemed,
+/// and again only when the family is revoked. Its size does not grow with
+/// the chain: the access tokens of a family are found through its
+/// generation counters instead (see [`derived_jti`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FamilyRecord {
     pub client_id: String,
     pub sub: String,
     pub created_at: u64,
     pub revoked: bool,
-    /// Hash of the live refresh token, if any.
+    /// Hash of the live refresh token: kept up to date by older issuers
+    /// only (revocation still deletes it). The family's tombstone is what
+    /// stops its refresh tokens now.
+    #[serde(default)]
     pub current_refresh: Option<String>,
-    /// Access tokens issued in this family: `(jti, exp)`.
+    /// Access tokens issued in this family, `(jti, exp)`: filled in by
+    /// older issuers only, and still revoked with the family. Always
+    /// written (empty) so that an older issuer can read a new record.
+    #[serde(default)]
     pub access: Vec<(String, u64)>,
 }
 
-/// An issued access token (keyed by `jti` in [`Namespace::AccessTokens`]);
-/// its absence means revoked or expired.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessRecord {
-    pub client_id: String,
-    pub sub: String,
-    pub family_id: Option<String>,
-    pub exp: u64,
+/// The generation bucket of time `now` (unix seconds) for buckets of
+/// `width` seconds. See [`derived_jti`].
+pub fn generation_bucket(now: u64, width: u64) -> u64 {
+    now / width.max(1)
+}
+
+/// The key (in [`Namespace::Families`]) of a family's generation counter
+/// for one bucket.
+pub fn generation_key(family_id: &str, bucket: u64) -> String {
+    format!("gen:{family_id}:{bucket}")
+}
+
+/// The `jti` of the `n`th access token (from 1) minted in a family during
+/// generation bucket `bucket`.
+///
+/// Invariant that family revocation rests on: every access token minted in
+/// a family gets its `jti` from this function, with `n` taken from an
+/// atomic increment of [`generation_key`] for the bucket of its `iat`
+/// (counters expire on their own, a few buckets later). A bucket is the
+/// longest an access token is accepted for (lifetime plus clock skew), so a
+/// token minted in bucket `b` is expired by the start of bucket `b + 2`;
+/// revoking the family reads the counters of the buckets around now and
+/// revokes every `jti` up to each count, which covers every unexpired
+/// token the family has, at a cost bounded by the tokens minted in those
+/// buckets and not by the chain's length. The family id is 128 random bits
+/// that never leave the issuer, so these ids are as unguessable as random
+/// ones; two families never share one.
+pub fn derived_jti(family_id: &str, bucket: u64, n: u64) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"mcpgate-jti\0");
+    ctx.update(family_id.as_bytes());
+    ctx.update(&bucket.to_be_bytes());
+    ctx.update(&n.to_be_bytes());
+    let d = ctx.finish();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
 }
 
 /// An authorization request waiting for login and consent (keyed by its
@@ -239,5 +275,29 @@ mod tests {
         let t = random_token(32).unwrap();
         assert_eq!(t.len(), 43);
         assert_ne!(t, random_token(32).unwrap());
+    }
+
+    #[test]
+    fn derived_jtis_are_distinct_and_stable() {
+        let a = derived_jti("fam", 7, 1);
+        assert_eq!(a, derived_jti("fam", 7, 1));
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, derived_jti("fam", 7, 2));
+        assert_ne!(a, derived_jti("fam", 8, 1));
+        assert_ne!(a, derived_jti("fan", 7, 1));
+        assert_eq!(generation_bucket(3899, 3900), 0);
+        assert_eq!(generation_bucket(3900, 3900), 1);
+        assert_eq!(generation_key("f", 3), "gen:f:3");
+    }
+
+    #[test]
+    fn family_records_of_older_issuers_still_read() {
+        let old = r#"{"client_id":"c","sub":"s","created_at":1,"revoked":false,
+            "current_refresh":"h","access":[["j1",10],["j2",20]]}"#;
+        let f: FamilyRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(f.access.len(), 2);
+        let bare = r#"{"client_id":"c","sub":"s","created_at":1,"revoked":true}"#;
+        let f: FamilyRecord = serde_json::from_str(bare).unwrap();
+        assert!(f.access.is_empty() && f.current_refresh.is_none() && f.revoked);
     }
 }

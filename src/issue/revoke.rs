@@ -6,10 +6,11 @@
 use crate::domain::revocation::Revocation;
 use crate::issue::error::OAuthError;
 use crate::issue::records::{
-    get_json, hash_secret, put_json, ClientRecord, FamilyRecord, RefreshRecord, Watermark,
+    derived_jti, generation_key, get_json, hash_secret, put_json, ClientRecord, FamilyRecord,
+    RefreshRecord, Watermark,
 };
 use crate::issue::service::Issuer;
-use crate::issue::store::Namespace;
+use crate::issue::store::{Namespace, Op, OpResult, StoreError};
 
 fn sub_mark(sub: &str) -> String {
     format!("wm:sub:{}", hash_secret(sub))
@@ -19,72 +20,192 @@ fn client_mark(client_id: &str) -> String {
     format!("wm:client:{client_id}")
 }
 
-fn family_tombstone(family_id: &str) -> String {
+pub(crate) fn family_tombstone(family_id: &str) -> String {
     format!("revoked:{family_id}")
+}
+
+fn record_revoked(v: Option<Vec<u8>>) -> Result<bool, StoreError> {
+    match v {
+        Some(v) => serde_json::from_slice::<FamilyRecord>(&v)
+            .map(|f| f.revoked)
+            .map_err(|e| StoreError::Corrupt(format!("Families: {e}"))),
+        None => Ok(false),
+    }
 }
 
 // === impl Issuer ===
 
 impl Issuer {
-    /// Revokes a refresh family: its live refresh token and every unexpired
+    /// Revokes a refresh family: its refresh tokens and every unexpired
     /// access token issued in it.
     ///
-    /// A tombstone key is written first and never rewritten, so a refresh
-    /// racing with this cannot bring the family back by saving its record
-    /// (see [`Issuer::family_revoked`]). The family record keeps its access
-    /// tokens until every one is recorded and published, and only then is
-    /// the refresh token deleted: a failure part way leaves everything a
-    /// retry needs to publish again, so `Ok` means every verifier was told.
+    /// A tombstone key is written first and never rewritten; it outlives
+    /// every refresh token of the family, and every refresh and
+    /// introspection reads it, so nothing can bring the family back (see
+    /// [`Issuer::grant_revoked`]). Then the family's access tokens are
+    /// revoked: those its generation counters count (see
+    /// [`derived_jti`](crate::issue::records::derived_jti) for why that is
+    /// every unexpired one) and those an older issuer listed in the family
+    /// record. A failure part way leaves everything a retry needs to publish
+    /// again, so `Ok` means every verifier was told.
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
         let store = self.store.as_ref();
-        let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
+        let tomb_ttl = Some(
+            self.settings.refresh_ttl.max(self.settings.access_ttl) + self.max_token_lifetime(),
+        );
         store
-            .put(Namespace::Families, &family_tombstone(family_id), b"1", ttl)
+            .put(
+                Namespace::Families,
+                &family_tombstone(family_id),
+                b"1",
+                tomb_ttl,
+            )
             .await?;
-        let Some(mut f) = get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?
-        else {
-            return Ok(());
-        };
         let now = self.now();
-        for (jti, exp) in f.access.iter().filter(|(_, e)| *e > now) {
-            self.revoke_jti(jti, *exp).await?;
+        let width = self.generation_width();
+        let current = crate::issue::records::generation_bucket(now, width);
+        // Two buckets back (a token of bucket b is expired by the start of
+        // b + 2, plus clock skew) and one ahead (an issuer whose clock is
+        // ahead of ours).
+        let buckets: Vec<u64> = (current.saturating_sub(2)..=current + 1).collect();
+        let keys: Vec<String> = buckets
+            .iter()
+            .map(|b| generation_key(family_id, *b))
+            .collect();
+        // Tokens hold generations 1..=count. A refresh that counts after
+        // this read finds the tombstone written above when it re-checks
+        // before answering, and revokes its own token (see issue_tokens).
+        let mut ops: Vec<Op<'_>> = keys
+            .iter()
+            .map(|k| Op::Count {
+                ns: Namespace::Families,
+                key: k,
+            })
+            .collect();
+        ops.push(Op::Get {
+            ns: Namespace::Families,
+            key: family_id,
+        });
+        let mut res = store.batch(&ops).await?;
+        let mut family: Option<FamilyRecord> = match res.pop().and_then(OpResult::into_value) {
+            Some(v) => Some(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("Families: {e}")))?,
+            ),
+            None => None,
+        };
+        // Tokens of these buckets expire within an access-token lifetime
+        // (plus skew) of now: the revocations need not be kept longer.
+        let exp = now + self.max_token_lifetime().as_secs();
+        let mut revoked = 0u64;
+        for (b, r) in buckets.iter().zip(&res) {
+            for n in 1..=r.count() {
+                self.revoke_jti(&derived_jti(family_id, *b, n), exp).await?;
+                revoked += 1;
+            }
         }
-        if let Some(h) = f.current_refresh.take() {
-            store.delete(Namespace::Refresh, &h).await?;
+        if let Some(f) = family.as_mut() {
+            for (jti, exp) in f.access.iter().filter(|(_, e)| *e > now) {
+                self.revoke_jti(jti, *exp).await?;
+                revoked += 1;
+            }
+            if let Some(h) = f.current_refresh.take() {
+                store.delete(Namespace::Refresh, &h).await?;
+            }
+            if !f.revoked {
+                f.revoked = true;
+                f.access.retain(|(_, e)| *e > now);
+                put_json(
+                    store,
+                    Namespace::Families,
+                    family_id,
+                    &*f,
+                    Some(self.family_ttl()),
+                )
+                .await?;
+            }
         }
-        if !f.revoked {
-            f.revoked = true;
-            f.access.retain(|(_, e)| *e > now);
-            let ttl = Some(self.settings.refresh_ttl.max(self.settings.access_ttl));
-            put_json(store, Namespace::Families, family_id, &f, ttl).await?;
-        }
-        tracing::info!(family = family_id, client_id = %f.client_id, "refresh family revoked");
+        let client_id = family.as_ref().map(|f| f.client_id.as_str()).unwrap_or("");
+        tracing::info!(
+            family = family_id,
+            client_id,
+            access_tokens = revoked,
+            "refresh family revoked"
+        );
         Ok(())
     }
 
     /// Whether a family was revoked: its tombstone, or its record's flag.
     pub async fn family_revoked(&self, family_id: &str) -> Result<bool, OAuthError> {
-        let store = self.store.as_ref();
-        if store
-            .get(Namespace::Families, &family_tombstone(family_id))
-            .await?
-            .is_some()
-        {
-            return Ok(true);
-        }
-        let f = get_json::<FamilyRecord>(store, Namespace::Families, family_id).await?;
-        Ok(f.is_none_or(|f| f.revoked))
+        let tomb = family_tombstone(family_id);
+        let res = self
+            .store
+            .batch(&[
+                Op::Get {
+                    ns: Namespace::Families,
+                    key: &tomb,
+                },
+                Op::Get {
+                    ns: Namespace::Families,
+                    key: family_id,
+                },
+            ])
+            .await?;
+        let mut it = res.into_iter().map(OpResult::into_value);
+        let tombstone = it.next().flatten().is_some();
+        Ok(tombstone || record_revoked(it.next().flatten())?)
     }
 
-    /// Revokes one access token everywhere: recorded, published, and only
-    /// then forgotten by introspection.
+    /// Whether a token of `family_id` issued at `issued_at` to `sub` and
+    /// `client_id` is revoked: the family (tombstone or flag) or a subject
+    /// or client watermark. One read of four keys.
+    ///
+    /// A family without a record is not revoked by that alone: older
+    /// issuers kept the record alive by rewriting it on every refresh, and
+    /// an upgraded issuer no longer does; the tombstone is what counts.
+    pub async fn grant_revoked(
+        &self,
+        family_id: &str,
+        sub: &str,
+        client_id: &str,
+        issued_at: u64,
+    ) -> Result<bool, OAuthError> {
+        let keys = [
+            family_tombstone(family_id),
+            family_id.to_owned(),
+            sub_mark(sub),
+            client_mark(client_id),
+        ];
+        let ops: Vec<Op<'_>> = keys
+            .iter()
+            .map(|k| Op::Get {
+                ns: Namespace::Families,
+                key: k,
+            })
+            .collect();
+        let res = self.store.batch(&ops).await?;
+        let mut it = res.into_iter().map(OpResult::into_value);
+        if it.next().flatten().is_some() || record_revoked(it.next().flatten())? {
+            return Ok(true);
+        }
+        for w in it.flatten() {
+            let w: Watermark = serde_json::from_slice(&w)
+                .map_err(|e| StoreError::Corrupt(format!("Families: {e}")))?;
+            if issued_at <= w.before {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Revokes one access token everywhere: recorded (which is what
+    /// introspection reads), then published.
     pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), OAuthError> {
         self.record_and_publish(Revocation::Jti {
             id: jti.to_owned(),
             exp,
         })
         .await?;
-        self.store.delete(Namespace::AccessTokens, jti).await?;
         tracing::info!(jti, "access token revoked");
         Ok(())
     }

@@ -29,7 +29,9 @@ pub enum Namespace {
     Sessions,
     /// Signing keys (current, next, retired). Listable.
     Keys,
-    /// Issued access tokens' metadata by `jti` (for introspection/revocation).
+    /// Access-token records of older versions (by `jti`), no longer written
+    /// or read: introspection reads the revocation records. Kept so that
+    /// existing entries still expire and are swept.
     AccessTokens,
     /// Cached Client ID Metadata Documents, keyed by URL.
     ClientMetadataCache,
@@ -85,4 +87,166 @@ pub trait Store: Send + Sync + 'static {
     /// Increments a counter that expires `window` after its first increment;
     /// returns the new count.
     async fn incr(&self, ns: Namespace, key: &str, window: Duration) -> Result<u64, StoreError>;
+
+    /// The current value of a counter kept by [`Store::incr`], without
+    /// changing it (0 if absent or expired). The default reads the value
+    /// as the 8-byte big-endian count the in-process stores keep.
+    async fn count(&self, ns: Namespace, key: &str) -> Result<u64, StoreError> {
+        match self.get(ns, key).await? {
+            Some(v) => counter_from_be(&v),
+            None => Ok(0),
+        }
+    }
+
+    /// Runs `ops` in order, each as atomic as its single-operation method,
+    /// and returns one result per op. A backend answers the whole batch in
+    /// one round trip where it can (one Redis pipeline, one embedded write
+    /// transaction and so one fsync), which is what the token endpoint
+    /// leans on. Later ops see the effects of earlier ones. The batch as a
+    /// whole is not atomic: after an error, some earlier ops may have been
+    /// applied (as with the same calls made one by one). Defaults to
+    /// [`batch_one_by_one`].
+    async fn batch(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, StoreError> {
+        batch_one_by_one(self, ops).await
+    }
+}
+
+/// A counter stored as 8 big-endian bytes.
+pub fn counter_from_be(v: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a counter is not a u64".into()))
+}
+
+/// One step of a [`Store::batch`]: the same operations as the trait's
+/// methods.
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    Get {
+        ns: Namespace,
+        key: &'a str,
+    },
+    Put {
+        ns: Namespace,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    },
+    PutIfAbsent {
+        ns: Namespace,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    },
+    Take {
+        ns: Namespace,
+        key: &'a str,
+    },
+    Delete {
+        ns: Namespace,
+        key: &'a str,
+    },
+    Incr {
+        ns: Namespace,
+        key: &'a str,
+        window: Duration,
+    },
+    /// Reads a counter ([`Store::count`]).
+    Count {
+        ns: Namespace,
+        key: &'a str,
+    },
+}
+
+/// What one [`Op`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    /// `Get`, `Take`: the value, if live.
+    Value(Option<Vec<u8>>),
+    /// `Put` (always true), `PutIfAbsent` (whether it wrote), `Delete`
+    /// (whether a live value was there).
+    Written(bool),
+    /// `Incr`: the new count; `Count`: the current one.
+    Count(u64),
+}
+
+/// [`Store::batch`] as one call per op, in order: the default, and the
+/// fallback of backends that cannot batch a given set of ops.
+pub async fn batch_one_by_one<S: Store + ?Sized>(
+    s: &S,
+    ops: &[Op<'_>],
+) -> Result<Vec<OpResult>, StoreError> {
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        out.push(match *op {
+            Op::Get { ns, key } => OpResult::Value(s.get(ns, key).await?),
+            Op::Put {
+                ns,
+                key,
+                value,
+                ttl,
+            } => {
+                s.put(ns, key, value, ttl).await?;
+                OpResult::Written(true)
+            }
+            Op::PutIfAbsent {
+                ns,
+                key,
+                value,
+                ttl,
+            } => OpResult::Written(s.put_if_absent(ns, key, value, ttl).await?),
+            Op::Take { ns, key } => OpResult::Value(s.take(ns, key).await?),
+            Op::Delete { ns, key } => OpResult::Written(s.delete(ns, key).await?),
+            Op::Incr { ns, key, window } => OpResult::Count(s.incr(ns, key, window).await?),
+            Op::Count { ns, key } => OpResult::Count(s.count(ns, key).await?),
+        });
+    }
+    Ok(out)
+}
+
+// === impl Op ===
+
+impl Op<'_> {
+    /// The namespace the op touches.
+    pub fn namespace(&self) -> Namespace {
+        match *self {
+            Op::Get { ns, .. }
+            | Op::Put { ns, .. }
+            | Op::PutIfAbsent { ns, .. }
+            | Op::Take { ns, .. }
+            | Op::Delete { ns, .. }
+            | Op::Incr { ns, .. }
+            | Op::Count { ns, .. } => ns,
+        }
+    }
+
+    /// Whether the op only reads.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Get { .. } | Op::Count { .. })
+    }
+}
+
+// === impl OpResult ===
+
+impl OpResult {
+    /// The value of a `Get` or `Take` (`None` for other results).
+    pub fn into_value(self) -> Option<Vec<u8>> {
+        match self {
+            OpResult::Value(v) => v,
+            _ => None,
+        }
+    }
+
+    /// The count of an `Incr` (0 for other results).
+    pub fn count(&self) -> u64 {
+        match self {
+            OpResult::Count(n) => *n,
+            _ => 0,
+        }
+    }
+
+    /// Whether a write op wrote (false for other results).
+    pub fn written(&self) -> bool {
+        matches!(self, OpResult::Written(true))
+    }
 }

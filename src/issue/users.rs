@@ -2,7 +2,7 @@
 //! the allow-list applied to upstream identities.
 
 use crate::issue::upstream::UpstreamUser;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +35,14 @@ pub struct StaticUsers {
     size: usize,
     in_flight: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    /// Argon2 working memory, reused from login to login.
+    ///
+    /// Why not `verify_password`: it allocates the memory cost afresh for
+    /// every login, and glibc keeps a freed block of that size in the arena
+    /// of whichever blocking-pool thread ran the hash, so a few logins left
+    /// the issuer with 100+ MB resident. With hashing bounded to `size` at
+    /// once, at most `size` buffers exist.
+    blocks: Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
 }
 
 /// No hashing slot came free in time: answer 429.
@@ -85,6 +93,40 @@ fn hash_with(a: Argon2<'_>, password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether `password` matches the PHC-format argon2 `hash`, computed in
+/// `blocks` (grown to the hash's memory cost if smaller). What
+/// `PasswordVerifier::verify_password` does, without allocating the
+/// working memory: the hash's own algorithm, version, parameters and
+/// salt, and a constant-time comparison of the outputs.
+fn verify_with_memory(hash: &str, password: &[u8], blocks: &mut Vec<argon2::Block>) -> bool {
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(alg), Ok(ver), Ok(params)) = (
+        Algorithm::try_from(h.algorithm),
+        Version::try_from(h.version.unwrap_or(0x13)),
+        Params::try_from(&h),
+    ) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let n = params.block_count();
+    if blocks.len() < n {
+        blocks.resize(n, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(alg, ver, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..n])
+        .is_ok()
+        && crate::domain::secret::ct_eq(&out, expected.as_bytes())
+}
+
 // === impl StaticUsers ===
 
 impl StaticUsers {
@@ -130,6 +172,7 @@ impl StaticUsers {
             size,
             in_flight: Arc::new(AtomicUsize::new(0)),
             peak: Arc::new(AtomicUsize::new(0)),
+            blocks: Arc::default(),
         })
     }
 
@@ -174,11 +217,18 @@ impl StaticUsers {
     pub(crate) fn verify(&self, username: &str, password: &str) -> Option<UpstreamUser> {
         let user = self.users.get(username);
         let hash = user.map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
-        let ok = PasswordHash::new(hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        });
+        let mut blocks = self
+            .blocks
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        let ok = verify_with_memory(hash, password.as_bytes(), &mut blocks);
+        if let Ok(mut p) = self.blocks.lock() {
+            if p.len() < self.size {
+                p.push(blocks);
+            }
+        }
         let user = user.filter(|_| ok)?;
         Some(UpstreamUser {
             subject: format!("{}:{}", self.id, user.username),
@@ -496,6 +546,58 @@ mod tests {
         let d = PasswordHash::new(&users.dummy_hash).unwrap();
         let p = Params::try_from(&d).unwrap();
         assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (32 * 1024, 3, 1));
+    }
+
+    /// The verification with reused memory says what argon2's own
+    /// `verify_password` says, for hashes of different costs sharing one
+    /// buffer (larger, then smaller, then larger again).
+    #[test]
+    fn reused_memory_verifies_like_argon2() {
+        use argon2::password_hash::PasswordVerifier;
+        let weak = hash_with(
+            Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(1024, 1, 1, None).unwrap(),
+            ),
+            "pw-weak",
+        )
+        .unwrap();
+        let v10 = hash_with(
+            Argon2::new(
+                Algorithm::Argon2i,
+                Version::V0x10,
+                Params::new(2048, 2, 2, Some(24)).unwrap(),
+            ),
+            "pw-i",
+        )
+        .unwrap();
+        let strong = hash_password("pw-strong").unwrap();
+        let mut blocks = Vec::new();
+        for (hash, right) in [
+            (&strong, "pw-strong"),
+            (&weak, "pw-weak"),
+            (&v10, "pw-i"),
+            (&strong, "pw-strong"),
+        ] {
+            for pw in [right, "wrong", ""] {
+                let theirs = Argon2::default()
+                    .verify_password(pw.as_bytes(), &PasswordHash::new(hash).unwrap())
+                    .is_ok();
+                assert_eq!(
+                    verify_with_memory(hash, pw.as_bytes(), &mut blocks),
+                    theirs,
+                    "{hash} {pw}"
+                );
+                assert_eq!(theirs, pw == right);
+            }
+        }
+        assert!(!verify_with_memory("not a hash", b"x", &mut blocks));
+        assert!(!verify_with_memory(
+            "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ",
+            b"x",
+            &mut blocks
+        ));
     }
 
     #[test]

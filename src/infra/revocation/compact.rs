@@ -122,37 +122,59 @@ impl CompactRevocations {
         (h, &self.shards[((h >> 32) as usize) & (SHARDS - 1)])
     }
 
+    /// Room for `n` more issuer-format `jti`s without growing a shard
+    /// (a full resync knows the set's size up front).
+    pub fn reserve(&self, n: usize) {
+        let per = n / SHARDS + 1;
+        for shard in self.shards.iter() {
+            if let Ok(mut t) = shard.write() {
+                t.reserve(per, |s| self.hasher.hash_one(s.key));
+            }
+        }
+    }
+
+    /// Adds a `jti` revocation as Redis holds it (bytes), or raises what
+    /// is held: [`Self::apply`] without building a [`Revocation`]. A member
+    /// that is not UTF-8 cannot be a token's `jti` and is skipped.
+    pub fn apply_jti(&self, id: &[u8], exp: u64) {
+        if let Ok(id) = std::str::from_utf8(id) {
+            self.jti(id, exp, self.generation.load(Ordering::Relaxed));
+        }
+    }
+
     /// Adds `r`, or raises what is held (scores only grow).
     pub(crate) fn apply(&self, r: &Revocation) {
         let g = self.generation.load(Ordering::Relaxed);
         match r {
-            Revocation::Jti { id, exp } => {
-                let new = stored(*exp, g);
-                if let Some(key) = pack(id) {
-                    let (h, shard) = self.shard(&key);
-                    let Ok(mut t) = shard.write() else { return };
-                    match t.entry(h, |s| s.key == key, |s| self.hasher.hash_one(s.key)) {
-                        Entry::Occupied(mut e) => {
-                            let s = e.get_mut();
-                            s.exp = merge(s.exp, new, g);
-                        }
-                        Entry::Vacant(v) => {
-                            v.insert(Slot { key, exp: new });
-                            self.len.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                } else if let Ok(mut m) = self.other.write() {
-                    match m.get_mut(id.as_str()) {
-                        Some(old) => *old = merge(*old, new, g),
-                        None => {
-                            m.insert(id.as_str().into(), new);
-                            self.len.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
+            Revocation::Jti { id, exp } => self.jti(id, *exp, g),
             Revocation::Subject { id, before } => self.mark(&self.subjects, id, *before, g),
             Revocation::Client { id, before } => self.mark(&self.clients, id, *before, g),
+        }
+    }
+
+    fn jti(&self, id: &str, exp: u64, g: u32) {
+        let new = stored(exp, g);
+        if let Some(key) = pack(id) {
+            let (h, shard) = self.shard(&key);
+            let Ok(mut t) = shard.write() else { return };
+            match t.entry(h, |s| s.key == key, |s| self.hasher.hash_one(s.key)) {
+                Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    s.exp = merge(s.exp, new, g);
+                }
+                Entry::Vacant(v) => {
+                    v.insert(Slot { key, exp: new });
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        } else if let Ok(mut m) = self.other.write() {
+            match m.get_mut(id) {
+                Some(old) => *old = merge(*old, new, g),
+                None => {
+                    m.insert(id.into(), new);
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 

@@ -162,3 +162,46 @@ async fn a_replica_adopts_the_pair_another_one_proposed_first() {
     want.sort();
     assert_eq!(kids, want);
 }
+
+/// The signer keeps the parsed key pair instead of calling
+/// `jsonwebtoken::encode`: its tokens are byte for byte what that function
+/// writes (RS256 and EdDSA signatures are deterministic; ES256's header and
+/// claims are compared) and verify with jsonwebtoken.
+#[test]
+fn tokens_are_what_jsonwebtoken_would_write() {
+    for alg in [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA] {
+        let k = load(new_record(alg, KeyState::Current, 0).unwrap()).unwrap();
+        let km = KeyManager {
+            alg,
+            store: Arc::new(MemoryStore::new()),
+            retire_after: Duration::from_secs(60),
+            file_managed: true,
+            keys: RwLock::new(vec![k]),
+        };
+        let ours = km.sign(&claims()).unwrap();
+        let keys = km.keys.read().unwrap();
+        let k = &keys[0];
+        let pem = k.rec.pem.as_bytes();
+        let enc = match alg {
+            SigningAlg::RS256 => EncodingKey::from_rsa_pem(pem),
+            SigningAlg::ES256 => EncodingKey::from_ec_pem(pem),
+            SigningAlg::EdDSA => EncodingKey::from_ed_pem(pem),
+        }
+        .unwrap();
+        let mut header = Header::new(alg.jwt());
+        header.typ = Some(AT_JWT_TYP.to_owned());
+        header.kid = Some(k.rec.kid.clone());
+        let theirs = jsonwebtoken::encode(&header, &claims(), &enc).unwrap();
+        if alg == SigningAlg::ES256 {
+            let cut = |t: &str| t.rsplit_once('.').unwrap().0.to_owned();
+            assert_eq!(cut(&ours), cut(&theirs));
+        } else {
+            assert_eq!(ours, theirs, "{alg:?}");
+        }
+        let mut v = Validation::new(alg.jwt());
+        v.set_audience(&["https://rs.example/mcp"]);
+        let got = jsonwebtoken::decode::<AccessClaims>(&ours, &k.dec, &v).unwrap();
+        assert_eq!(got.claims, claims());
+        assert_eq!(got.header.typ.as_deref(), Some(AT_JWT_TYP));
+    }
+}

@@ -11,6 +11,7 @@ mod security;
 mod store_embedded;
 mod store_redis;
 mod store_suite;
+mod token_path;
 mod upstream_github;
 mod upstream_login;
 mod upstream_oidc;

@@ -407,33 +407,19 @@ async fn registered_scope_caps_grants_only_when_enforced() {
 /// tombstone still wins.
 #[tokio::test]
 async fn family_revocation_survives_a_lost_update_of_its_record() {
-    use mcpgate::issue::records::{
-        get_json, hash_secret, put_json, AccessRecord, FamilyRecord, RefreshRecord,
-    };
+    use mcpgate::issue::records::{get_json, hash_secret, put_json, FamilyRecord, RefreshRecord};
     use mcpgate::issue::store::Namespace;
 
     let h = start().await;
     let (id, secret, code, verifier) = confidential_code(&h).await;
     let (_, t) = exchange(&h, &id, &secret, &code, &verifier).await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();
-    let at = t["access_token"].as_str().unwrap();
-    let payload = {
-        use base64::Engine;
-        let p = at.split('.').nth(1).unwrap();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(p)
-            .unwrap()
-    };
-    let jti = serde_json::from_slice::<Value>(&payload).unwrap()["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let store = h.running.core.store();
-    let rec = get_json::<AccessRecord>(store, Namespace::AccessTokens, &jti)
+    let fid = get_json::<RefreshRecord>(store, Namespace::Refresh, &hash_secret(&rt))
         .await
         .unwrap()
-        .unwrap();
-    let fid = rec.family_id.unwrap();
+        .unwrap()
+        .family_id;
     let before = get_json::<FamilyRecord>(store, Namespace::Families, &fid)
         .await
         .unwrap()

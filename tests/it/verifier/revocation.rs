@@ -591,7 +591,11 @@ async fn a_reconnect_catches_up_from_the_stream_and_reloads_only_when_it_was_tri
             .is_some(),
         "no catch-up read"
     );
-    assert_eq!(calls(&redis, "zscan"), 0, "the reconnect reloaded the sets");
+    assert_eq!(
+        calls(&redis, "zrange"),
+        0,
+        "the reconnect reloaded the sets"
+    );
 
     // The stream trimmed past the mirror's position, and an entry that
     // only the sets hold: the next reconnect reloads the sets.
@@ -605,7 +609,87 @@ async fn a_reconnect_catches_up_from_the_stream_and_reloads_only_when_it_was_tri
     assert_eq!(status(&v, &t3).await, 200);
     redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
     assert!(denied(&t3).await, "the reload after a trim missed an entry");
-    assert!(calls(&redis, "zscan") > 0);
+    assert!(calls(&redis, "zrange") > 0);
     assert_eq!(status(&v, &t1).await, 401);
+    v.shutdown().await;
+}
+
+/// The full resync reads the sets in score order a page (10,000) at a
+/// time: ties longer than a page, ties that straddle a page's end, and
+/// distinct scores are all read, whatever the member's format, and tokens
+/// of each kind are denied.
+#[tokio::test]
+async fn a_full_resync_reads_every_member_across_pages_and_ties() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let exp = claims(&iss.url, "mcp")["exp"].as_u64().unwrap();
+    let fill = "for i = 1, tonumber(ARGV[2]) do \
+        redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + math.floor((i - 1) / tonumber(ARGV[4])), ARGV[1] .. i) end";
+    let jtis = mcpgate::domain::revocation::JTI_KEY;
+    // 25,000 of one score (two and a half pages), 12,000 in pairs (ties
+    // cut by a page's end), 15,000 distinct.
+    for (prefix, n, base, per) in [
+        ("tie-", 25_000u64, exp, 25_000u64),
+        ("pair-", 12_000, exp + 100, 2),
+        ("spread-", 15_000, exp + 20_000, 1),
+    ] {
+        redis.cli(&[
+            "EVAL",
+            fill,
+            "1",
+            jtis,
+            prefix,
+            &n.to_string(),
+            &base.to_string(),
+            &per.to_string(),
+        ]);
+    }
+    // Issuer-format jtis inside the long tie, at a page boundary of the
+    // pairs, and among the distinct scores.
+    let token = |jti: &str| {
+        let mut c = claims(&iss.url, "mcp");
+        c["jti"] = jti.into();
+        format!("Bearer {}", key.sign(&c))
+    };
+    let mut revoked = Vec::new();
+    for score in [exp, exp + 100 + 4_999, exp + 20_000 + 7_777] {
+        let j = issuer_jti();
+        redis.cli(&["ZADD", jtis, &score.to_string(), &j]);
+        revoked.push(token(&j));
+    }
+    let live = token(&issuer_jti());
+    let want = 25_000.0 + 12_000.0 + 15_000.0 + 3.0;
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
+    ))
+    .await;
+    let size = async || {
+        let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric(&m, "mcpgate_verifier_revocation_set_size")
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), async || size().await >= want)
+            .await
+            .is_some(),
+        "the resync did not read every member: {} of {want}, ZCARD {}",
+        size().await,
+        redis.cli(&["ZCARD", jtis])
+    );
+    assert_eq!(size().await, want);
+    for t in &revoked {
+        assert_eq!(status(&v, t).await, 401);
+    }
+    assert_eq!(status(&v, &live).await, 200);
+    assert!(calls(&redis, "zrange") >= 6);
+    assert_eq!(calls(&redis, "zscan"), 0);
     v.shutdown().await;
 }
