@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The `typ` header of an RFC 9068 access token.
-pub(crate) const AT_JWT_TYP: &str = "at+jwt";
+pub const AT_JWT_TYP: &str = "at+jwt";
 
 /// The claims mcpgate issues and the verifier reads (RFC 9068 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -161,7 +161,7 @@ impl RedisConn {
     /// Sends a pipeline in one round trip to a single node, never retried
     /// (its commands need not be idempotent). `None` on a cluster, whose
     /// keys may live on different nodes that answer in no set order.
-    pub async fn pipeline(
+    pub(crate) async fn pipeline(
         &self,
         pipe: &redis::Pipeline,
     ) -> Option<redis::RedisResult<Vec<redis::Value>>> {

@@ -10,7 +10,7 @@ pub(crate) mod clients;
 pub(crate) mod error;
 pub mod grant;
 pub mod introspect;
-pub(crate) mod keys;
+pub mod keys;
 pub(crate) mod login;
 pub(crate) mod metadata;
 pub(crate) mod pkce;

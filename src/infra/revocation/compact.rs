@@ -124,7 +124,7 @@ impl CompactRevocations {
 
     /// Room for `n` more issuer-format `jti`s without growing a shard
     /// (a full resync knows the set's size up front).
-    pub fn reserve(&self, n: usize) {
+    pub(super) fn reserve(&self, n: usize) {
         let per = n / SHARDS + 1;
         for shard in self.shards.iter() {
             if let Ok(mut t) = shard.write() {
@@ -136,7 +136,7 @@ impl CompactRevocations {
     /// Adds a `jti` revocation as Redis holds it (bytes), or raises what
     /// is held: [`Self::apply`] without building a [`Revocation`]. A member
     /// that is not UTF-8 cannot be a token's `jti` and is skipped.
-    pub fn apply_jti(&self, id: &[u8], exp: u64) {
+    pub(super) fn apply_jti(&self, id: &[u8], exp: u64) {
         if let Ok(id) = std::str::from_utf8(id) {
             self.jti(id, exp, self.generation.load(Ordering::Relaxed));
         }

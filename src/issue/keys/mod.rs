@@ -31,7 +31,7 @@ pub enum SigningAlg {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum KeyError {
+pub enum KeyError {
     #[error("signing key: {0}")]
     Invalid(String),
     #[error("key storage: {0}")]
@@ -123,7 +123,7 @@ pub(crate) const VERSION: &str = "meta:version";
 /// PEM key material from files: the signing key, optionally the key to
 /// pre-publish, and retired keys still to publish.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PemKeys {
+pub struct PemKeys {
     pub current: String,
     pub next: Option<String>,
     pub retired: Vec<String>,
@@ -150,7 +150,7 @@ impl SigningAlg {
         }
     }
 
-    pub(crate) fn jwt(self) -> Algorithm {
+    pub fn jwt(self) -> Algorithm {
         match self {
             Self::RS256 => Algorithm::RS256,
             Self::ES256 => Algorithm::ES256,
@@ -158,7 +158,7 @@ impl SigningAlg {
         }
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::RS256 => "RS256",
             Self::ES256 => "ES256",
@@ -172,7 +172,7 @@ fn invalid(e: impl std::fmt::Display) -> KeyError {
 }
 
 /// Generates a key pair as PKCS#8 PEM: RSA 2048, P-256 or Ed25519.
-pub(crate) fn generate_pem(alg: SigningAlg) -> Result<String, KeyError> {
+pub fn generate_pem(alg: SigningAlg) -> Result<String, KeyError> {
     use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
     let der: Vec<u8> = match alg {
         SigningAlg::RS256 => {
@@ -267,7 +267,7 @@ fn new_record(alg: SigningAlg, state: KeyState, now: u64) -> Result<KeyRecord, K
 
 impl KeyManager {
     /// Keys from PEM files (never persisted; rotation is the operator's).
-    pub(crate) fn from_pem(
+    pub fn from_pem(
         alg: SigningAlg,
         pem: &PemKeys,
         store: Arc<dyn Store>,
@@ -477,7 +477,7 @@ impl KeyManager {
         keys.first().and_then(|k| k.rec.activated_at)
     }
 
-    pub(crate) fn current_kid(&self) -> Option<String> {
+    pub fn current_kid(&self) -> Option<String> {
         let keys = self.keys.read().ok()?;
         keys.first().map(|k| k.rec.kid.clone())
     }
@@ -491,7 +491,7 @@ impl KeyManager {
     }
 
     /// Signs access-token claims (header `typ: at+jwt`, `kid`).
-    pub(crate) fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
         let keys = self.keys.read().map_err(|_| invalid("key lock poisoned"))?;
         let k = keys.first().ok_or_else(|| invalid("no signing key"))?;
         let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
