@@ -122,13 +122,14 @@ impl CompactRevocations {
         (h, &self.shards[((h >> 32) as usize) & (SHARDS - 1)])
     }
 
-    /// Room for `n` more issuer-format `jti`s without growing a shard
-    /// (a full resync knows the set's size up front).
+    /// Room for `n` issuer-format `jti`s in all (those held count), so a
+    /// full resync of a set the mirror already holds reserves nothing.
     pub(super) fn reserve(&self, n: usize) {
         let per = n / SHARDS + 1;
         for shard in self.shards.iter() {
             if let Ok(mut t) = shard.write() {
-                t.reserve(per, |s| self.hasher.hash_one(s.key));
+                let more = per.saturating_sub(t.len());
+                t.reserve(more, |s| self.hasher.hash_one(s.key));
             }
         }
     }
