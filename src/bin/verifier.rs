@@ -7,14 +7,6 @@ use mcpgate::app::{shutdown_signal, EXIT_CONFIG};
 use mcpgate::config::verifier::{Env, VerifierConfig};
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: with glibc's, a verifier with
-/// 10,000 routes spent a fifth of each Check in `unlink_chunk` and
-/// `malloc_consolidate` (the heap left fragmented by building the routes),
-/// and ran at 62-78% of a one-route verifier's Check/s (BENCHMARKS.md,
-/// "Routes").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "\
 usage: verifier [--help | --version]
 
