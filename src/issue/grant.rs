@@ -10,8 +10,8 @@ use crate::issue::clients::ClientCredentials;
 use crate::issue::error::{ErrorCode, OAuthError};
 use crate::issue::pkce;
 use crate::issue::records::{
-    derived_jti, generation_key, get_json, hash_secret, random_token, take_json, ClientRecord,
-    CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
+    decode_json, derived_jti, generation_key, get_json, hash_secret, random_token, take_json,
+    ClientRecord, CodeRecord, FamilyRecord, Grant, RedeemedCode, RefreshRecord, RotatedRefresh,
 };
 use crate::issue::service::Issuer;
 use crate::issue::store::{Namespace, Op, OpResult, StoreError};
@@ -71,12 +71,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     r: Option<OpResult>,
     ns: Namespace,
 ) -> Result<Option<T>, StoreError> {
-    match r.and_then(OpResult::into_value) {
-        Some(v) => serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
-        None => Ok(None),
-    }
+    decode_json(ns, r.and_then(OpResult::into_value))
 }
 
 /// Where a new access token's `jti` comes from: a family's generation

@@ -224,18 +224,26 @@ pub fn random_token(bytes: usize) -> Result<String, OAuthError> {
     crate::domain::secret::random_b64(bytes).map_err(|_| OAuthError::server_error("rng failure"))
 }
 
+/// A JSON record of `ns` as read (by a single call or a batch), if any.
+pub(crate) fn decode_json<T: DeserializeOwned>(
+    ns: Namespace,
+    v: Option<Vec<u8>>,
+) -> Result<Option<T>, StoreError> {
+    match v {
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
 /// Reads a JSON record.
 pub async fn get_json<T: DeserializeOwned>(
     store: &dyn Store,
     ns: Namespace,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
-    match store.get(ns, key).await? {
-        Some(v) => serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
-        None => Ok(None),
-    }
+    decode_json(ns, store.get(ns, key).await?)
 }
 
 /// Atomically reads and deletes a JSON record.
@@ -244,12 +252,7 @@ pub async fn take_json<T: DeserializeOwned>(
     ns: Namespace,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
-    match store.take(ns, key).await? {
-        Some(v) => serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{ns:?}: {e}"))),
-        None => Ok(None),
-    }
+    decode_json(ns, store.take(ns, key).await?)
 }
 
 /// Writes a JSON record.

@@ -6,8 +6,8 @@
 use crate::domain::revocation::Revocation;
 use crate::issue::error::OAuthError;
 use crate::issue::records::{
-    derived_jti, generation_key, get_json, hash_secret, put_json, ClientRecord, FamilyRecord,
-    RefreshRecord, Watermark,
+    decode_json, derived_jti, generation_key, get_json, hash_secret, put_json, ClientRecord,
+    FamilyRecord, RefreshRecord, Watermark,
 };
 use crate::issue::service::Issuer;
 use crate::issue::store::{Namespace, Op, OpResult, StoreError};
@@ -25,12 +25,22 @@ pub(crate) fn family_tombstone(family_id: &str) -> String {
 }
 
 fn record_revoked(v: Option<Vec<u8>>) -> Result<bool, StoreError> {
-    match v {
-        Some(v) => serde_json::from_slice::<FamilyRecord>(&v)
-            .map(|f| f.revoked)
-            .map_err(|e| StoreError::Corrupt(format!("Families: {e}"))),
-        None => Ok(false),
+    Ok(decode_json::<FamilyRecord>(Namespace::Families, v)?.is_some_and(|f| f.revoked))
+}
+
+/// Whether one of the watermark records read covers a token issued at
+/// `issued_at`.
+fn watermark_covers(
+    records: impl IntoIterator<Item = Option<Vec<u8>>>,
+    issued_at: u64,
+) -> Result<bool, StoreError> {
+    for w in records {
+        if decode_json::<Watermark>(Namespace::Families, w)?.is_some_and(|w| issued_at <= w.before)
+        {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
 // === impl Issuer ===
@@ -87,13 +97,10 @@ impl Issuer {
             key: family_id,
         });
         let mut res = store.batch(&ops).await?;
-        let mut family: Option<FamilyRecord> = match res.pop().and_then(OpResult::into_value) {
-            Some(v) => Some(
-                serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("Families: {e}")))?,
-            ),
-            None => None,
-        };
+        let mut family: Option<FamilyRecord> = decode_json(
+            Namespace::Families,
+            res.pop().and_then(OpResult::into_value),
+        )?;
         // Tokens of these buckets expire within an access-token lifetime
         // (plus skew) of now: the revocations need not be kept longer.
         let exp = now + self.max_token_lifetime().as_secs();
@@ -135,27 +142,6 @@ impl Issuer {
         Ok(())
     }
 
-    /// Whether a family was revoked: its tombstone, or its record's flag.
-    pub async fn family_revoked(&self, family_id: &str) -> Result<bool, OAuthError> {
-        let tomb = family_tombstone(family_id);
-        let res = self
-            .store
-            .batch(&[
-                Op::Get {
-                    ns: Namespace::Families,
-                    key: &tomb,
-                },
-                Op::Get {
-                    ns: Namespace::Families,
-                    key: family_id,
-                },
-            ])
-            .await?;
-        let mut it = res.into_iter().map(OpResult::into_value);
-        let tombstone = it.next().flatten().is_some();
-        Ok(tombstone || record_revoked(it.next().flatten())?)
-    }
-
     /// Whether a token of `family_id` issued at `issued_at` to `sub` and
     /// `client_id` is revoked: the family (tombstone or flag) or a subject
     /// or client watermark. One read of four keys.
@@ -188,14 +174,7 @@ impl Issuer {
         if it.next().flatten().is_some() || record_revoked(it.next().flatten())? {
             return Ok(true);
         }
-        for w in it.flatten() {
-            let w: Watermark = serde_json::from_slice(&w)
-                .map_err(|e| StoreError::Corrupt(format!("Families: {e}")))?;
-            if issued_at <= w.before {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(watermark_covers(it, issued_at)?)
     }
 
     /// Revokes one access token everywhere: recorded (which is what
@@ -294,15 +273,19 @@ impl Issuer {
         client_id: &str,
         issued_at: u64,
     ) -> Result<bool, OAuthError> {
-        let store = self.store.as_ref();
-        for key in [sub_mark(sub), client_mark(client_id)] {
-            if let Some(w) = get_json::<Watermark>(store, Namespace::Families, &key).await? {
-                if issued_at <= w.before {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        let keys = [sub_mark(sub), client_mark(client_id)];
+        let ops: Vec<Op<'_>> = keys
+            .iter()
+            .map(|k| Op::Get {
+                ns: Namespace::Families,
+                key: k,
+            })
+            .collect();
+        let res = self.store.batch(&ops).await?;
+        Ok(watermark_covers(
+            res.into_iter().map(OpResult::into_value),
+            issued_at,
+        )?)
     }
 
     /// `POST /revoke` (RFC 7009 §2.1) for an authenticated client: revokes

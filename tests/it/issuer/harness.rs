@@ -382,3 +382,26 @@ pub async fn public_tokens(h: &Harness, id: &str, extra: &[(&str, &str)]) -> Val
     assert_eq!(st, StatusCode::OK, "{t}");
     t
 }
+
+/// The claims of a JWT (its payload, unverified).
+pub fn claims(at: &str) -> Value {
+    use base64::Engine;
+    let p = at.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(p)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Whether the harness's revocation set denies access token `at`.
+pub fn revoked(h: &Harness, at: &str) -> bool {
+    use mcpgate::domain::revocation::RevocationView;
+    let c = claims(at);
+    h.revocations
+        .is_revoked(mcpgate::domain::revocation::TokenRef {
+            jti: c["jti"].as_str().unwrap(),
+            sub: c["sub"].as_str().unwrap(),
+            client_id: c["client_id"].as_str(),
+            iat: c["iat"].as_u64().unwrap(),
+        })
+}

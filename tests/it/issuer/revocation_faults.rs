@@ -3,14 +3,10 @@
 //! set), RFC 7009 and refresh-reuse revocations retried after failures.
 
 use super::harness::*;
-use base64::Engine;
 use mcpgate::domain::clock::SystemClock;
-use mcpgate::domain::revocation::{
-    Revocation, RevocationError, RevocationSink, RevocationView, TokenRef,
-};
+use mcpgate::domain::revocation::{Revocation, RevocationError, RevocationSink, RevocationView};
 use mcpgate::infra::revocation::LocalRevocations;
 use reqwest::StatusCode;
-use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,24 +53,6 @@ async fn start_flaky() -> (Harness, Arc<FlakySink>) {
         ..Default::default()
     };
     (start_with(&toml, deps).await, sink)
-}
-
-fn claims(at: &str) -> Value {
-    let p = at.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(p)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn revoked(h: &Harness, at: &str) -> bool {
-    let c = claims(at);
-    h.revocations.is_revoked(TokenRef {
-        jti: c["jti"].as_str().unwrap(),
-        sub: c["sub"].as_str().unwrap(),
-        client_id: c["client_id"].as_str(),
-        iat: c["iat"].as_u64().unwrap(),
-    })
 }
 
 /// A client with a family holding two access tokens: `(id, secret,

@@ -6,7 +6,6 @@
 
 use super::harness::*;
 use crate::redis::{available as redis_available, start_cluster, RedisServer};
-use base64::Engine;
 use mcpgate::domain::revocation::{RevocationView, TokenRef};
 use mcpgate::infra::embedded_store::EmbeddedStore;
 use mcpgate::infra::memory_store::MemoryStore;
@@ -17,24 +16,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn claims(at: &str) -> Value {
-    let p = at.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(p)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn revoked(h: &Harness, at: &str) -> bool {
-    let c = claims(at);
-    h.revocations.is_revoked(TokenRef {
-        jti: c["jti"].as_str().unwrap(),
-        sub: c["sub"].as_str().unwrap(),
-        client_id: c["client_id"].as_str(),
-        iat: c["iat"].as_u64().unwrap(),
-    })
-}
 
 async fn refresh(h: &Harness, id: &str, secret: &str, rt: &str) -> Value {
     let (st, _, t) = token(
