@@ -127,12 +127,7 @@ async fn an_empty_or_unreachable_jwks_keeps_the_last_good_keys() {
         }
         assert_eq!(check().await, 200, "{phase}");
     }
-    let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&v).await;
     assert!(m.contains("jwks_fetches_total{result=\"error\"}"), "{m}");
     // What an SRE alerts on: when the keys last loaded, how long decisions
     // take, which build runs.

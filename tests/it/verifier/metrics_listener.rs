@@ -35,12 +35,7 @@ async fn metrics_are_served_on_the_metrics_listener_only() {
     assert_eq!(raw_status(v.metrics_addr, "/healthz").await, 200);
     // Nothing of the decision surface on the metrics listener.
     assert_eq!(raw_status(v.metrics_addr, "/auth").await, 404);
-    let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&v).await;
     for family in [
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",

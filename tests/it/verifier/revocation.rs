@@ -12,6 +12,18 @@ async fn status(v: &mcpgate::app::verifier::RunningVerifier, auth: &str) -> u16 
     summarize(&grpc_check(v.grpc_addr, "/mcp", &[("authorization", auth)]).await).0
 }
 
+/// The issuer's revocation sink on `urls`, as the issuer configures it.
+async fn sink(urls: &[String]) -> RedisRevocationSink {
+    RedisRevocationSink::connect(
+        urls,
+        false,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap()
+}
+
 async fn wait_until(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
@@ -44,14 +56,7 @@ async fn revocation_reaches_two_verifiers_within_a_second() {
         .await;
         assert!(ok.is_some(), "verifier never allowed the token");
     }
-    let sink = RedisRevocationSink::connect(
-        &[redis.url()],
-        false,
-        Arc::new(SystemClock),
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
+    let sink = sink(&[redis.url()]).await;
     let t0 = Instant::now();
     sink.publish(Revocation::Jti { id: jti, exp })
         .await
@@ -67,12 +72,7 @@ async fn revocation_reaches_two_verifiers_within_a_second() {
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
     // Each verifier measured the propagation of that one message.
     for v in [&a, &b] {
-        let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = metrics_text(v).await;
         assert!(
             m.contains("mcpgate_verifier_revocation_propagation_seconds_count 1"),
             "{m}"
@@ -185,14 +185,7 @@ async fn revocation_through_redis_cluster() {
         .await
         .is_some()
     );
-    let sink = RedisRevocationSink::connect(
-        &urls,
-        false,
-        Arc::new(SystemClock),
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
+    let sink = sink(&urls).await;
     let t0 = Instant::now();
     sink.publish(Revocation::Subject {
         id: "user-1".into(),
@@ -239,14 +232,7 @@ async fn redis_data_loss_keeps_the_mirror_and_writes_the_revocations_back() {
         .await
         .is_some()
     );
-    let sink = RedisRevocationSink::connect(
-        &[redis.url()],
-        false,
-        Arc::new(SystemClock),
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
+    let sink = sink(&[redis.url()]).await;
     let jti = c["jti"].as_str().unwrap().to_owned();
     sink.publish(Revocation::Jti {
         id: jti.clone(),
@@ -298,12 +284,7 @@ async fn redis_data_loss_keeps_the_mirror_and_writes_the_revocations_back() {
         "the lost revocation was not written back"
     );
     assert_eq!(status(&v, &auth).await, 401);
-    let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&v).await;
     assert!(
         metric(&m, "mcpgate_verifier_revocation_store_lost_entries_total") >= 1.0,
         "{m}"
@@ -407,14 +388,7 @@ async fn cluster_failover_and_master_kill_under_load_lose_no_acknowledged_revoca
     let key = TestKey::es256("k1");
     let iss = Issuer::start(&[&key]).await;
     let v = start(config(&iss.url, &[("MCPGW_VERIFIER_REDIS_URL", &seed)])).await;
-    let sink = RedisRevocationSink::connect(
-        std::slice::from_ref(&seed),
-        false,
-        Arc::new(SystemClock),
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
+    let sink = sink(std::slice::from_ref(&seed)).await;
     assert!(sink.is_cluster());
     let t_start = Instant::now();
     let mut acknowledged: Vec<String> = Vec::new();
@@ -559,14 +533,7 @@ async fn a_reconnect_catches_up_from_the_stream_and_reloads_only_when_it_was_tri
             c["exp"].as_u64().unwrap(),
         )
     };
-    let sink = RedisRevocationSink::connect(
-        &[redis.url()],
-        false,
-        Arc::new(SystemClock),
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
+    let sink = sink(&[redis.url()]).await;
     let (j1, j2, j3) = (issuer_jti(), issuer_jti(), issuer_jti());
     let ((t1, exp), (t2, _), (t3, _)) = (token(&j1), token(&j2), token(&j3));
     sink.publish(Revocation::Jti { id: j1, exp }).await.unwrap();
@@ -668,12 +635,7 @@ async fn a_full_resync_reads_every_member_across_pages_and_ties() {
     ))
     .await;
     let size = async || {
-        let m = reqwest::get(format!("http://{}/metrics", v.metrics_addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = metrics_text(&v).await;
         metric(&m, "mcpgate_verifier_revocation_set_size")
     };
     assert!(

@@ -225,6 +225,16 @@ pub async fn start(config: VerifierConfig) -> RunningVerifier {
 }
 
 /// One ext_authz Check over a real gRPC connection.
+/// The verifier's `/metrics` page (its internal listener).
+pub async fn metrics_text(v: &RunningVerifier) -> String {
+    reqwest::get(format!("http://{}/metrics", v.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn grpc_check(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> CheckResponse {
     grpc_check_host(addr, "mcp.test", path, headers).await
 }
