@@ -575,18 +575,14 @@ async fn scan_by_score(
     t: Duration,
     conn: &RedisConn,
     key: &str,
-    mut each: impl FnMut(&[u8], u64),
-    mut page_done: impl FnMut(),
+    mut on_page: impl FnMut(&[(Vec<u8>, Vec<u8>)]),
 ) -> redis::RedisResult<usize> {
     let mut rows = 0usize;
     let mut min: Vec<u8> = b"-inf".to_vec();
     loop {
         let page = score_page(t, conn, key, &min, b"+inf", 0, PAGE).await?;
         rows += page.len();
-        for (m, s) in &page {
-            each(m, score_of(s));
-        }
-        page_done();
+        on_page(&page);
         let (Some((_, first)), Some((_, last))) = (page.first(), page.last()) else {
             break;
         };
@@ -599,10 +595,7 @@ async fn scan_by_score(
             loop {
                 let tie = score_page(t, conn, key, last, last, offset, TIE_PAGE).await?;
                 rows += tie.len();
-                for (m, s) in &tie {
-                    each(m, score_of(s));
-                }
-                page_done();
+                on_page(&tie);
                 offset += tie.len();
                 if tie.len() < TIE_PAGE {
                     break;
@@ -662,11 +655,9 @@ async fn full_resync(
             let n: usize = within(t, conn.query(&card)).await?;
             shared.set.reserve(n);
         }
-        scanned += scan_by_score(
-            t,
-            conn,
-            key,
-            |id, v| {
+        scanned += scan_by_score(t, conn, key, |page| {
+            for (id, sc) in page {
+                let v = score_of(sc);
                 match key {
                     JTI_KEY => shared.set.apply_jti(id, v),
                     _ => {
@@ -678,10 +669,10 @@ async fn full_resync(
                         });
                     }
                 }
-                // Each page is contact: a long resync never looks stale.
-            },
-            || touch(clock, shared),
-        )
+            }
+            // Each page is contact: a long resync never looks stale.
+            touch(clock, shared);
+        })
         .await?;
     }
     *pos = Position {
