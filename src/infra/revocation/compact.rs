@@ -35,6 +35,12 @@ use std::sync::RwLock;
 
 const SHARDS: usize = 256;
 
+/// The shard of a key's hash: bits 32..40, as hashbrown indexes buckets by
+/// the low bits and tags them with the top 7.
+fn shard_of(h: u64) -> usize {
+    ((h >> 32) as usize) & (SHARDS - 1)
+}
+
 /// A packed `jti` and its expiry (even unix seconds) | generation bit.
 #[derive(Clone, Copy)]
 struct Slot {
@@ -72,6 +78,11 @@ fn pack(jti: &str) -> Option<[u8; 16]> {
         }
         _ => None,
     }
+}
+
+/// [`pack`] for a member as Redis holds it (bytes).
+pub(super) fn pack_jti(id: &[u8]) -> Option<[u8; 16]> {
+    std::str::from_utf8(id).ok().and_then(pack)
 }
 
 fn unpack(key: &[u8; 16]) -> String {
@@ -117,9 +128,7 @@ impl Default for CompactRevocations {
 impl CompactRevocations {
     fn shard(&self, key: &[u8; 16]) -> (u64, &RwLock<HashTable<Slot>>) {
         let h = self.hasher.hash_one(key);
-        // Bits 32..40: hashbrown indexes buckets by the low bits and tags
-        // them with the top 7, so the shard must come from neither.
-        (h, &self.shards[((h >> 32) as usize) & (SHARDS - 1)])
+        (h, &self.shards[shard_of(h)])
     }
 
     /// Room for `n` issuer-format `jti`s in all (those held count), so a
@@ -153,21 +162,59 @@ impl CompactRevocations {
         }
     }
 
+    /// Adds the issuer-format `jti`s of a page read from Redis, packed
+    /// already (by [`pack_jti`]), a shard at a time: one lock and one count
+    /// update per shard, not per entry. A locked instruction waits for the
+    /// stores before it, so per entry they made every insert wait for the
+    /// last one's cache miss; without them the misses overlap (a 10M sync
+    /// inserted at about 550 ns per entry).
+    pub(super) fn apply_packed(&self, page: &[([u8; 16], u64)]) {
+        let g = self.generation.load(Ordering::Relaxed);
+        let mut order: Vec<(u64, &([u8; 16], u64))> = page
+            .iter()
+            .map(|e| (self.hasher.hash_one(e.0), e))
+            .collect();
+        order.sort_unstable_by_key(|(h, _)| shard_of(*h));
+        let mut added = 0;
+        for run in order.chunk_by(|a, b| shard_of(a.0) == shard_of(b.0)) {
+            let Some((h0, _)) = run.first() else { continue };
+            let Ok(mut t) = self.shards[shard_of(*h0)].write() else {
+                continue;
+            };
+            for &(h, &(key, exp)) in run {
+                added += usize::from(self.put(&mut t, h, key, stored(exp, g), g));
+            }
+        }
+        self.len.fetch_add(added, Ordering::Relaxed);
+    }
+
+    /// Adds or raises one entry in its shard's table; true if added.
+    fn put(&self, t: &mut HashTable<Slot>, h: u64, key: [u8; 16], new: u32, g: u32) -> bool {
+        match t.entry(h, |s| s.key == key, |s| self.hasher.hash_one(s.key)) {
+            Entry::Occupied(mut e) => {
+                let s = e.get_mut();
+                s.exp = merge(s.exp, new, g);
+                false
+            }
+            Entry::Vacant(v) => {
+                v.insert(Slot { key, exp: new });
+                true
+            }
+        }
+    }
+
+    fn packed(&self, key: [u8; 16], exp: u64, g: u32) {
+        let (h, shard) = self.shard(&key);
+        let Ok(mut t) = shard.write() else { return };
+        if self.put(&mut t, h, key, stored(exp, g), g) {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn jti(&self, id: &str, exp: u64, g: u32) {
         let new = stored(exp, g);
         if let Some(key) = pack(id) {
-            let (h, shard) = self.shard(&key);
-            let Ok(mut t) = shard.write() else { return };
-            match t.entry(h, |s| s.key == key, |s| self.hasher.hash_one(s.key)) {
-                Entry::Occupied(mut e) => {
-                    let s = e.get_mut();
-                    s.exp = merge(s.exp, new, g);
-                }
-                Entry::Vacant(v) => {
-                    v.insert(Slot { key, exp: new });
-                    self.len.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            self.packed(key, exp, g);
         } else if let Ok(mut m) = self.other.write() {
             match m.get_mut(id) {
                 Some(old) => *old = merge(*old, new, g),

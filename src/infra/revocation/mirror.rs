@@ -10,8 +10,8 @@
 //! published in between is missed. Reconciling reads the revocation stream
 //! from the last entry this mirror applied (an incremental catch-up: what
 //! was revoked while the subscription was down costs one short read); a full
-//! resync (the three sets, paged in score order with `ZRANGE … BYSCORE`, a time limit per page and none
-//! on the whole) happens at the first connect, when Redis's epoch changed
+//! resync (the three sets, paged by rank with `ZRANGE`, several pages in
+//! flight, a time limit per page and none on the whole) happens at the first connect, when Redis's epoch changed
 //! (it lost its data or is another Redis), when the stream no longer holds
 //! the last entry applied (trimmed past it, or a failover to a replica that
 //! lagged), and every `full_resync_interval` as a safety net. A full resync
@@ -32,7 +32,7 @@
 //! later see them too. Write-back needs a Redis user allowed to `ZADD` the
 //! revocation keys; when it is refused the mirror still keeps the entries.
 
-use super::compact::CompactRevocations;
+use super::compact::{pack_jti, CompactRevocations};
 use super::local::now_secs;
 use super::sink::key_of;
 use crate::domain::clock::Clock;
@@ -58,9 +58,11 @@ pub(super) const LOSS_CHECK_HORIZON: Duration = Duration::from_secs(7 * 86_400);
 const SKEW_MARGIN: u64 = 60;
 /// Members asked for per `ZRANGE` page, and per write-back command.
 const PAGE: usize = 10_000;
-/// Members asked for per page of one score's ties: Redis walks past the
-/// offset member by member, so the pages of a long tie are large.
-const TIE_PAGE: usize = 100_000;
+/// `ZRANGE` pages in flight during a full resync.
+const DEPTH: usize = 4;
+/// How many times a resync looks for where to go on after the member it
+/// last read was removed, before it gives up (and starts over later).
+const RELOCATE_TRIES: usize = 16;
 /// Stream entries read per XRANGE page.
 const LOG_PAGE: usize = 1_000;
 
@@ -95,7 +97,8 @@ pub(crate) struct MirrorSettings {
 }
 
 struct Shared {
-    set: CompactRevocations,
+    /// Shared with the thread that applies a full resync's pages.
+    set: Arc<CompactRevocations>,
     /// Unix millis of the last confirmed contact with Redis (0 = never).
     last_contact_ms: AtomicU64,
     /// Unix millis when the mirror started.
@@ -152,7 +155,7 @@ impl RedisRevocationMirror {
     /// attempted at once; the view is stale until the first sync completes.
     pub(crate) fn spawn(settings: MirrorSettings, clock: Arc<dyn Clock>) -> Self {
         let shared = Arc::new(Shared {
-            set: CompactRevocations::default(),
+            set: Arc::default(),
             last_contact_ms: AtomicU64::new(0),
             started_ms: AtomicU64::new(millis(clock.now())),
             connected: AtomicBool::new(false),
@@ -501,48 +504,27 @@ fn score(s: f64) -> u64 {
     }
 }
 
-/// One page of `ZRANGE key <min> <max> BYSCORE LIMIT <offset> <count>
-/// WITHSCORES`: `(member, score as Redis wrote it)`.
-async fn score_page(
-    t: Duration,
-    conn: &RedisConn,
-    key: &str,
-    min: &[u8],
-    max: &[u8],
-    offset: usize,
-    count: usize,
-) -> redis::RedisResult<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(key)
-        .arg(min)
-        .arg(max)
-        .arg("BYSCORE")
-        .arg("LIMIT")
-        .arg(offset)
-        .arg(count)
-        .arg("WITHSCORES");
-    let v: redis::Value = within(t, conn.query(&cmd)).await?;
+/// One member of a sorted set with its score in whole seconds.
+type Row = (Vec<u8>, u64);
+
+/// The rows of a `ZRANGE … WITHSCORES` reply.
+fn rows_of(v: redis::Value) -> redis::RedisResult<Vec<Row>> {
+    let bad = |what: &'static str| {
+        redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, what))
+    };
     let redis::Value::Array(items) = v else {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::UnexpectedReturnType,
-            "ZRANGE: not an array",
-        )));
+        return Err(bad("ZRANGE: not an array"));
     };
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(m), Some(s)) = (it.next(), it.next()) {
         match (m, s) {
-            (redis::Value::BulkString(m), redis::Value::BulkString(s)) => out.push((m, s)),
+            (redis::Value::BulkString(m), redis::Value::BulkString(s)) => {
+                out.push((m, score_of(&s)))
+            }
             // RESP3 sends scores as doubles.
-            (redis::Value::BulkString(m), redis::Value::Double(d)) => {
-                out.push((m, d.to_string().into_bytes()))
-            }
-            _ => {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "ZRANGE: unexpected member or score",
-                )))
-            }
+            (redis::Value::BulkString(m), redis::Value::Double(d)) => out.push((m, score(d))),
+            _ => return Err(bad("ZRANGE: unexpected member or score")),
         }
     }
     Ok(out)
@@ -556,64 +538,163 @@ fn score_of(raw: &[u8]) -> u64 {
         .map_or(0, score)
 }
 
-/// Every member of sorted set `key` with its score, in score order, a page
-/// at a time; returns how many rows were read (a member may be read twice).
-///
-/// Why by score and not `ZSCAN`: Redis answers a `ZRANGE` page about four
-/// times cheaper (no per-element objects), which is most of a full
-/// resync's cost at millions of entries. Why it misses nothing that is
-/// present for the whole scan: each page asks for the first `PAGE` members
-/// with a score at least the last score seen (inclusive, so that score's
-/// members are read again rather than skipped by a count that a concurrent
-/// removal would shift). A page of a single score `s` (ties of `PAGE` or
-/// more members) is finished with `s s` pages by offset (of `TIE_PAGE`), which only a
-/// removal of members of that same score could shift, and the issuer
-/// removes only expired scores, all members of a score at once; the scan
-/// then goes on from `(s`. Members
-/// added during the scan come from the stream catch-up that follows.
-async fn scan_by_score(
+/// `ZRANGE key <from> <to> WITHSCORES`: members by rank, both ends
+/// included.
+async fn rank_page(
+    t: Duration,
+    conn: RedisConn,
+    key: &'static str,
+    from: usize,
+    to: usize,
+) -> redis::RedisResult<Vec<Row>> {
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(key).arg(from).arg(to).arg("WITHSCORES");
+    rows_of(within(t, conn.query(&cmd)).await?)
+}
+
+/// Where a scan goes on after `anchor` (the last member it read): the
+/// rank just past it, with `anchor` still the member expected right before
+/// that rank. When `anchor` is gone (a prune removed it, a write-back
+/// raised its score), the scan goes on from the first member whose score
+/// is at least `anchor`'s, which then becomes the anchor (its row is
+/// returned, to be applied). `None`: no member is left past that point.
+async fn relocate(
     t: Duration,
     conn: &RedisConn,
     key: &str,
-    mut on_page: impl FnMut(&[(Vec<u8>, Vec<u8>)]),
-) -> redis::RedisResult<usize> {
-    let mut rows = 0usize;
-    let mut min: Vec<u8> = b"-inf".to_vec();
-    loop {
-        let page = score_page(t, conn, key, &min, b"+inf", 0, PAGE).await?;
-        rows += page.len();
-        on_page(&page);
-        let (Some((_, first)), Some((_, last))) = (page.first(), page.last()) else {
-            break;
+    anchor: &Row,
+) -> redis::RedisResult<Option<(usize, Option<Row>)>> {
+    let rank_of = async |m: &[u8]| {
+        let mut cmd = redis::cmd("ZRANK");
+        cmd.arg(key).arg(m);
+        within(t, conn.query::<Option<usize>>(&cmd)).await
+    };
+    if let Some(r) = rank_of(&anchor.0).await? {
+        return Ok(Some((r + 1, None)));
+    }
+    // Bounded: each round needs another concurrent removal to fail.
+    for _ in 0..RELOCATE_TRIES {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(key)
+            .arg(anchor.1)
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .arg("WITHSCORES");
+        let Some(first) = rows_of(within(t, conn.query(&cmd)).await?)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
         };
-        if page.len() < PAGE {
-            break;
+        if let Some(r) = rank_of(&first.0).await? {
+            return Ok(Some((r + 1, Some(first))));
         }
-        if first == last {
-            // One score fills the page: read the rest of its members.
-            let mut offset = page.len();
-            loop {
-                let tie = score_page(t, conn, key, last, last, offset, TIE_PAGE).await?;
-                rows += tie.len();
-                on_page(&tie);
-                offset += tie.len();
-                if tie.len() < TIE_PAGE {
-                    break;
+    }
+    Err(redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "revocation scan: the set kept changing under the scan",
+    )))
+}
+
+/// Every member of sorted set `key` with its score, in order, a page at a
+/// time with [`DEPTH`] pages in flight, so Redis serves the next pages
+/// while this one is applied; returns how many rows were read (a member may
+/// be read twice).
+///
+/// By rank, not by score or `ZSCAN`: Redis finds a rank in O(log n) and
+/// answers a `ZRANGE` page without building an object per element, whereas
+/// an offset into a long tie of one score is walked member by member (a
+/// 10M-member tie took 19 s). Why it misses nothing that is present for the
+/// whole scan: every page after the first also asks for the rank before
+/// it, which must hold the last member read (the anchor). Then the page's
+/// other members are exactly those that follow the anchor at that moment,
+/// whatever was added or removed before it. When it does not (a concurrent
+/// removal or insertion before the anchor shifted the ranks), the pages in
+/// flight are dropped and the scan goes on from the anchor's rank as Redis
+/// reports it ([`relocate`]). Members added during the scan come from the
+/// stream catch-up that follows.
+async fn scan_by_rank(
+    t: Duration,
+    conn: &RedisConn,
+    key: &'static str,
+    mut on_page: impl FnMut(Vec<Row>),
+) -> redis::RedisResult<usize> {
+    use futures_util::stream::{FuturesOrdered, StreamExt as _};
+    let mut rows = 0usize;
+    // The rank of the first member not read yet, and the member expected
+    // right before it (none at the start).
+    let mut next = 0usize;
+    let mut anchor: Option<Row> = None;
+    'scan: loop {
+        // Pages from `next` on; each but an unanchored first asks for one
+        // more rank before it, the previous page's last.
+        let base = next;
+        let ask = |i: usize, anchored: bool| {
+            let start = base + i * PAGE;
+            let from = if anchored || i > 0 { start - 1 } else { start };
+            rank_page(t, conn.clone(), key, from, start + PAGE - 1)
+        };
+        let mut in_flight = FuturesOrdered::new();
+        let mut asked = 0usize;
+        while asked < DEPTH {
+            in_flight.push_back(ask(asked, anchor.is_some()));
+            asked += 1;
+        }
+        let mut checked = anchor.is_some();
+        while let Some(page) = in_flight.next().await {
+            let mut page = page?;
+            let overlap = if checked {
+                let Some(a) = &anchor else { break 'scan };
+                if page.first().map(|r| &r.0) != Some(&a.0) {
+                    // The ranks moved under the scan.
+                    drop(in_flight);
+                    match relocate(t, conn, key, a).await? {
+                        None => break 'scan,
+                        Some((at, row)) => {
+                            if let Some(row) = row {
+                                rows += 1;
+                                anchor = Some(row.clone());
+                                on_page(vec![row]);
+                            }
+                            next = at;
+                            continue 'scan;
+                        }
+                    }
                 }
+                1
+            } else {
+                0
+            };
+            checked = true;
+            let read = page.len() - overlap;
+            let full = read == PAGE;
+            if full {
+                anchor = page.last().cloned();
             }
-            // Past that score: exclusive.
-            min = b"(".to_vec();
-            min.extend_from_slice(last);
-        } else {
-            // From that score again: inclusive (a bare number).
-            min = last.clone();
+            if overlap == 1 {
+                // The anchor, read with the page before (the order of a
+                // page's rows does not matter to the mirror).
+                page.swap_remove(0);
+            }
+            rows += read;
+            next += read;
+            on_page(page);
+            if !full {
+                // A short page: the end of the set.
+                break 'scan;
+            }
+            in_flight.push_back(ask(asked, true));
+            asked += 1;
         }
     }
     Ok(rows)
 }
 
 /// Merges the three sorted sets into the mirror page by page (in score
-/// order, see [`scan_by_score`]), then catches up from the stream entry
+/// order, see [`scan_by_rank`]), then catches up from the stream entry
 /// noted before the scan. What the mirror holds and Redis lacks is reported and written
 /// back.
 async fn full_resync(
@@ -648,6 +729,7 @@ async fn full_resync(
 
     shared.set.begin_generation();
     let mut scanned = 0usize;
+    let applier = Applier::start(&shared.set);
     for key in [JTI_KEY, SUBJECT_KEY, CLIENT_KEY] {
         if key == JTI_KEY {
             let mut card = redis::cmd("ZCARD");
@@ -655,13 +737,12 @@ async fn full_resync(
             let n: usize = within(t, conn.query(&card)).await?;
             shared.set.reserve(n);
         }
-        scanned += scan_by_score(t, conn, key, |page| {
-            for (id, sc) in page {
-                let v = score_of(sc);
-                match key {
-                    JTI_KEY => shared.set.apply_jti(id, v),
-                    _ => {
-                        let id = String::from_utf8_lossy(id).into_owned();
+        scanned += scan_by_rank(t, conn, key, |page| {
+            match key {
+                JTI_KEY => applier.push(page),
+                _ => {
+                    for (id, v) in page {
+                        let id = String::from_utf8_lossy(&id).into_owned();
                         shared.set.apply(&if key == SUBJECT_KEY {
                             Revocation::Subject { id, before: v }
                         } else {
@@ -675,6 +756,8 @@ async fn full_resync(
         })
         .await?;
     }
+    applier.finish();
+    let scan_ms = started.elapsed().as_millis() as u64;
     *pos = Position {
         epoch,
         last,
@@ -697,6 +780,7 @@ async fn full_resync(
     tracing::info!(
         scanned,
         entries = shared.set.len(),
+        scan_ms,
         ms = started.elapsed().as_millis() as u64,
         "revocation mirror: full resync"
     );
@@ -718,6 +802,72 @@ async fn full_resync(
     }
     shared.synced.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// A page of issuer-format `jti`s, packed.
+type Packed = Vec<([u8; 16], u64)>;
+
+/// Applies a full resync's `jti` pages on a thread of its own, so that
+/// reading and parsing the next pages (the mirror's thread) and inserting
+/// this one overlap: at millions of entries each is about half the work,
+/// an insert being a cache miss or two in a table of hundreds of MB. The
+/// pages cross packed: what the mirror's thread allocated it frees (glibc
+/// frees another thread's allocation under that thread's arena lock).
+struct Applier {
+    set: Arc<CompactRevocations>,
+    /// `None` when the thread could not start: pages are applied inline.
+    tx: Option<std::sync::mpsc::SyncSender<Packed>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Applier {
+    fn start(set: &Arc<CompactRevocations>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Packed>(2);
+        let theirs = set.clone();
+        let thread = std::thread::Builder::new()
+            .name("revocation-apply".into())
+            .spawn(move || {
+                for page in rx {
+                    theirs.apply_packed(&page);
+                }
+            })
+            .ok();
+        Self {
+            set: set.clone(),
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+        }
+    }
+
+    /// Hands a page over; waits while two are queued (the mirror's thread
+    /// serves nothing else during a resync).
+    fn push(&self, page: Vec<Row>) {
+        let mut packed = Packed::with_capacity(page.len());
+        for (id, exp) in page {
+            match pack_jti(&id) {
+                Some(key) => packed.push((key, exp)),
+                // A foreign format: few, kept apart.
+                None => self.set.apply_jti(&id, exp),
+            }
+        }
+        let packed = match &self.tx {
+            Some(tx) => match tx.send(packed) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(packed)) => packed,
+            },
+            None => packed,
+        };
+        self.set.apply_packed(&packed);
+    }
+
+    /// Returns once every page handed over is applied.
+    fn finish(mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            // The thread only applies; it has nothing to report.
+            let _ = t.join();
+        }
+    }
 }
 
 /// `ZADD <set> GT score member ...`, a page of members per command: adds

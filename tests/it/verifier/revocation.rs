@@ -655,3 +655,84 @@ async fn a_full_resync_reads_every_member_across_pages_and_ties() {
     assert_eq!(calls(&redis, "zscan"), 0);
     v.shutdown().await;
 }
+
+/// Ranks that move during a full resync (members added and removed ahead
+/// of where the scan is, as the issuer's prune and new revocations do)
+/// make the scan find its place again, never skip: every member present
+/// for the whole scan is read.
+#[tokio::test]
+async fn a_full_resync_misses_nothing_while_the_ranks_shift_under_it() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let exp = claims(&iss.url, "mcp")["exp"].as_u64().unwrap();
+    let jtis = mcpgate::domain::revocation::JTI_KEY;
+    let n = 60_000u64;
+    // Distinct scores, then one long tie: both are paged by rank.
+    redis.cli(&[
+        "EVAL",
+        "for i = 1, tonumber(ARGV[1]) do \
+         redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + math.min(i, 30000), 'stable-' .. i) end",
+        "1",
+        jtis,
+        &n.to_string(),
+        &exp.to_string(),
+    ]);
+    // Members that come and go (not UTF-8, so they cannot be a jti and the
+    // mirror skips them: the set's size counts the stable members only),
+    // all added in one round and removed in the next: 50 ahead of every
+    // stable member, so the ranks of all go up and down by 50, and one
+    // after each of the first 30,000, so about every other page ends on
+    // one, which may be gone by the time the next page is read.
+    let churned = |j: u32| [&[0xff][..], format!("churn-{j}").as_bytes()].concat();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut round = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut p = redis::pipe();
+                for j in 0..30_050u32 {
+                    let score = if j < 50 { 1 } else { exp + u64::from(j - 49) };
+                    if round.is_multiple_of(2) {
+                        p.cmd("ZADD").arg(jtis).arg(score).arg(churned(j));
+                    } else {
+                        p.cmd("ZREM").arg(jtis).arg(churned(j));
+                    }
+                    p.ignore();
+                }
+                p.query_async::<()>(&mut conn).await.unwrap();
+                round += 1;
+            }
+            round
+        }
+    });
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
+    ))
+    .await;
+    let size = async || {
+        let m = metrics_text(&v).await;
+        metric(&m, "mcpgate_verifier_revocation_set_size")
+    };
+    let want = n as f64;
+    let synced = wait_until(Duration::from_secs(30), async || size().await >= want).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = churn.await.unwrap();
+    assert!(
+        synced.is_some(),
+        "the resync skipped members: {} of {want}",
+        size().await
+    );
+    assert_eq!(size().await, want);
+    assert!(
+        calls(&redis, "zrank") > 0,
+        "the scan never had to find its place again ({rounds} rounds)"
+    );
+    v.shutdown().await;
+}
