@@ -2,7 +2,7 @@
 //! Configured by `MCPGW_VERIFIER_*` variables and/or the TOML file named by
 //! `MCPGW_VERIFIER_CONFIG`; exits 64 on bad configuration.
 
-use mcpgate::app::verifier::{build, VerifierDeps};
+use mcpgate::app::verifier::{build, VerifierApp, VerifierDeps};
 use mcpgate::app::{shutdown_signal, EXIT_CONFIG};
 use mcpgate::config::verifier::{Env, VerifierConfig};
 use std::process::ExitCode;
@@ -65,16 +65,43 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(config, if multi { 1 } else { threads }))
+    // The state (routes, keys, caches) is built on this thread and the
+    // requests are served on another. glibc gives each thread an arena of
+    // its own, and building thousands of routes leaves this one's heap in
+    // small free pieces that every request's short-lived allocations would
+    // otherwise search and merge (at 10,000 routes a fifth of the Check/s
+    // went to glibc's `unlink_chunk` and `malloc_consolidate`; see
+    // BENCHMARKS.md, "Routes").
+    let (guard, app) = {
+        let _in = rt.enter();
+        let guard = mcpgate::telemetry::init("mcpgate-verifier");
+        (guard, build(config, VerifierDeps::default()))
+    };
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "verifier failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let threads = if multi { 1 } else { threads };
+    let serving = std::thread::Builder::new()
+        .name("verifier-serve".into())
+        .spawn(move || rt.block_on(serve(app, threads)));
+    let code = match serving {
+        // The serving thread returns its exit code; it does not panic.
+        Ok(t) => t.join().unwrap_or(ExitCode::FAILURE),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the serving thread");
+            ExitCode::FAILURE
+        }
+    };
+    drop(guard);
+    code
 }
 
-async fn run(config: VerifierConfig, threads: usize) -> ExitCode {
-    let _guard = mcpgate::telemetry::init("mcpgate-verifier");
-    let started = match build(config, VerifierDeps::default()) {
-        Ok(app) => app.serve_on(threads).await,
-        Err(e) => Err(e),
-    };
-    let running = match started {
+async fn serve(app: VerifierApp, threads: usize) -> ExitCode {
+    let running = match app.serve_on(threads).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "verifier failed to start");
