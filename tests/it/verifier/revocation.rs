@@ -581,10 +581,10 @@ async fn a_reconnect_catches_up_from_the_stream_and_reloads_only_when_it_was_tri
     v.shutdown().await;
 }
 
-/// The full resync reads the sets in score order a page (10,000) at a
-/// time: ties longer than a page, ties that straddle a page's end, and
-/// distinct scores are all read, whatever the member's format, and tokens
-/// of each kind are denied.
+/// The full resync reads the sets a page (10,000) at a time: ties longer
+/// than a page, ties that straddle a page's end, and distinct scores are
+/// all read, whatever the member's format, and tokens of each kind are
+/// denied.
 #[tokio::test]
 async fn a_full_resync_reads_every_member_across_pages_and_ties() {
     let Some(redis) = RedisServer::start() else {
