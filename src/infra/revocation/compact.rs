@@ -212,10 +212,10 @@ impl CompactRevocations {
     }
 
     fn jti(&self, id: &str, exp: u64, g: u32) {
-        let new = stored(exp, g);
         if let Some(key) = pack(id) {
             self.packed(key, exp, g);
         } else if let Ok(mut m) = self.other.write() {
+            let new = stored(exp, g);
             match m.get_mut(id) {
                 Some(old) => *old = merge(*old, new, g),
                 None => {

@@ -11,8 +11,8 @@
 //! from the last entry this mirror applied (an incremental catch-up: what
 //! was revoked while the subscription was down costs one short read); a full
 //! resync (the three sets, paged by rank with `ZRANGE`, several pages in
-//! flight, a time limit per page and none on the whole) happens at the first connect, when Redis's epoch changed
-//! (it lost its data or is another Redis), when the stream no longer holds
+//! flight, a time limit per page and none on the whole) happens at the
+//! first connect, when Redis's epoch changed (it lost its data or is another Redis), when the stream no longer holds
 //! the last entry applied (trimmed past it, or a failover to a replica that
 //! lagged), and every `full_resync_interval` as a safety net. A full resync
 //! first notes the stream's last entry and catches up from there after the
@@ -60,8 +60,9 @@ const SKEW_MARGIN: u64 = 60;
 const PAGE: usize = 10_000;
 /// `ZRANGE` pages in flight during a full resync.
 const DEPTH: usize = 4;
-/// How many times a resync looks for where to go on after the member it
-/// last read was removed, before it gives up (and starts over later).
+/// How many times in a row a resync looks for its place again (writes
+/// moved the ranks) without reading anything new, before it gives up (and
+/// starts over at the next reconcile).
 const RELOCATE_TRIES: usize = 16;
 /// Stream entries read per XRANGE page.
 const LOG_PAGE: usize = 1_000;
@@ -230,10 +231,10 @@ impl RevocationView for RedisRevocationMirror {
 }
 
 /// The mirror thread's niceness. A full resync of millions of entries
-/// keeps the thread busy for seconds; at nice 10 a Check that arrives
-/// meanwhile on the same CPU preempts it at once, instead of waiting for
-/// its time slice (p99 6.4 ms, slowest 10 ms during a 10M resync at nice
-/// 0). It still gets about a tenth of a saturated CPU, so a busy verifier
+/// keeps the thread busy for seconds on the CPU that answers Checks; at
+/// nice 10 the scheduler favours the serving thread (a 10M resync with
+/// Checks at 2,000/s: p99 3.3 ms, BENCHMARKS.md "Revocations at scale").
+/// It still gets about a tenth of a saturated CPU, so a busy verifier
 /// syncs too, only slower.
 #[cfg(target_os = "linux")]
 const MIRROR_NICE: i32 = 10;
@@ -779,8 +780,8 @@ async fn scan_by_rank(
     Ok(rows)
 }
 
-/// Merges the three sorted sets into the mirror page by page (in score
-/// order, see [`scan_by_rank`]), then catches up from the stream entry
+/// Merges the three sorted sets into the mirror page by page (in order,
+/// see [`scan_by_rank`]), then catches up from the stream entry
 /// noted before the scan. What the mirror holds and Redis lacks is reported and written
 /// back.
 async fn full_resync(
@@ -937,12 +938,12 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::BTreeSet;
 
-    /// A sorted set as Redis orders it (score, then member bytes), whose
-    /// volatile members come and go, or move to a higher score, before
-    /// every read: what a scan sees while the issuer revokes and prunes.
     /// Scores run from 0 to this, so some are shared and most are not.
     const SCORES: u64 = 40;
 
+    /// A sorted set as Redis orders it (score, then member bytes), whose
+    /// volatile members come and go, or move to a higher score, before
+    /// every read: what a scan sees while the issuer revokes and prunes.
     struct Model {
         set: RefCell<BTreeSet<(u64, Vec<u8>)>>,
         volatile: Vec<Vec<u8>>,

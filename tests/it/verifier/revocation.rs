@@ -213,6 +213,14 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How many entries the verifier's revocation mirror holds.
+async fn set_size(v: &mcpgate::app::verifier::RunningVerifier) -> f64 {
+    metric(
+        &metrics_text(v).await,
+        "mcpgate_verifier_revocation_set_size",
+    )
+}
+
 #[tokio::test]
 async fn redis_data_loss_keeps_the_mirror_and_writes_the_revocations_back() {
     let Some(mut redis) = RedisServer::start() else {
@@ -634,10 +642,7 @@ async fn a_full_resync_reads_every_member_across_pages_and_ties() {
         &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
     ))
     .await;
-    let size = async || {
-        let m = metrics_text(&v).await;
-        metric(&m, "mcpgate_verifier_revocation_set_size")
-    };
+    let size = async || set_size(&v).await;
     assert!(
         wait_until(Duration::from_secs(20), async || size().await >= want)
             .await
@@ -725,10 +730,7 @@ async fn a_full_resync_misses_nothing_while_the_ranks_shift_under_it() {
         &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
     ))
     .await;
-    let size = async || {
-        let m = metrics_text(&v).await;
-        metric(&m, "mcpgate_verifier_revocation_set_size")
-    };
+    let size = async || set_size(&v).await;
     let want = n as f64;
     let synced = wait_until(Duration::from_secs(30), async || size().await >= want).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
