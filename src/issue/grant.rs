@@ -161,6 +161,7 @@ impl Issuer {
             revoked: false,
             current_refresh: None,
             access: Vec::new(),
+            grant: Some(rec.grant.clone()),
         })?;
         let bucket = self.generation_bucket();
         let gen_key = generation_key(&family_id, bucket);
@@ -242,13 +243,15 @@ impl Issuer {
         let Some(rec) = get_json::<RefreshRecord>(store, Namespace::Refresh, &key).await? else {
             return self.refresh_rotated(&key, &req, client).await;
         };
-        let scope = self.refresh_checks(&rec, &req, client).await?;
+        let (scope, grant_kept) = self.refresh_checks(&rec, &req, client).await?;
         // The tombstone goes in before the token is taken, so that a
         // parallel refresh losing the take below finds it (and its grace
         // window); put_if_absent keeps the first rotation time.
         // The long-lived tombstone (reuse detection, for the refresh
-        // lifetime) stays small; the grant that answers a retry within the
-        // grace window goes in a record that lives as long as the window.
+        // lifetime) stays small. A retry within the grace window takes the
+        // grant from the family's record; families of older issuers have
+        // none there, and get a grace record with the grant that lives as
+        // long as the window.
         let now = self.now();
         let tombstone = to_json(&RotatedRefresh {
             family_id: rec.family_id.clone(),
@@ -283,7 +286,7 @@ impl Issuer {
             },
             self.generation_op(&gen_key),
         ];
-        if !grace.is_zero() {
+        if !grace.is_zero() && !grant_kept {
             // Two seconds past the window: it is counted in whole seconds.
             ops.push(Op::PutIfAbsent {
                 ns: Namespace::RotatedRefresh,
@@ -304,23 +307,24 @@ impl Issuer {
 
     /// The checks every refresh passes (also one within the grace window):
     /// same client, family and subject not revoked, same resource, scope
-    /// within the grant. Returns the scope of the new access token.
+    /// within the grant. Returns the scope of the new access token, and
+    /// whether the family's record keeps the grant.
     async fn refresh_checks(
         &self,
         rec: &RefreshRecord,
         req: &TokenRequest,
         client: &ClientRecord,
-    ) -> Result<Scopes, OAuthError> {
+    ) -> Result<(Scopes, bool), OAuthError> {
         let g = &rec.grant;
         if g.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
                 "refresh token was issued to another client",
             ));
         }
-        if self
-            .grant_revoked(&rec.family_id, &g.user.subject, &g.client_id, rec.issued_at)
-            .await?
-        {
+        let state = self
+            .grant_state(&rec.family_id, &g.user.subject, &g.client_id, rec.issued_at)
+            .await?;
+        if state.revoked {
             return Err(OAuthError::invalid_grant("refresh token revoked"));
         }
         // The absolute lifetime, besides the sliding refresh_ttl: counted
@@ -340,9 +344,9 @@ impl Issuer {
                         "scope exceeds the original grant",
                     ));
                 }
-                Ok(s)
+                Ok((s, state.grant_kept))
             }
-            _ => Ok(granted),
+            _ => Ok((granted, state.grant_kept)),
         }
     }
 
@@ -391,25 +395,35 @@ impl Issuer {
         let mut it = res.into_iter();
         let tomb: Option<RotatedRefresh> = parse(it.next(), Namespace::RotatedRefresh)?;
         let in_grace: Option<RotatedRefresh> = parse(it.next(), Namespace::RotatedRefresh)?;
-        // Older issuers kept the grant in the tombstone itself.
-        let tomb = match (tomb, in_grace) {
-            (Some(t), Some(g)) if t.grant.is_none() && g.family_id == t.family_id => Some(g),
-            (t, _) => t,
-        };
         if let Some(RotatedRefresh {
             family_id,
             rotated_at,
-            grant: Some(grant),
+            grant,
             issued_at,
         }) = tomb
         {
             if grace > 0 && rotated_at > 0 && self.now() < rotated_at.saturating_add(grace) {
+                // The grant: in the family's record; in a grace record for
+                // families of older issuers; in the tombstone itself from
+                // older issuers still.
+                let grant = match grant {
+                    Some(g) => Some(g),
+                    None => match in_grace.filter(|g| g.family_id == family_id) {
+                        Some(g) => g.grant,
+                        None => get_json::<FamilyRecord>(store, Namespace::Families, &family_id)
+                            .await?
+                            .and_then(|f| f.grant),
+                    },
+                };
+                let Some(grant) = grant else {
+                    return Err(self.refresh_reused(key).await);
+                };
                 let rec = RefreshRecord {
                     family_id,
                     grant,
                     issued_at,
                 };
-                let scope = self.refresh_checks(&rec, req, client).await?;
+                let (scope, _) = self.refresh_checks(&rec, req, client).await?;
                 tracing::info!(family = %rec.family_id, client_id = %client.client_id, "rotated refresh token used again within the grace window; issuing a fresh pair");
                 return self.issue_refreshed(&rec, scope, None).await;
             }

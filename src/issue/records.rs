@@ -113,6 +113,12 @@ pub struct FamilyRecord {
     /// written (empty) so that an older issuer can read a new record.
     #[serde(default)]
     pub access: Vec<(String, u64)>,
+    /// The grant every refresh token of the family carries (rotation keeps
+    /// it unchanged), to answer a retry within the grace window. `None` in
+    /// records of older issuers: their families' rotations still leave a
+    /// grace record with the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
 }
 
 /// The generation bucket of time `now` (unix seconds) for buckets of

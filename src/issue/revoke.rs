@@ -24,8 +24,13 @@ pub(crate) fn family_tombstone(family_id: &str) -> String {
     format!("revoked:{family_id}")
 }
 
-fn record_revoked(v: Option<Vec<u8>>) -> Result<bool, StoreError> {
-    Ok(decode_json::<FamilyRecord>(Namespace::Families, v)?.is_some_and(|f| f.revoked))
+/// What a refresh learns of its grant in one read: whether it is revoked,
+/// and whether the family's record keeps the grant (then a rotation needs
+/// no grace record of its own).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrantState {
+    pub revoked: bool,
+    pub grant_kept: bool,
 }
 
 /// Whether one of the watermark records read covers a token issued at
@@ -156,6 +161,21 @@ impl Issuer {
         client_id: &str,
         issued_at: u64,
     ) -> Result<bool, OAuthError> {
+        Ok(self
+            .grant_state(family_id, sub, client_id, issued_at)
+            .await?
+            .revoked)
+    }
+
+    /// [`Self::grant_revoked`], with what the same read says of the
+    /// family's record.
+    pub(crate) async fn grant_state(
+        &self,
+        family_id: &str,
+        sub: &str,
+        client_id: &str,
+        issued_at: u64,
+    ) -> Result<GrantState, OAuthError> {
         let keys = [
             family_tombstone(family_id),
             family_id.to_owned(),
@@ -171,10 +191,15 @@ impl Issuer {
             .collect();
         let res = self.store.batch(&ops).await?;
         let mut it = res.into_iter().map(OpResult::into_value);
-        if it.next().flatten().is_some() || record_revoked(it.next().flatten())? {
-            return Ok(true);
-        }
-        Ok(watermark_covers(it, issued_at)?)
+        let tombstone = it.next().flatten().is_some();
+        let family = decode_json::<FamilyRecord>(Namespace::Families, it.next().flatten())?;
+        let grant_kept = family.as_ref().is_some_and(|f| f.grant.is_some());
+        let revoked =
+            tombstone || family.is_some_and(|f| f.revoked) || watermark_covers(it, issued_at)?;
+        Ok(GrantState {
+            revoked,
+            grant_kept,
+        })
     }
 
     /// Revokes one access token everywhere: recorded (which is what

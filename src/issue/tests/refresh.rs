@@ -242,3 +242,100 @@ async fn revoking_the_subject_stops_refreshes_of_earlier_tokens() {
     let later = f.tokens(&c).await;
     assert!(f.refresh(&c, refresh_of(&later)).await.is_ok());
 }
+
+/// The grace record (`grace:` + the token's hash) a rotation leaves, if any.
+async fn grace_record(f: &Fixture, rt: &str) -> Option<Vec<u8>> {
+    let key = format!("grace:{}", crate::issue::records::hash_secret(rt));
+    f.iss
+        .store
+        .get(crate::issue::store::Namespace::RotatedRefresh, &key)
+        .await
+        .unwrap()
+}
+
+/// The family of a live refresh token, and its record as stored.
+async fn family_record(f: &Fixture, rt: &str) -> (String, serde_json::Value) {
+    use crate::issue::records::{hash_secret, RefreshRecord};
+    use crate::issue::store::Namespace;
+    let store = &f.iss.store;
+    let r = store
+        .get(Namespace::Refresh, &hash_secret(rt))
+        .await
+        .unwrap();
+    let r: RefreshRecord = serde_json::from_slice(&r.unwrap()).unwrap();
+    let fam = store.get(Namespace::Families, &r.family_id).await.unwrap();
+    (r.family_id, serde_json::from_slice(&fam.unwrap()).unwrap())
+}
+
+#[tokio::test]
+async fn a_family_that_keeps_its_grant_needs_no_grace_record() {
+    let f = Fixture::new().await;
+    let c = f.confidential().await;
+    let t0 = f.tokens(&c).await;
+    let (_, fam) = family_record(&f, refresh_of(&t0)).await;
+    assert_eq!(fam["grant"]["client_id"], c.id.as_str());
+    let t1 = f.refresh(&c, refresh_of(&t0)).await.unwrap();
+    // Only the small tombstone is left for the rotated token.
+    assert!(grace_record(&f, refresh_of(&t0)).await.is_none());
+    // A retry within the window is answered from the family's record, with
+    // the grant's scope and in the same family.
+    f.advance(GRACE - 1);
+    let retry = f.refresh(&c, refresh_of(&t0)).await.unwrap();
+    assert_eq!(retry.scope, t0.scope);
+    let (fid_retry, _) = family_record(&f, refresh_of(&retry)).await;
+    let (fid_t1, _) = family_record(&f, refresh_of(&t1)).await;
+    assert_eq!(fid_retry, fid_t1);
+    // Past the window it is reuse, and the whole family goes.
+    f.advance(1);
+    assert_eq!(
+        err(f.refresh(&c, refresh_of(&t0)).await).0,
+        ErrorCode::InvalidGrant
+    );
+    for t in [&t1, &retry] {
+        assert!(f.published_revoked(&t.access_token));
+        assert!(!f.active(refresh_of(t)).await);
+    }
+}
+
+/// A family created by an older issuer (its record holds no grant) still
+/// gets a grace record on rotation, and its retries within the window
+/// still work; without either, a retry is reuse.
+#[tokio::test]
+async fn a_family_of_an_older_issuer_still_gets_a_grace_record() {
+    use crate::issue::store::Namespace;
+    let f = Fixture::new().await;
+    let c = f.confidential().await;
+    let t0 = f.tokens(&c).await;
+    let (fid, mut fam) = family_record(&f, refresh_of(&t0)).await;
+    fam.as_object_mut().unwrap().remove("grant");
+    let old = serde_json::to_vec(&fam).unwrap();
+    let ttl = Some(Duration::from_secs(86_400));
+    f.iss
+        .store
+        .put(Namespace::Families, &fid, &old, ttl)
+        .await
+        .unwrap();
+    let t1 = f.refresh(&c, refresh_of(&t0)).await.unwrap();
+    assert!(grace_record(&f, refresh_of(&t0)).await.is_some());
+    f.advance(1);
+    let retry = f.refresh(&c, refresh_of(&t0)).await.unwrap();
+    assert!(f.active(&retry.access_token).await);
+    assert!(f.active(&t1.access_token).await);
+    // The grace record lost (or never written by an older issuer): the
+    // grant is nowhere, so the retry is reuse.
+    let key = format!(
+        "grace:{}",
+        crate::issue::records::hash_secret(refresh_of(&t1))
+    );
+    let t2 = f.refresh(&c, refresh_of(&t1)).await.unwrap();
+    f.iss
+        .store
+        .delete(Namespace::RotatedRefresh, &key)
+        .await
+        .unwrap();
+    assert_eq!(
+        err(f.refresh(&c, refresh_of(&t1)).await).0,
+        ErrorCode::InvalidGrant
+    );
+    assert!(f.published_revoked(&t2.access_token));
+}
