@@ -5,6 +5,9 @@
 //! Expired entries are found through an index ordered by expiry, so each
 //! operation drops only what has expired since the last one (amortised
 //! O(log n) per entry ever written) instead of scanning the whole map.
+//! The map and the index share each key (one allocation per entry): a
+//! refresh leaves a tombstone for the refresh lifetime, so the number of
+//! entries grows with the refreshes served.
 
 use crate::domain::clock::{unix_millis, Clock, SystemClock};
 use crate::issue::store::{Namespace, Store, StoreError};
@@ -16,7 +19,7 @@ use std::time::Duration;
 /// A value and when it expires (unix milliseconds; `None` = never).
 #[derive(Debug)]
 struct Entry {
-    value: Vec<u8>,
+    value: Box<[u8]>,
     expires: Option<u64>,
 }
 
@@ -26,8 +29,8 @@ struct Entry {
 struct Inner {
     /// One map per namespace, so `list` reads only its namespace and
     /// lookups need no owned key.
-    map: HashMap<Namespace, HashMap<String, Entry>>,
-    expiry: BTreeSet<(u64, Namespace, String)>,
+    map: HashMap<Namespace, HashMap<Arc<str>, Entry>>,
+    expiry: BTreeSet<(u64, Namespace, Arc<str>)>,
 }
 
 /// An in-memory store.
@@ -66,22 +69,32 @@ impl Inner {
     }
 
     fn remove(&mut self, ns: Namespace, key: &str) -> Option<Entry> {
-        let e = self.map.get_mut(&ns)?.remove(key)?;
+        let (k, e) = self.map.get_mut(&ns)?.remove_entry(key)?;
         if let Some(t) = e.expires {
-            self.expiry.remove(&(t, ns, key.to_owned()));
+            self.expiry.remove(&(t, ns, k));
         }
         Some(e)
     }
 
-    fn insert(&mut self, ns: Namespace, key: &str, value: Vec<u8>, expires: Option<u64>) {
-        self.remove(ns, key);
+    fn insert(&mut self, ns: Namespace, key: &str, value: &[u8], expires: Option<u64>) {
+        let key: Arc<str> = match self.map.get_mut(&ns).and_then(|m| m.remove_entry(key)) {
+            // An overwrite: the key is reused, its old expiry dropped.
+            Some((k, old)) => {
+                if let Some(t) = old.expires {
+                    self.expiry.remove(&(t, ns, k.clone()));
+                }
+                k
+            }
+            None => Arc::from(key),
+        };
         if let Some(t) = expires {
-            self.expiry.insert((t, ns, key.to_owned()));
+            self.expiry.insert((t, ns, key.clone()));
         }
+        let value = Box::from(value);
         self.map
             .entry(ns)
             .or_default()
-            .insert(key.to_owned(), Entry { value, expires });
+            .insert(key, Entry { value, expires });
     }
 
     fn len(&self) -> usize {
@@ -137,7 +150,7 @@ impl std::fmt::Debug for MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|m, _| m.get(ns, key).map(|e| e.value.clone()))
+        self.with(|m, _| m.get(ns, key).map(|e| e.value.to_vec()))
     }
 
     async fn put(
@@ -147,7 +160,7 @@ impl Store for MemoryStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.with(|m, now| m.insert(ns, key, value.to_vec(), deadline(now, ttl)))
+        self.with(|m, now| m.insert(ns, key, value, deadline(now, ttl)))
     }
 
     async fn put_if_absent(
@@ -161,13 +174,13 @@ impl Store for MemoryStore {
             if m.get(ns, key).is_some() {
                 return false;
             }
-            m.insert(ns, key, value.to_vec(), deadline(now, ttl));
+            m.insert(ns, key, value, deadline(now, ttl));
             true
         })
     }
 
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|m, _| m.remove(ns, key).map(|e| e.value))
+        self.with(|m, _| m.remove(ns, key).map(|e| e.value.into_vec()))
     }
 
     async fn delete(&self, ns: Namespace, key: &str) -> Result<bool, StoreError> {
@@ -181,7 +194,7 @@ impl Store for MemoryStore {
                 .get(&ns)
                 .into_iter()
                 .flatten()
-                .map(|(k, e)| (k.clone(), e.value.clone()))
+                .map(|(k, e)| (k.to_string(), e.value.to_vec()))
                 .collect();
             v.sort();
             v
@@ -191,14 +204,14 @@ impl Store for MemoryStore {
     async fn incr(&self, ns: Namespace, key: &str, window: Duration) -> Result<u64, StoreError> {
         self.with(|m, now| {
             let current = m.get(ns, key).and_then(|e| {
-                let n = <[u8; 8]>::try_from(e.value.as_slice()).ok()?;
+                let n = <[u8; 8]>::try_from(&e.value[..]).ok()?;
                 Some((u64::from_be_bytes(n), e.expires))
             });
             let (n, exp) = match current {
                 Some((n, exp)) => (n.saturating_add(1), exp),
                 None => (1, deadline(now, Some(window))),
             };
-            m.insert(ns, key, n.to_be_bytes().to_vec(), exp);
+            m.insert(ns, key, &n.to_be_bytes(), exp);
             n
         })
     }
