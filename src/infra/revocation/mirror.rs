@@ -723,9 +723,12 @@ async fn scan_by_rank(
             let page = set.range(a, b);
             async move { (a, b, page.await) }
         };
+        // From the set's start, one page until it shows the set is longer
+        // than a page: a small or empty set costs one command.
         let mut in_flight = FuturesOrdered::new();
         let mut asked = 0usize;
-        while asked < DEPTH {
+        let first = if anchor.is_none() { 1 } else { DEPTH };
+        while asked < first {
             in_flight.push_back(ask(asked));
             asked += 1;
         }
@@ -773,8 +776,10 @@ async fn scan_by_rank(
             if !full {
                 break 'scan;
             }
-            in_flight.push_back(ask(asked));
-            asked += 1;
+            while in_flight.len() < DEPTH {
+                in_flight.push_back(ask(asked));
+                asked += 1;
+            }
         }
     }
     Ok(rows)
