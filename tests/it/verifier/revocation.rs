@@ -747,3 +747,135 @@ async fn a_full_resync_misses_nothing_while_the_ranks_shift_under_it() {
     );
     v.shutdown().await;
 }
+
+/// Drops the connection of every client whose last command was a `ZRANGE`
+/// (the mirror's rank scan); how many it dropped.
+async fn kill_scans(conn: &mut redis::aio::MultiplexedConnection) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let mut killed = 0;
+    for line in list.lines().filter(|l| l.contains(" cmd=zrange ")) {
+        let Some(id) = line.split(' ').find_map(|f| f.strip_prefix("id=")) else {
+            continue;
+        };
+        let n: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(conn)
+            .await
+            .unwrap_or(0);
+        killed += n as usize;
+    }
+    killed
+}
+
+/// The connection drops in the middle of a rank scan, again and again:
+/// the first sync starts over and ends whole, and a full resync that is
+/// cut keeps what the mirror already holds. No Check with a revoked token
+/// is allowed at any point.
+#[tokio::test]
+async fn a_rank_scan_cut_by_lost_connections_starts_over_and_lets_nothing_through() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = TestKey::es256("k1");
+    let iss = Issuer::start(&[&key]).await;
+    let exp = claims(&iss.url, "mcp")["exp"].as_u64().unwrap();
+    let jtis = mcpgate::domain::revocation::JTI_KEY;
+    let n = 200_000u64;
+    redis.cli(&[
+        "EVAL",
+        "for i = 1, tonumber(ARGV[1]) do \
+         redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + i % 1000, 'filler-' .. i) end",
+        "1",
+        jtis,
+        &n.to_string(),
+        &exp.to_string(),
+    ]);
+    let token = |jti: &str| {
+        let mut c = claims(&iss.url, "mcp");
+        c["jti"] = jti.into();
+        format!("Bearer {}", key.sign(&c))
+    };
+    // The revoked token sits last in the set: read by the scan's last page.
+    let j1 = issuer_jti();
+    redis.cli(&["ZADD", jtis, &(exp + 5_000).to_string(), &j1]);
+    let (t1, live) = (token(&j1), token(&issuer_jti()));
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let v = start(config(
+        &iss.url,
+        &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
+    ))
+    .await;
+    let want = (n + 1) as f64;
+    // Cut the scan while it runs, three times, judging the revoked token
+    // all along.
+    let mut cuts = 0;
+    let mut wrongful = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while cuts < 3 && std::time::Instant::now() < deadline {
+        if set_size(&v).await < want {
+            cuts += kill_scans(&mut conn).await.min(1);
+        }
+        wrongful += usize::from(status(&v, &t1).await == 200);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(cuts >= 1, "no scan was cut");
+    let synced = wait_until(Duration::from_secs(30), async || {
+        wrongful += usize::from(status(&v, &t1).await == 200);
+        status(&v, &live).await == 200
+    })
+    .await;
+    assert!(synced.is_some(), "never synced after {cuts} cuts");
+    assert_eq!(set_size(&v).await, want);
+    assert_eq!(status(&v, &t1).await, 401);
+
+    // A revocation the mirror gets from the stream, then the stream trimmed
+    // past it and an entry only the set holds: the reconnect does a full
+    // resync, cut the same way. What the mirror holds stays.
+    let j2 = issuer_jti();
+    let t2 = token(&j2);
+    sink(&[redis.url()])
+        .await
+        .publish(Revocation::Jti { id: j2, exp })
+        .await
+        .unwrap();
+    let got = wait_until(Duration::from_secs(5), async || {
+        status(&v, &t2).await == 401
+    })
+    .await;
+    assert!(got.is_some(), "the published revocation never arrived");
+    let j3 = issuer_jti();
+    let t3 = token(&j3);
+    redis.cli(&["XTRIM", mcpgate::domain::revocation::LOG_KEY, "MAXLEN", "0"]);
+    redis.cli(&["ZADD", jtis, &(exp + 5_001).to_string(), &j3]);
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let mut resync_cuts = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while resync_cuts < 2 && std::time::Instant::now() < deadline {
+        resync_cuts += kill_scans(&mut conn).await.min(1);
+        for t in [&t1, &t2] {
+            wrongful += usize::from(status(&v, t).await == 200);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(resync_cuts >= 1, "no resync was cut");
+    let caught = wait_until(Duration::from_secs(30), async || {
+        for t in [&t1, &t2] {
+            wrongful += usize::from(status(&v, t).await == 200);
+        }
+        status(&v, &t3).await == 401
+    })
+    .await;
+    assert!(caught.is_some(), "the resync never finished after its cuts");
+    assert_eq!(wrongful, 0, "a revoked token was allowed during the cuts");
+    assert_eq!(status(&v, &live).await, 200);
+    assert_eq!(set_size(&v).await, want + 2.0);
+    v.shutdown().await;
+}
