@@ -859,6 +859,22 @@ def metrics(p: Proc) -> dict[str, float]:
     return out
 
 
+def decided_over(before: dict, after: dict) -> dict:
+    """Of the gRPC Checks between two scrapes, how many the verifier took
+    longer than each bound to decide (its own decision-latency histogram:
+    from the request read to the answer), and how many in all."""
+    name = "mcpgate_verifier_decision_duration_seconds"
+
+    def get(d: dict, suffix: str, le: str | None) -> float:
+        return sum(v for k, v in d.items() if k.startswith(name + suffix) and 'protocol="grpc"' in k
+                   and (le is None or f'le="{le}"' in k))
+    total = get(after, "_count", None) - get(before, "_count", None)
+    out = {"checks": total}
+    for le in ("0.001", "0.0025", "0.005"):
+        out[le] = total - (get(after, "_bucket", le) - get(before, "_bucket", le))
+    return out
+
+
 def allowed(before: dict, after: dict) -> tuple[float, float]:
     def tot(d, pred):
         return sum(v for k, v in d.items() if k.startswith("mcpgate_verifier_decisions_total") and pred(k))
@@ -982,10 +998,12 @@ def reconnect(v: Proc, rc: Resp, tmp: Path, frame: bytes, n: int, timeout: float
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
+    m0 = metrics(v)
     watcher.start()
     run = B.h2load("reconnect", url, v.pid, tmp, grpc_body=frame, seconds=seconds, clients=8, streams=1,
                    rate_per_client=250)
     watcher.join()
+    m1 = metrics(v)
     if "t" not in marks:
         fail("reconnect: the CLIENT KILL watcher did not run")
     reconnected, settled = marks.get("reconnected"), marks.get("settled")
@@ -993,7 +1011,7 @@ def reconnect(v: Proc, rc: Resp, tmp: Path, frame: bytes, n: int, timeout: float
     ran = {k.replace("|", " "): c - cmds0.get(k, 0) for k, c in after.items() if c != cmds0.get(k, 0)}
     pulled = int(rc.info("stats")["total_net_output_bytes"]) - out0 - (rc.received - recv0)
     return {"killed": marks["killed"], "reconnected_s": reconnected, "settled_s": settled, "pulled_bytes": pulled,
-            "commands": ran,
+            "commands": ran, "decided_over": decided_over(m0, m1),
             "p50_us": run.p50_us, "p99_us": run.p99_us, "max_us": run.extra.get("max_us", 0), "rps": run.rps,
             "failed": run.failed}
 
