@@ -63,7 +63,7 @@ const DEPTH: usize = 4;
 /// How many times in a row a resync looks for its place again (writes
 /// moved the ranks) without reading anything new, before it gives up (and
 /// starts over at the next reconcile).
-const RELOCATE_TRIES: usize = 16;
+const RELOCATE_TRIES: usize = 64;
 /// Stream entries read per XRANGE page.
 const LOG_PAGE: usize = 1_000;
 
