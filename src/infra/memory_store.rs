@@ -68,23 +68,25 @@ impl Inner {
         self.map.get(&ns).and_then(|m| m.get(key))
     }
 
-    fn remove(&mut self, ns: Namespace, key: &str) -> Option<Entry> {
+    /// Removes an entry and its expiry; returns it with its key.
+    fn remove_entry(&mut self, ns: Namespace, key: &str) -> Option<(Arc<str>, Entry)> {
         let (k, e) = self.map.get_mut(&ns)?.remove_entry(key)?;
-        if let Some(t) = e.expires {
-            self.expiry.remove(&(t, ns, k));
-        }
-        Some(e)
+        let Some(t) = e.expires else {
+            return Some((k, e));
+        };
+        let indexed = (t, ns, k);
+        self.expiry.remove(&indexed);
+        Some((indexed.2, e))
+    }
+
+    fn remove(&mut self, ns: Namespace, key: &str) -> Option<Entry> {
+        self.remove_entry(ns, key).map(|(_, e)| e)
     }
 
     fn insert(&mut self, ns: Namespace, key: &str, value: &[u8], expires: Option<u64>) {
-        let key: Arc<str> = match self.map.get_mut(&ns).and_then(|m| m.remove_entry(key)) {
-            // An overwrite: the key is reused, its old expiry dropped.
-            Some((k, old)) => {
-                if let Some(t) = old.expires {
-                    self.expiry.remove(&(t, ns, k.clone()));
-                }
-                k
-            }
+        // An overwrite reuses the key; its old expiry goes.
+        let key = match self.remove_entry(ns, key) {
+            Some((k, _)) => k,
             None => Arc::from(key),
         };
         if let Some(t) = expires {

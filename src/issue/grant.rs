@@ -260,13 +260,19 @@ impl Issuer {
             issued_at: rec.issued_at,
         })?;
         let grace = self.settings.refresh_grace;
-        let in_grace = to_json(&RotatedRefresh {
-            family_id: rec.family_id.clone(),
-            rotated_at: now,
-            grant: Some(rec.grant.clone()),
-            issued_at: rec.issued_at,
-        })?;
-        let gkey = grace_key(&key);
+        // The grace record (its key and value), for families of older
+        // issuers only.
+        let in_grace = if grace.is_zero() || grant_kept {
+            None
+        } else {
+            let value = to_json(&RotatedRefresh {
+                family_id: rec.family_id.clone(),
+                rotated_at: now,
+                grant: Some(rec.grant.clone()),
+                issued_at: rec.issued_at,
+            })?;
+            Some((grace_key(&key), value))
+        };
         let ttl = Some(self.settings.refresh_ttl);
         let bucket = self.generation_bucket();
         let gen_key = generation_key(&rec.family_id, bucket);
@@ -286,12 +292,12 @@ impl Issuer {
             },
             self.generation_op(&gen_key),
         ];
-        if !grace.is_zero() && !grant_kept {
+        if let Some((gkey, value)) = &in_grace {
             // Two seconds past the window: it is counted in whole seconds.
             ops.push(Op::PutIfAbsent {
                 ns: Namespace::RotatedRefresh,
-                key: &gkey,
-                value: &in_grace,
+                key: gkey,
+                value,
                 ttl: Some(grace + std::time::Duration::from_secs(2)),
             });
         }
