@@ -504,6 +504,13 @@ async fn cluster_failover_and_master_kill_under_load_lose_no_acknowledged_revoca
     }
 }
 
+/// An `Authorization` value: a token of `issuer` for `mcp` with this `jti`.
+fn bearer_with_jti(issuer: &str, key: &TestKey, jti: &str) -> String {
+    let mut c = claims(issuer, "mcp");
+    c["jti"] = jti.into();
+    format!("Bearer {}", key.sign(&c))
+}
+
 /// A `jti` in the issuer's own format (16 random bytes, base64url).
 fn issuer_jti() -> String {
     use base64::Engine;
@@ -624,11 +631,7 @@ async fn a_full_resync_reads_every_member_across_pages_and_ties() {
     }
     // Issuer-format jtis inside the long tie, at a page boundary of the
     // pairs, and among the distinct scores.
-    let token = |jti: &str| {
-        let mut c = claims(&iss.url, "mcp");
-        c["jti"] = jti.into();
-        format!("Bearer {}", key.sign(&c))
-    };
+    let token = |jti: &str| bearer_with_jti(&iss.url, &key, jti);
     let mut revoked = Vec::new();
     for score in [exp, exp + 100 + 4_999, exp + 20_000 + 7_777] {
         let j = issuer_jti();
@@ -796,11 +799,7 @@ async fn a_rank_scan_cut_by_lost_connections_starts_over_and_lets_nothing_throug
         &n.to_string(),
         &exp.to_string(),
     ]);
-    let token = |jti: &str| {
-        let mut c = claims(&iss.url, "mcp");
-        c["jti"] = jti.into();
-        format!("Bearer {}", key.sign(&c))
-    };
+    let token = |jti: &str| bearer_with_jti(&iss.url, &key, jti);
     // The revoked token sits last in the set: read by the scan's last page.
     let j1 = issuer_jti();
     redis.cli(&["ZADD", jtis, &(exp + 5_000).to_string(), &j1]);
