@@ -737,27 +737,38 @@ async fn a_full_resync_misses_nothing_while_the_ranks_shift_under_it() {
             round
         }
     });
-    let v = start(config(
-        &iss.url,
-        &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
-    ))
-    .await;
-    let size = async || set_size(&v).await;
+    // Each attempt is a fresh verifier, so a first sync (a set that only
+    // grows, judged by its size) that must read every stable member. Until
+    // one of them had to find its place again (the churn and the scan may
+    // not overlap on a given try), try again, up to five verifiers.
     let want = n as f64;
-    let synced = wait_until(Duration::from_secs(30), async || size().await >= want).await;
+    let mut attempts = 0;
+    let mut missed = None;
+    while attempts < 5 && missed.is_none() && calls(&redis, "zrank") == 0 {
+        attempts += 1;
+        let v = start(config(
+            &iss.url,
+            &[("MCPGW_VERIFIER_REDIS_URL", &redis.url())],
+        ))
+        .await;
+        let size = async || set_size(&v).await;
+        let synced = wait_until(Duration::from_secs(30), async || size().await >= want).await;
+        let got = size().await;
+        if synced.is_none() || got != want {
+            missed = Some(got);
+        }
+        v.shutdown().await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = churn.await.unwrap();
-    assert!(
-        synced.is_some(),
-        "the resync skipped members: {} of {want}",
-        size().await
+    assert_eq!(
+        missed, None,
+        "the resync skipped members: {missed:?} of {want} (attempt {attempts})"
     );
-    assert_eq!(size().await, want);
     assert!(
         calls(&redis, "zrank") > 0,
-        "the scan never had to find its place again ({rounds} rounds)"
+        "the scan never had to find its place again ({rounds} rounds, {attempts} verifiers)"
     );
-    v.shutdown().await;
 }
 
 /// Drops the connection of every client whose last command was a `ZRANGE`
