@@ -464,9 +464,14 @@ async fn cluster_failover_and_master_kill_under_load_lose_no_acknowledged_revoca
     // CLUSTER FAILOVER is asynchronous: on a slow machine the replica may
     // still be taking over after the steps above.
     let mut now_master = revocation_master(&nodes).0;
-    for _ in 0..200 {
+    for i in 0..200 {
         if now_master != master {
             break;
+        }
+        // A failover the replica could not start (not yet in sync) is
+        // asked for again.
+        if i % 40 == 39 {
+            rnode.cli(&["CLUSTER", "FAILOVER"]);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         now_master = revocation_master(&nodes).0;
